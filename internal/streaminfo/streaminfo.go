@@ -1,0 +1,100 @@
+// Package streaminfo records what happened to one downstream request: the
+// facts access logs, local replies, tracing and header substitutions read.
+package streaminfo
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/legate-proxy/legate/internal/http/message"
+)
+
+// ResponseFlags is Envoy's set of response flags (%RESPONSE_FLAGS%).
+type ResponseFlags uint32
+
+const (
+	FailedLocalHealthCheck           ResponseFlags = 1 << iota // LH
+	NoHealthyUpstream                                          // UH
+	UpstreamRequestTimeout                                     // UT
+	LocalReset                                                 // LR
+	UpstreamRemoteReset                                        // UR
+	UpstreamConnectionFailure                                  // UF
+	UpstreamConnectionTermination                              // UC
+	UpstreamOverflow                                           // UO
+	NoRouteFound                                               // NR
+	DelayInjected                                              // DI
+	FaultInjected                                              // FI
+	RateLimited                                                // RL
+	UpstreamRetryLimitExceeded                                 // URX
+	StreamIdleTimeout                                          // SI
+	DownstreamProtocolError                                    // DPE
+	UpstreamProtocolError                                      // UPE
+	NoClusterFound                                             // NC
+	DurationTimeout                                            // DT
+	DownstreamConnectionTermination                            // DC
+	UpstreamMaxStreamDurationReached                           // UMSDR
+)
+
+// flagCodes are in Envoy's output order.
+var flagCodes = []struct {
+	flag ResponseFlags
+	code string
+}{
+	{FailedLocalHealthCheck, "LH"}, {NoHealthyUpstream, "UH"}, {UpstreamRequestTimeout, "UT"},
+	{LocalReset, "LR"}, {UpstreamRemoteReset, "UR"}, {UpstreamConnectionFailure, "UF"},
+	{UpstreamConnectionTermination, "UC"}, {UpstreamOverflow, "UO"}, {NoRouteFound, "NR"},
+	{DelayInjected, "DI"}, {FaultInjected, "FI"}, {RateLimited, "RL"},
+	{UpstreamRetryLimitExceeded, "URX"}, {StreamIdleTimeout, "SI"}, {DownstreamProtocolError, "DPE"},
+	{UpstreamProtocolError, "UPE"}, {NoClusterFound, "NC"}, {DurationTimeout, "DT"},
+	{DownstreamConnectionTermination, "DC"}, {UpstreamMaxStreamDurationReached, "UMSDR"},
+}
+
+// String renders flags as Envoy does: comma-separated codes, "-" for none.
+func (f ResponseFlags) String() string {
+	if f == 0 {
+		return "-"
+	}
+	var b strings.Builder
+	for _, fc := range flagCodes {
+		if f&fc.flag != 0 {
+			if b.Len() > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(fc.code)
+		}
+	}
+	return b.String()
+}
+
+// StreamInfo is filled in as a request goes through the proxy. It is owned
+// by the stream's goroutine; nothing else writes it.
+type StreamInfo struct {
+	StartTime time.Time
+	// Monotonic offsets from StartTime; zero when not reached.
+	LastDownstreamRxByte time.Duration
+	FirstUpstreamTxByte  time.Duration
+	FirstUpstreamRxByte  time.Duration
+	LastDownstreamTxByte time.Duration
+
+	ConnectionID         uint64
+	DownstreamRemoteAddr netip.AddrPort // after x-forwarded-for processing when use_remote_address
+	DownstreamDirectAddr netip.AddrPort // the socket peer
+	DownstreamLocalAddr  netip.AddrPort
+	RequestedServerName  string // SNI
+	Protocol             message.Protocol
+
+	RouteName                      string
+	UpstreamCluster                string
+	UpstreamHost                   string // "ip:port"
+	UpstreamLocalAddr              string
+	UpstreamTransportFailureReason string
+
+	ResponseCode        int
+	ResponseCodeDetails string // e.g. "via_upstream", "route_not_found"
+	Flags               ResponseFlags
+
+	BytesReceived uint64
+	BytesSent     uint64
+	Attempts      uint32
+}
