@@ -4,7 +4,6 @@ package streaminfo
 
 import (
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/legate-proxy/legate/internal/http/message"
@@ -55,16 +54,23 @@ func (f ResponseFlags) String() string {
 	if f == 0 {
 		return "-"
 	}
-	var b strings.Builder
+	return string(f.AppendTo(nil))
+}
+
+// AppendTo appends the comma-separated codes (nothing for none), for
+// allocation-free access logs.
+func (f ResponseFlags) AppendTo(b []byte) []byte {
+	first := true
 	for _, fc := range flagCodes {
 		if f&fc.flag != 0 {
-			if b.Len() > 0 {
-				b.WriteByte(',')
+			if !first {
+				b = append(b, ',')
 			}
-			b.WriteString(fc.code)
+			first = false
+			b = append(b, fc.code...)
 		}
 	}
-	return b.String()
+	return b
 }
 
 // StreamInfo is filled in as a request goes through the proxy. It is owned

@@ -74,3 +74,16 @@ type ResponseWriter interface {
 	// failing stream knows whether a local reply is still possible.
 	HeaderWritten() bool
 }
+
+// RawStream is a connection after an HTTP/1.1 upgrade: plain bytes both
+// ways. CloseWrite half-closes when the transport supports it.
+type RawStream interface {
+	io.ReadWriteCloser
+}
+
+// Resetter is implemented by response writers that can abort a response
+// already under way (HTTP/1: close without ending the body; HTTP/2:
+// RST_STREAM), so a truncated upstream response never looks complete.
+type Resetter interface {
+	Reset()
+}

@@ -7,6 +7,7 @@ package cluster
 import (
 	"crypto/tls"
 	"io"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -79,9 +80,10 @@ type HostPool interface {
 // re-resolution and config updates while its address stays, so its
 // connection pool survives them.
 type Host struct {
-	Address  string // "ip:port", what is dialled
-	Hostname string // the DNS name it came from, if any (auto_host_rewrite)
-	Weight   uint32 // load_balancing_weight, 1 when unset
+	Address  string         // "ip:port" ("[v6]:port"), what is dialled
+	AddrPort netip.AddrPort // Address, parsed
+	Hostname string         // the DNS name it came from, if any (auto_host_rewrite)
+	Weight   uint32         // load_balancing_weight, 1 when unset
 
 	// ActiveRequests is read by LEAST_REQUEST and written by the router.
 	ActiveRequests atomic.Int64

@@ -1,62 +1,154 @@
 // Package connpool keeps per-host upstream connections: HTTP/1.1 keep-alive
 // pools and multiplexed HTTP/2 connections.
+//
+// The request path takes no pool lock: HTTP/1.1 idle connections sit in a
+// buffered channel used as a free list, HTTP/2 connections in an
+// atomically published slice. A mutex guards only HTTP/2 dialing and the
+// slice's replacement, which happen per connection, not per request.
 package connpool
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"io"
+	"net"
+	"slices"
+	"sync/atomic"
+	"time"
 
+	"github.com/legate-proxy/legate/internal/http/h2"
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
 
-// ResetReason says why an upstream stream failed before or after headers,
-// in Envoy's words (used in "reset reason: %s" local replies).
-type ResetReason uint8
-
-const (
-	ConnectionFailure        ResetReason = iota + 1 // "remote connection failure"
-	ConnectionTimeout                               // "connection timeout"
-	ConnectionTermination                           // "connection termination"
-	LocalReset                                      // "local reset"
-	RemoteReset                                     // "remote reset"
-	RemoteRefusedStreamReset                        // "remote refused stream reset"
-	Overflow                                        // "overflow"
-	ProtocolError                                   // "protocol error"
-)
-
-// Error is a failed upstream exchange.
-type Error struct {
-	Reason ResetReason
-	// TransportFailure is Envoy's "transport failure reason", e.g.
-	// "delayed connect error: Connection refused"; may be empty.
-	TransportFailure string
-	Err              error
-}
-
-func (e *Error) Error() string { return "not implemented" }
-func (e *Error) Unwrap() error { return e.Err }
+// maxIdlePerHost bounds the HTTP/1.1 free list; a connection released
+// when it is full is closed. Envoy keeps every connection, but it also
+// caps them with circuit breakers (1024 by default).
+const maxIdlePerHost = 1024
 
 // Pool is one host's connections.
 type Pool struct {
-	host    *cluster.Host
-	cluster *cluster.Cluster
+	host           *cluster.Host
+	cluster        *cluster.Cluster
+	settings       cluster.Settings
+	stats          *cluster.Stats
+	tlsConfig      *tls.Config
+	dialer         net.Dialer
+	connectTimeout time.Duration
+	closed         atomic.Bool
+
+	// HTTP/1.1
+	idle     chan *h1conn
+	sweeping atomic.Bool
+
+	// HTTP/2
+	h2t *h2.Transport
+	h2  h2state
 }
 
-// New returns a pool for host; it dials lazily.
-func New(c *cluster.Cluster, h *cluster.Host) *Pool { return &Pool{host: h, cluster: c} }
+// New returns a pool for host; it dials lazily. Everything derived from
+// the cluster's settings is computed here, once.
+func New(c *cluster.Cluster, h *cluster.Host) *Pool {
+	p := &Pool{
+		host:           h,
+		cluster:        c,
+		settings:       c.Settings,
+		stats:          c.Stats,
+		connectTimeout: c.Settings.ConnectTimeout,
+	}
+	if p.stats == nil {
+		// A cluster built without stats (tests, tools) still gets a
+		// working pool; its numbers go nowhere.
+		p.stats = cluster.NewStats(stats.NewStore().Scope("cluster." + c.Name + "."))
+	}
+	if p.connectTimeout <= 0 {
+		p.connectTimeout = 5 * time.Second // Envoy's connect_timeout default
+	}
+	if t := c.Settings.TLS; t != nil {
+		t = t.Clone()
+		if len(t.NextProtos) == 0 {
+			// With no alpn_protocols configured, Envoy offers the
+			// protocol the cluster is configured to speak.
+			if c.Settings.Protocol == cluster.HTTP2 {
+				t.NextProtos = []string{"h2"}
+			} else {
+				t.NextProtos = []string{"http/1.1"}
+			}
+		}
+		p.tlsConfig = t
+	}
+	if c.Settings.Protocol == cluster.HTTP2 {
+		p.h2t = h2.NewTransport(h2.ClientConfig{
+			MaxConcurrentStreams: c.Settings.H2MaxConcurrentStreams,
+			InitialStreamWindow:  c.Settings.H2InitialStreamWindow,
+			InitialConnWindow:    c.Settings.H2InitialConnWindow,
+			IdleTimeout:          c.Settings.IdleTimeout,
+		})
+		p.h2.conns.Store(&[]*h2conn{})
+	} else {
+		p.idle = make(chan *h1conn, maxIdlePerHost)
+	}
+	return p
+}
+
+// Host returns the host this pool dials.
+func (p *Pool) Host() *cluster.Host { return p.host }
 
 // RoundTrip sends req (streaming its body) and returns when the response
 // headers arrive. The response body streams; reading it to io.EOF or
-// closing it releases the connection. A 101 response to an Upgrade request
-// returns an upgraded stream from Upgraded.
+// closing it (the body implements io.Closer) releases the connection or
+// stream. ctx covers the whole exchange, body included: when it ends the
+// stream is reset and reads fail with ctx's error. A 101 response to an
+// Upgrade request returns an upgraded stream from Upgraded.
+//
+// Failures are *Error carrying Envoy's reset reason, or ctx's own error.
 func (p *Pool) RoundTrip(ctx context.Context, req *message.Request) (*message.Response, error) {
-	return nil, errors.New("connpool: not implemented")
+	if p.h2t != nil {
+		return p.roundTripH2(ctx, req)
+	}
+	return p.roundTripH1(ctx, req)
 }
 
-// Upgraded returns the raw byte stream of a 101 response from RoundTrip.
-func Upgraded(resp *message.Response) (io.ReadWriteCloser, bool) { return nil, false }
+// Upgraded returns the raw byte stream of a 101 response from RoundTrip:
+// reads return what the upstream sends (bytes it sent along with the 101
+// first), writes go to the upstream, Close closes the connection.
+func Upgraded(resp *message.Response) (io.ReadWriteCloser, bool) {
+	if resp == nil {
+		return nil, false
+	}
+	u, ok := resp.Body.(*upgradedStream)
+	return u, ok
+}
 
 // Close closes idle connections now and busy ones when they finish.
-func (p *Pool) Close() error { return nil }
+func (p *Pool) Close() error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if p.idle != nil {
+		p.drainIdle()
+	}
+	if p.h2t != nil {
+		p.h2.mu.Lock()
+		conns := slices.Clone(*p.h2.conns.Load())
+		p.h2.mu.Unlock()
+		for _, c := range conns {
+			// Shutdown sends GOAWAY and waits for open streams.
+			go c.cc.Shutdown(context.Background())
+		}
+	}
+	return nil
+}
+
+// drainIdle closes every connection in the free list.
+func (p *Pool) drainIdle() {
+	for {
+		select {
+		case c := <-p.idle:
+			c.nc.Close()
+		default:
+			return
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// proxy is one contender: how to configure and start it with one worker,
+// listening on 127.0.0.1:listen and forwarding to 127.0.0.1:upstream over
+// keep-alive connections.
+type proxy struct {
+	name    string
+	bin     string // path or name on $PATH
+	install string // hint when bin is missing
+	// command writes any config into dir and returns the argv to run.
+	command func(bin, dir string, listen, upstream int) ([]string, error)
+}
+
+func proxies(o options) []proxy {
+	return []proxy{
+		{name: "legate", bin: o.legate, install: "make build", command: legateCommand},
+		{name: "nginx", bin: o.nginx, install: "apt-get install nginx-light (or nginx)", command: nginxProxyCommand},
+		{name: "haproxy", bin: o.haproxy, install: "apt-get install haproxy", command: haproxyCommand},
+	}
+}
+
+// legateCommand: an Envoy bootstrap with one listener and one STATIC
+// cluster, everything else at Envoy's defaults (x-request-id generation,
+// x-forwarded-proto and x-envoy-* headers included), one worker.
+func legateCommand(bin, dir string, listen, upstream int) ([]string, error) {
+	cfg := fmt.Sprintf(`static_resources:
+  listeners:
+  - name: bench
+    address:
+      socket_address: {address: 127.0.0.1, port_value: %d}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {prefix: "/"}
+                route: {cluster: upstream}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    type: STATIC
+    lb_policy: ROUND_ROBIN
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {address: 127.0.0.1, port_value: %d}
+`, listen, upstream)
+	path := filepath.Join(dir, "legate.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	return []string{bin, "-c", path, "--concurrency", "1", "-l", "warning"}, nil
+}
+
+// nginxBase is the part of every nginx config that keeps nginx inside dir:
+// Debian's build points pid, logs and temp paths at system directories.
+func nginxBase(dir string) string {
+	return fmt.Sprintf(`daemon off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 4096; }
+`, dir)
+}
+
+func nginxHTTPBase(dir string) string {
+	return fmt.Sprintf(`    access_log off;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    # nginx closes a keep-alive connection after 1000 requests by default;
+    # the other proxies do not, so neither does this one.
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+`, dir)
+}
+
+// nginxProxyCommand: one worker, an upstream block with a keep-alive pool.
+func nginxProxyCommand(bin, dir string, listen, upstream int) ([]string, error) {
+	cfg := nginxBase(dir) + fmt.Sprintf(`http {
+%s
+    upstream backend {
+        server 127.0.0.1:%d;
+        keepalive 64;
+        keepalive_requests 10000000;
+    }
+    server {
+        listen 127.0.0.1:%d;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+`, nginxHTTPBase(dir), upstream, listen)
+	return nginxArgv(bin, dir, "nginx-proxy.conf", cfg)
+}
+
+// nginxUpstreamCommand: the shared upstream, answering "ok" from memory.
+func nginxUpstreamCommand(bin, dir string, listen int) ([]string, error) {
+	cfg := nginxBase(dir) + fmt.Sprintf(`http {
+%s
+    server {
+        listen 127.0.0.1:%d;
+        location / {
+            default_type text/plain;
+            return 200 "ok\n";
+        }
+    }
+}
+`, nginxHTTPBase(dir), listen)
+	return nginxArgv(bin, dir, "nginx-upstream.conf", cfg)
+}
+
+func nginxArgv(bin, dir, name, cfg string) ([]string, error) {
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	// -e: the error log before the config is read (Debian's default path may
+	// not be writable).
+	return []string{bin, "-p", dir, "-c", path, "-e", filepath.Join(dir, "error.log")}, nil
+}
+
+// haproxyCommand: one thread, connection reuse to the server, in the
+// foreground (-db).
+func haproxyCommand(bin, dir string, listen, upstream int) ([]string, error) {
+	cfg := fmt.Sprintf(`global
+    nbthread 1
+    maxconn 4096
+
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+
+frontend bench
+    bind 127.0.0.1:%d
+    default_backend upstream
+
+backend upstream
+    server up 127.0.0.1:%d
+`, listen, upstream)
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	return []string{bin, "-f", path, "-db"}, nil
+}

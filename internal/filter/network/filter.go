@@ -1,0 +1,50 @@
+// Package networkfilter is the contract between listeners and network
+// filters. In this release every filter chain ends in a terminal filter that
+// owns the connection (the HTTP connection manager).
+package networkfilter
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/legate-proxy/legate/internal/registry"
+	"github.com/legate-proxy/legate/internal/runtime"
+	"github.com/legate-proxy/legate/internal/stats"
+	"github.com/legate-proxy/legate/internal/upstream/cluster"
+)
+
+// Conn is an accepted downstream connection, after the TLS handshake.
+type Conn struct {
+	net.Conn
+	ID         uint64
+	TLS        *tls.ConnectionState // nil for plaintext
+	LocalAddr  netip.AddrPort
+	RemoteAddr netip.AddrPort
+}
+
+// Filter owns a connection until it returns. ctx is cancelled when the
+// listener drains: the filter finishes in-flight work, then returns.
+type Filter interface {
+	ServeConn(ctx context.Context, c *Conn)
+}
+
+// FactoryContext is what a filter factory may use at config time.
+type FactoryContext struct {
+	Clusters *cluster.Manager
+	Stats    *stats.Store
+	Runtime  *runtime.Snapshot
+	Logger   *slog.Logger
+	// NodeID and ClusterName identify this proxy (--service-node/-cluster).
+	NodeID, ClusterName string
+}
+
+// Factory builds a filter from its typed config.
+type Factory func(cfg proto.Message, fc *FactoryContext) (Filter, error)
+
+// Registry holds network filter factories by config type.
+var Registry = registry.New[Factory]("network filter")

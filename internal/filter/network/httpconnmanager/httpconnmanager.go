@@ -1,0 +1,24 @@
+// Package httpconnmanager registers the HTTP connection manager as a
+// network filter.
+package httpconnmanager
+
+import (
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
+
+	networkfilter "github.com/legate-proxy/legate/internal/filter/network"
+	"github.com/legate-proxy/legate/internal/http/hcm"
+)
+
+func init() {
+	networkfilter.Registry.Register(&hcmv3.HttpConnectionManager{}, New)
+}
+
+// New compiles the connection manager config.
+func New(cfg proto.Message, fc *networkfilter.FactoryContext) (networkfilter.Filter, error) {
+	return hcm.New(cfg.(*hcmv3.HttpConnectionManager), hcm.Deps{
+		Clusters: fc.Clusters,
+		Stats:    fc.Stats,
+		Logger:   fc.Logger,
+	})
+}

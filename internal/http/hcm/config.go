@@ -1,0 +1,232 @@
+// Package hcm is the HTTP connection manager: it picks the codec for a
+// connection, turns each request into a stream, applies Envoy's request and
+// response header processing, runs the HTTP filter chain, and writes local
+// replies and stats. Config is compiled once into an immutable Config.
+package hcm
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	httpfilter "github.com/legate-proxy/legate/internal/filter/http"
+	"github.com/legate-proxy/legate/internal/http/http1"
+	"github.com/legate-proxy/legate/internal/router"
+	"github.com/legate-proxy/legate/internal/stats"
+	"github.com/legate-proxy/legate/internal/upstream/cluster"
+)
+
+// Codec selects the downstream protocol.
+type Codec uint8
+
+const (
+	CodecAuto Codec = iota
+	CodecHTTP1
+	CodecHTTP2
+)
+
+// ServerHeader is server_header_transformation.
+type ServerHeader uint8
+
+const (
+	ServerHeaderOverwrite ServerHeader = iota
+	ServerHeaderAppendIfAbsent
+	ServerHeaderPassThrough
+)
+
+// Envoy's defaults.
+const (
+	defaultIdleTimeout       = time.Hour
+	defaultStreamIdleTimeout = 5 * time.Minute
+	defaultDrainTimeout      = 5 * time.Second
+	defaultMaxHeadersKB      = 60
+	defaultMaxHeaders        = 100
+	defaultServerName        = "envoy"
+	// defaultHeadersTimeout bounds how long a request's headers may take
+	// when request_headers_timeout is unset. Envoy leaves that unbounded
+	// but for the stream idle timeout; Legate applies the stream idle
+	// timeout to the header block as a whole so a client trickling bytes
+	// cannot hold a connection forever.
+)
+
+// Config is a compiled HttpConnectionManager.
+type Config struct {
+	StatPrefix            string
+	Codec                 Codec
+	Routes                *router.Table
+	Chain                 httpfilter.Handler
+	ServerName            string
+	ServerHeader          ServerHeader
+	UseRemoteAddress      bool
+	XffNumTrustedHops     uint32
+	SkipXffAppend         bool
+	GenerateRequestID     bool
+	PreserveExternalReqID bool
+	IdleTimeout           time.Duration // connection with no streams; 0 = none
+	StreamIdleTimeout     time.Duration // 0 = none
+	RequestTimeout        time.Duration // whole request received; 0 = none
+	RequestHeadersTimeout time.Duration // 0 = stream idle timeout
+	DrainTimeout          time.Duration
+	DelayedCloseTimeout   time.Duration
+	Limits                http1.Limits
+	H2                    H2Settings
+	// Upgrades lists upgrade types enabled at HCM level (lower-case).
+	Upgrades []UpgradeConfig
+	Stats    *Stats
+	Logger   *slog.Logger
+}
+
+// H2Settings are the downstream HTTP/2 options.
+type H2Settings struct {
+	MaxConcurrentStreams, InitialStreamWindow, InitialConnWindow uint32
+}
+
+// UpgradeConfig is one upgrade_configs entry.
+type UpgradeConfig struct {
+	Type    string // lower-case, e.g. "websocket"
+	Enabled bool
+}
+
+// Deps are what compiling an HCM needs from the rest of the server.
+type Deps struct {
+	Clusters *cluster.Manager
+	Stats    *stats.Store
+	Logger   *slog.Logger
+}
+
+// New compiles an HttpConnectionManager.
+func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
+	c := &Config{
+		StatPrefix:            pb.GetStatPrefix(),
+		ServerName:            pb.GetServerName(),
+		UseRemoteAddress:      pb.GetUseRemoteAddress().GetValue(),
+		XffNumTrustedHops:     pb.GetXffNumTrustedHops(),
+		SkipXffAppend:         pb.GetSkipXffAppend(),
+		GenerateRequestID:     boolOr(pb.GetGenerateRequestId().GetValue(), pb.GetGenerateRequestId() == nil),
+		PreserveExternalReqID: pb.GetPreserveExternalRequestId(),
+		IdleTimeout:           durationOr(pb.GetCommonHttpProtocolOptions().GetIdleTimeout(), defaultIdleTimeout),
+		StreamIdleTimeout:     durationOr(pb.GetStreamIdleTimeout(), defaultStreamIdleTimeout),
+		RequestTimeout:        durationOr(pb.GetRequestTimeout(), 0),
+		RequestHeadersTimeout: durationOr(pb.GetRequestHeadersTimeout(), 0),
+		DrainTimeout:          durationOr(pb.GetDrainTimeout(), defaultDrainTimeout),
+		DelayedCloseTimeout:   durationOr(pb.GetDelayedCloseTimeout(), time.Second),
+		Logger:                deps.Logger,
+	}
+	if c.ServerName == "" {
+		c.ServerName = defaultServerName
+	}
+	switch pb.GetCodecType() {
+	case hcmv3.HttpConnectionManager_AUTO:
+		c.Codec = CodecAuto
+	case hcmv3.HttpConnectionManager_HTTP1:
+		c.Codec = CodecHTTP1
+	case hcmv3.HttpConnectionManager_HTTP2:
+		c.Codec = CodecHTTP2
+	default:
+		return nil, fmt.Errorf("codec_type: %s is not supported", pb.GetCodecType())
+	}
+	switch pb.GetServerHeaderTransformation() {
+	case hcmv3.HttpConnectionManager_OVERWRITE:
+		c.ServerHeader = ServerHeaderOverwrite
+	case hcmv3.HttpConnectionManager_APPEND_IF_ABSENT:
+		c.ServerHeader = ServerHeaderAppendIfAbsent
+	case hcmv3.HttpConnectionManager_PASS_THROUGH:
+		c.ServerHeader = ServerHeaderPassThrough
+	}
+
+	kb := pb.GetMaxRequestHeadersKb().GetValue()
+	if pb.GetMaxRequestHeadersKb() == nil {
+		kb = defaultMaxHeadersKB
+	}
+	c.Limits = http1.Limits{MaxHeaderBytes: int(kb) << 10, MaxHeaders: defaultMaxHeaders}
+	if n := pb.GetCommonHttpProtocolOptions().GetMaxHeadersCount(); n != nil {
+		c.Limits.MaxHeaders = int(n.GetValue())
+	}
+	switch pb.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction() {
+	case corev3.HttpProtocolOptions_ALLOW:
+		c.Limits.Underscores = http1.AllowUnderscores
+	case corev3.HttpProtocolOptions_REJECT_REQUEST:
+		c.Limits.Underscores = http1.RejectUnderscores
+	case corev3.HttpProtocolOptions_DROP_HEADER:
+		c.Limits.Underscores = http1.DropUnderscores
+	}
+	h2 := pb.GetHttp2ProtocolOptions()
+	c.H2 = H2Settings{
+		MaxConcurrentStreams: h2.GetMaxConcurrentStreams().GetValue(),
+		InitialStreamWindow:  h2.GetInitialStreamWindowSize().GetValue(),
+		InitialConnWindow:    h2.GetInitialConnectionWindowSize().GetValue(),
+	}
+	for _, u := range pb.GetUpgradeConfigs() {
+		c.Upgrades = append(c.Upgrades, UpgradeConfig{
+			Type:    strings.ToLower(u.GetUpgradeType()),
+			Enabled: boolOr(u.GetEnabled().GetValue(), u.GetEnabled() == nil),
+		})
+	}
+
+	c.Stats = newStats(deps.Stats.Scope("http").Scope(c.StatPrefix))
+
+	rc := pb.GetRouteConfig()
+	if rc == nil {
+		return nil, fmt.Errorf("route_config is required (rds is not supported yet)")
+	}
+	validate := rc.GetValidateClusters() == nil || rc.GetValidateClusters().GetValue()
+	table, err := router.New(rc, router.Options{Cluster: deps.Clusters.Get, ValidateClusters: validate})
+	if err != nil {
+		return nil, fmt.Errorf("route_config: %w", err)
+	}
+	c.Routes = table
+
+	chain, err := buildChain(pb.GetHttpFilters(), &httpfilter.FactoryContext{
+		Clusters:   deps.Clusters,
+		Stats:      deps.Stats,
+		StatPrefix: "http." + c.StatPrefix + ".",
+		Logger:     deps.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.Chain = chain
+	return c, nil
+}
+
+// buildChain builds the filters back to front so each wraps the next.
+func buildChain(filters []*hcmv3.HttpFilter, fc *httpfilter.FactoryContext) (httpfilter.Handler, error) {
+	if len(filters) == 0 {
+		return nil, fmt.Errorf("http_filters: a terminal filter (router) is required")
+	}
+	var next httpfilter.Handler
+	for i := len(filters) - 1; i >= 0; i-- {
+		f := filters[i]
+		factory, msg, err := httpfilter.Registry.Lookup(f.GetTypedConfig())
+		if err != nil {
+			return nil, fmt.Errorf("http_filters[%d]: %w", i, err)
+		}
+		terminal := httpfilter.Terminal[string(msg.ProtoReflect().Descriptor().FullName())]
+		if terminal != (i == len(filters)-1) {
+			if terminal {
+				return nil, fmt.Errorf("http_filters[%d]: terminal filter %q must be the last filter", i, f.GetName())
+			}
+			return nil, fmt.Errorf("http_filters[%d]: the last filter must be terminal (e.g. the router), not %q", i, f.GetName())
+		}
+		h, err := factory(msg, fc, next)
+		if err != nil {
+			return nil, fmt.Errorf("http_filters[%d]: %w", i, err)
+		}
+		next = h
+	}
+	return next, nil
+}
+
+func boolOr(v, unset bool) bool { return v || unset }
+
+func durationOr(d *durationpb.Duration, def time.Duration) time.Duration {
+	if d == nil {
+		return def
+	}
+	return d.AsDuration()
+}

@@ -1,0 +1,292 @@
+package hcm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	networkfilter "github.com/legate-proxy/legate/internal/filter/network"
+	"github.com/legate-proxy/legate/internal/http/h2"
+	"github.com/legate-proxy/legate/internal/http/http1"
+	"github.com/legate-proxy/legate/internal/http/message"
+)
+
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// Connection states, for timeouts and draining.
+const (
+	stateIdle    int32 = iota // between requests: idle_timeout applies
+	stateHeaders              // a request's first byte has arrived
+	stateActive               // a stream is being served
+	stateClosing
+)
+
+// conn wraps a downstream connection: it counts bytes, replays bytes peeked
+// during codec detection, and moves read deadlines as the connection goes
+// from idle to reading headers to serving a stream.
+type conn struct {
+	net.Conn
+	nc    *networkfilter.Conn
+	cfg   *Config
+	state atomic.Int32
+	// replay holds bytes read while sniffing for the HTTP/2 preface.
+	replay []byte
+	// lastRefresh throttles stream-idle deadline updates to one a second.
+	lastRefresh time.Time
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	if len(c.replay) > 0 {
+		n := copy(p, c.replay)
+		c.replay = c.replay[n:]
+		c.onRead(n)
+		return n, nil
+	}
+	n, err := c.Conn.Read(p)
+	c.onRead(n)
+	return n, err
+}
+
+func (c *conn) onRead(n int) {
+	if n <= 0 {
+		return
+	}
+	c.cfg.Stats.CxRxBytesTotal.Add(uint64(n))
+	switch c.state.Load() {
+	case stateIdle:
+		if c.state.CompareAndSwap(stateIdle, stateHeaders) {
+			c.Conn.SetReadDeadline(deadline(c.headersTimeout()))
+		}
+	case stateActive:
+		c.refreshStreamIdle()
+	}
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.cfg.Stats.CxTxBytesTotal.Add(uint64(n))
+	}
+	return n, err
+}
+
+// headersTimeout is request_headers_timeout, or the stream idle timeout
+// when that is unset (see defaultHeadersTimeout's note in config.go).
+func (c *conn) headersTimeout() time.Duration {
+	if c.cfg.RequestHeadersTimeout > 0 {
+		return c.cfg.RequestHeadersTimeout
+	}
+	return c.cfg.StreamIdleTimeout
+}
+
+// refreshStreamIdle pushes the stream idle deadline forward on activity, at
+// most once a second so the hot path rarely touches the timer.
+func (c *conn) refreshStreamIdle() {
+	if c.cfg.StreamIdleTimeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(c.lastRefresh) < time.Second {
+		return
+	}
+	c.lastRefresh = now
+	d := now.Add(c.cfg.StreamIdleTimeout)
+	c.Conn.SetReadDeadline(d)
+	c.Conn.SetWriteDeadline(d)
+}
+
+func deadline(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
+}
+
+// ServeConn runs the connection until it closes, times out, or ctx is
+// cancelled (drain) and in-flight streams have finished.
+func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
+	st := cfg.Stats
+	start := time.Now()
+	st.CxTotal.Inc()
+	st.CxActive.Inc()
+	if nc.TLS != nil {
+		st.CxSSLTotal.Inc()
+	}
+	c := &conn{Conn: nc.Conn, nc: nc, cfg: cfg}
+	defer func() {
+		nc.Close()
+		st.CxActive.Dec()
+		st.CxDestroy.Inc()
+		st.CxLengthMs.Record(uint64(time.Since(start).Milliseconds()))
+	}()
+
+	useH2, err := c.detectH2()
+	if err != nil {
+		return
+	}
+	if useH2 {
+		st.CxHTTP2Total.Inc()
+		st.CxHTTP2Active.Inc()
+		defer st.CxHTTP2Active.Dec()
+		c.state.Store(stateActive)
+		h2.Serve(ctx, c, h2.ServerConfig{
+			MaxConcurrentStreams: cfg.H2.MaxConcurrentStreams,
+			InitialStreamWindow:  cfg.H2.InitialStreamWindow,
+			InitialConnWindow:    cfg.H2.InitialConnWindow,
+			IdleTimeout:          cfg.IdleTimeout,
+			MaxHeaderBytes:       cfg.Limits.MaxHeaderBytes,
+			MaxHeaders:           cfg.Limits.MaxHeaders,
+		}, func(req *message.Request, w message.ResponseWriter) {
+			if cfg.serveStream(ctx, c, req, w, nil) == endReset {
+				h2.AbortStream()
+			}
+		})
+		return
+	}
+	st.CxHTTP1Total.Inc()
+	st.CxHTTP1Active.Inc()
+	defer st.CxHTTP1Active.Dec()
+	cfg.serveHTTP1(ctx, c)
+}
+
+// detectH2 decides the codec: ALPN on TLS, the client preface on cleartext
+// AUTO (bytes read while sniffing are replayed to the chosen codec).
+func (c *conn) detectH2() (bool, error) {
+	switch c.cfg.Codec {
+	case CodecHTTP1:
+		return false, nil
+	case CodecHTTP2:
+		return true, nil
+	}
+	if c.nc.TLS != nil {
+		return c.nc.TLS.NegotiatedProtocol == "h2", nil
+	}
+	c.Conn.SetReadDeadline(deadline(c.cfg.IdleTimeout))
+	buf := make([]byte, 0, len(h2Preface))
+	for len(buf) < len(h2Preface) {
+		n, err := c.Conn.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if !bytes.HasPrefix([]byte(h2Preface), buf) {
+			break
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	c.replay = buf
+	c.cfg.Stats.CxRxBytesTotal.Add(uint64(len(buf)))
+	if len(buf) > 0 {
+		c.state.Store(stateHeaders)
+		c.Conn.SetReadDeadline(deadline(c.headersTimeout()))
+	}
+	return string(buf) == h2Preface, nil
+}
+
+// serveHTTP1 reads requests one after another on a keep-alive connection.
+func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
+	sc := http1.NewServerConn(c, cfg.Limits)
+	defer sc.Release()
+	// Draining wakes a connection parked between requests.
+	stop := context.AfterFunc(ctx, func() {
+		if c.state.CompareAndSwap(stateIdle, stateClosing) {
+			c.Conn.SetReadDeadline(time.Now())
+		}
+	})
+	defer stop()
+
+	var req message.Request
+	for {
+		// Bytes already arrived (sniffed preface) keep the headers deadline.
+		if c.state.Load() != stateHeaders {
+			c.state.Store(stateIdle)
+			if ctx.Err() == nil {
+				c.Conn.SetReadDeadline(deadline(cfg.IdleTimeout))
+			}
+			// Checked after setting the deadline: a drain that started in
+			// between may have had its wake-up overwritten.
+			if ctx.Err() != nil {
+				cfg.Stats.CxDrainClose.Inc()
+				return
+			}
+		}
+		req = message.Request{}
+		err := sc.ReadRequest(&req)
+		if err != nil {
+			cfg.readError(c, sc, err)
+			return
+		}
+		c.state.Store(stateActive)
+		c.lastRefresh = time.Time{}
+		c.refreshStreamIdle()
+		if cfg.StreamIdleTimeout <= 0 {
+			c.Conn.SetReadDeadline(time.Time{})
+			c.Conn.SetWriteDeadline(time.Time{})
+		}
+		if ctx.Err() != nil {
+			sc.CloseAfterResponse()
+		}
+		if cfg.serveStream(ctx, c, &req, sc.ResponseWriter(), sc) != endNormal {
+			return
+		}
+		if err := sc.FinishResponse(); err != nil || !sc.KeepAlive() {
+			return
+		}
+		c.Conn.SetWriteDeadline(time.Time{})
+		c.state.Store(stateIdle)
+	}
+}
+
+// readError handles a failed ReadRequest: a clean close, a timeout, or a
+// protocol error answered with Envoy's local reply before closing.
+func (cfg *Config) readError(c *conn, sc *http1.ServerConn, err error) {
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		switch c.state.Load() {
+		case stateIdle:
+			cfg.Stats.CxIdleTimeout.Inc()
+		case stateHeaders:
+			cfg.Stats.RqHeaderTimeout.Inc()
+			// Envoy answers a request header timeout with 408.
+			cfg.writeCodecError(c, sc, 408, "request_headers_timeout")
+		}
+		return
+	}
+	var pe *http1.ProtocolError
+	if errors.As(err, &pe) {
+		cfg.Stats.CxProtocolError.Inc()
+		if pe.Status == 431 || pe.Status == 413 {
+			cfg.Stats.RqTooLarge.Inc()
+		}
+		if pe.Details == underscoreDetails {
+			cfg.Stats.RejectedUnderscores.Inc()
+		}
+		cfg.writeCodecError(c, sc, pe.Status, pe.Details)
+	}
+}
+
+// underscoreDetails is the response code details of a request rejected for
+// underscores in header names.
+const underscoreDetails = "http1.unexpected_underscore"
+
+// writeCodecError answers a request the codec refused and closes.
+func (cfg *Config) writeCodecError(c *conn, sc *http1.ServerConn, status int, details string) {
+	c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	sc.CloseAfterResponse()
+	w := sc.ResponseWriter()
+	body := statusText(status)
+	h := message.Headers{{Name: "content-type", Value: "text/plain"}}
+	cfg.addResponseHeaders(&h, time.Now())
+	if w.WriteHeader(status, h, int64(len(body))) == nil {
+		w.Write([]byte(body))
+	}
+	sc.FinishResponse()
+	cfg.Stats.recordStatus(status)
+	cfg.Logger.Debug("rejected request", "status", status, "details", details, "remote", c.nc.RemoteAddr)
+}

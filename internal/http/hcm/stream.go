@@ -1,0 +1,307 @@
+package hcm
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	httpfilter "github.com/legate-proxy/legate/internal/filter/http"
+	"github.com/legate-proxy/legate/internal/http/http1"
+	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/router"
+	"github.com/legate-proxy/legate/internal/streaminfo"
+)
+
+// stream is one request's state, pooled so a request allocates little.
+type stream struct {
+	fs   httpfilter.Stream
+	info streaminfo.StreamInfo
+	rw   respWriter
+	cfg  *Config
+	sc   *http1.ServerConn // nil on HTTP/2
+	end  streamEnd
+}
+
+// streamEnd tells the codec loop how a stream finished.
+type streamEnd uint8
+
+const (
+	endNormal   streamEnd = iota
+	endHijacked           // an upgrade took the connection over
+	endReset              // the response was cut short: don't end it cleanly
+)
+
+var streamPool = sync.Pool{New: func() any { return new(stream) }}
+
+// serveStream runs one request through header processing, routing and the
+// filter chain. It reports whether the connection was taken over by an
+// upgrade or reset (the HTTP/1 loop must then stop using it).
+func (cfg *Config) serveStream(ctx context.Context, c *conn, req *message.Request, w message.ResponseWriter, sc *http1.ServerConn) streamEnd {
+	st := cfg.Stats
+	s := streamPool.Get().(*stream)
+	*s = stream{cfg: cfg, sc: sc}
+	s.info.StartTime = time.Now()
+	s.info.ConnectionID = c.nc.ID
+	s.info.DownstreamDirectAddr = c.nc.RemoteAddr
+	s.info.DownstreamLocalAddr = c.nc.LocalAddr
+	s.info.Protocol = req.Protocol
+	if c.nc.TLS != nil {
+		s.info.RequestedServerName = c.nc.TLS.ServerName
+	}
+	st.RqTotal.Inc()
+	st.RqActive.Inc()
+	if req.Protocol == message.HTTP2 {
+		st.RqHTTP2Total.Inc()
+	} else {
+		st.RqHTTP1Total.Inc()
+	}
+	s.rw = respWriter{inner: w, s: s}
+	s.fs = httpfilter.Stream{Ctx: ctx, Request: req, Response: &s.rw, Info: &s.info}
+	s.fs.SetReplier(cfg)
+
+	cfg.prepareRequest(s, req, c.nc.TLS != nil)
+	route, vh := cfg.Routes.Match(req)
+	s.fs.Route, s.fs.VirtualHost = route, vh
+	if route != nil {
+		s.info.RouteName = route.Name
+	}
+	if up, ok := req.Header.Get("upgrade"); ok && route != nil {
+		if !cfg.upgradeAllowed(route, up) {
+			st.RqWsOnNonWsRoute.Inc()
+			cfg.SendLocalReply(&s.fs, http.StatusForbidden, "", "upgrade_failed")
+			return cfg.endStream(s)
+		}
+		s.fs.Upgrade = strings.ToLower(up)
+		if sc != nil {
+			s.fs.HijackDownstream = s.hijack
+		}
+	}
+	cfg.Chain.ServeStream(&s.fs)
+	if !s.rw.HeaderWritten() {
+		cfg.SendLocalReply(&s.fs, http.StatusInternalServerError, "", "filter_chain_not_complete")
+	}
+	return cfg.endStream(s)
+}
+
+func (cfg *Config) endStream(s *stream) streamEnd {
+	st := cfg.Stats
+	s.info.LastDownstreamTxByte = time.Since(s.info.StartTime)
+	st.RqActive.Dec()
+	st.RqCompleted.Inc()
+	st.RqTime.Record(uint64(s.info.LastDownstreamTxByte.Milliseconds()))
+	end := s.end
+	*s = stream{}
+	streamPool.Put(s)
+	return end
+}
+
+// hijack hands the raw downstream connection to an upgraded stream.
+func (s *stream) hijack() (message.RawStream, bool) {
+	nc, r := s.sc.Hijack()
+	s.end = endHijacked
+	return rawStream{Reader: r, Conn: nc}, true
+}
+
+type rawStream struct {
+	io.Reader
+	net.Conn
+}
+
+func (r rawStream) Read(p []byte) (int, error) { return r.Reader.Read(p) }
+
+// upgradeAllowed applies upgrade_configs: the route's setting wins, else the
+// connection manager's.
+func (cfg *Config) upgradeAllowed(r *router.Route, upgrade string) bool {
+	hcmDefault := false
+	for _, u := range cfg.Upgrades {
+		if strings.EqualFold(u.Type, upgrade) {
+			hcmDefault = u.Enabled
+			break
+		}
+	}
+	return r.UpgradeEnabled(strings.ToLower(upgrade), hcmDefault)
+}
+
+// prepareRequest applies Envoy's request header processing: scheme,
+// x-forwarded-for / x-forwarded-proto, the trusted client address, internal
+// and external request handling, and x-request-id.
+func (cfg *Config) prepareRequest(s *stream, req *message.Request, tls bool) {
+	connScheme := "http"
+	if tls {
+		connScheme = "https"
+	}
+	if req.Scheme == "" {
+		req.Scheme = connScheme
+	}
+	peer := s.info.DownstreamDirectAddr
+	xff := req.Header.Value("x-forwarded-for")
+	if cfg.UseRemoteAddress {
+		s.info.DownstreamRemoteAddr = peer
+		if cfg.XffNumTrustedHops > 0 {
+			if a, ok := xffAddr(xff, int(cfg.XffNumTrustedHops)); ok {
+				s.info.DownstreamRemoteAddr = netip.AddrPortFrom(a, 0)
+			}
+		}
+		if !cfg.SkipXffAppend {
+			if xff == "" {
+				req.Header.Set("x-forwarded-for", peer.Addr().String())
+			} else {
+				req.Header.Set("x-forwarded-for", xff+","+peer.Addr().String())
+			}
+		}
+		req.Header.Set("x-forwarded-proto", connScheme)
+	} else {
+		s.info.DownstreamRemoteAddr = peer
+		if a, ok := xffAddr(xff, int(cfg.XffNumTrustedHops)+1); ok {
+			s.info.DownstreamRemoteAddr = netip.AddrPortFrom(a, 0)
+		}
+		if !req.Header.Has("x-forwarded-proto") {
+			req.Header.Add("x-forwarded-proto", connScheme)
+		}
+	}
+
+	// An edge request comes straight from an untrusted client: its x-envoy-*
+	// headers must not steer the proxy or mislead upstreams.
+	edge := false
+	if cfg.UseRemoteAddress {
+		req.Header.Del("x-envoy-internal")
+		if isInternal(s.info.DownstreamRemoteAddr.Addr()) {
+			req.Header.Add("x-envoy-internal", "true")
+		} else {
+			edge = true
+			stripEnvoyHeaders(&req.Header)
+			req.Header.Set("x-envoy-external-address", s.info.DownstreamRemoteAddr.Addr().String())
+		}
+	}
+
+	if cfg.GenerateRequestID {
+		if !req.Header.Has("x-request-id") {
+			req.Header.Add("x-request-id", newRequestID())
+		} else if edge && !cfg.PreserveExternalReqID {
+			req.Header.Set("x-request-id", newRequestID())
+		}
+	}
+}
+
+// xffAddr returns the n-th address from the right of an x-forwarded-for
+// value (n starts at 1).
+func xffAddr(xff string, n int) (netip.Addr, bool) {
+	if xff == "" || n <= 0 {
+		return netip.Addr{}, false
+	}
+	for range n - 1 {
+		i := strings.LastIndexByte(xff, ',')
+		if i < 0 {
+			return netip.Addr{}, false
+		}
+		xff = xff[:i]
+	}
+	if i := strings.LastIndexByte(xff, ','); i >= 0 {
+		xff = xff[i+1:]
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(xff))
+	return a, err == nil
+}
+
+// isInternal reports whether a is an RFC 1918, loopback or unique-local
+// address, Envoy's definition of an internal request.
+func isInternal(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsLoopback() || a.IsPrivate()
+}
+
+// stripEnvoyHeaders drops x-envoy-* request headers an external client sent.
+func stripEnvoyHeaders(h *message.Headers) {
+	s := *h
+	j := 0
+	for _, f := range s {
+		if !strings.HasPrefix(f.Name, "x-envoy-") {
+			s[j] = f
+			j++
+		}
+	}
+	clear(s[j:])
+	*h = s[:j]
+}
+
+// addResponseHeaders adds what the connection manager puts on every
+// response: date and server.
+func (cfg *Config) addResponseHeaders(h *message.Headers, now time.Time) {
+	h.Set("date", httpDate.get(now))
+	switch cfg.ServerHeader {
+	case ServerHeaderOverwrite:
+		h.Set("server", cfg.ServerName)
+	case ServerHeaderAppendIfAbsent:
+		if !h.Has("server") {
+			h.Add("server", cfg.ServerName)
+		}
+	}
+}
+
+// SendLocalReply writes a response generated by the proxy, as Envoy does:
+// text/plain body (none for HEAD), content-length, date and server.
+func (cfg *Config) SendLocalReply(fs *httpfilter.Stream, status int, body, details string) {
+	fs.Info.ResponseCodeDetails = details
+	if fs.Response.HeaderWritten() {
+		// Too late for a reply: the response has started. The codec
+		// resets the stream (HTTP/2) or closes the connection (HTTP/1).
+		cfg.Stats.RqResetAfterResponseStarted.Inc()
+		return
+	}
+	var h message.Headers
+	if body != "" {
+		h = message.Headers{{Name: "content-type", Value: "text/plain"}}
+	}
+	if err := fs.Response.WriteHeader(status, h, int64(len(body))); err != nil {
+		return
+	}
+	if body != "" && fs.Request.Method != http.MethodHead {
+		io.WriteString(fs.Response, body)
+	}
+}
+
+// respWriter is the stream's view of the downstream response: it adds the
+// connection manager's headers and records status and bytes.
+type respWriter struct {
+	inner message.ResponseWriter
+	s     *stream
+}
+
+func (w *respWriter) WriteHeader(status int, h message.Headers, contentLength int64) error {
+	cfg := w.s.cfg
+	cfg.addResponseHeaders(&h, time.Now())
+	w.s.info.ResponseCode = status
+	if status >= 200 || status == 101 {
+		cfg.Stats.recordStatus(status)
+	}
+	if w.s.sc != nil && (w.s.fs.Ctx.Err() != nil) {
+		w.s.sc.CloseAfterResponse()
+	}
+	return w.inner.WriteHeader(status, h, contentLength)
+}
+
+func (w *respWriter) Write(p []byte) (int, error) {
+	n, err := w.inner.Write(p)
+	w.s.info.BytesSent += uint64(n)
+	return n, err
+}
+
+// Reset aborts a response already under way.
+func (w *respWriter) Reset() {
+	w.s.end = endReset
+	w.s.cfg.Stats.RqTxReset.Inc()
+}
+
+func (w *respWriter) Flush() error                          { return w.inner.Flush() }
+func (w *respWriter) WriteTrailers(h message.Headers) error { return w.inner.WriteTrailers(h) }
+func (w *respWriter) HeaderWritten() bool                   { return w.inner.HeaderWritten() }
+
+// statusText is the body of codec-level error replies.
+func statusText(code int) string {
+	return http.StatusText(code)
+}

@@ -1,0 +1,251 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/legate-proxy/legate/internal/admin"
+	"github.com/legate-proxy/legate/internal/listener"
+	"github.com/legate-proxy/legate/internal/logging"
+	"github.com/legate-proxy/legate/internal/stats"
+	"github.com/legate-proxy/legate/internal/version"
+)
+
+// adminServer is the admin listener and its handler.
+type adminServer struct {
+	address string // "" when the bootstrap has no admin
+	handler http.Handler
+	ln      net.Listener
+	cancel  context.CancelFunc
+	done    chan struct{}
+	stats   *stats.ServerStats
+	logFile *os.File
+}
+
+func (s *Server) buildAdmin() error {
+	ss := stats.NewServerStats(s.store, s.start)
+	ss.Concurrency.Set(int64(s.opts.Concurrency))
+	s.admin = &adminServer{stats: ss}
+	ab := s.opts.Bootstrap.GetAdmin()
+	if sa := ab.GetAddress().GetSocketAddress(); sa != nil {
+		s.admin.address = net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(sa.GetPortValue())))
+	} else if ab.GetAddress() != nil {
+		return fmt.Errorf("admin.address: only socket_address is supported")
+	}
+	handler := admin.New(admin.Deps{
+		Store:       s.store,
+		ServerStats: ss,
+		State:       s.adminState,
+		StartTime:   s.start,
+		Clusters: func(w io.Writer, json bool) {
+			if json {
+				s.clusters.WriteJSON(w)
+			} else {
+				s.clusters.WriteText(w)
+			}
+		},
+		Listeners:       s.writeListeners,
+		ConfigDump:      func() (proto.Message, error) { return s.ConfigDump() },
+		ServerInfo:      s.serverInfo,
+		SetHealthFailed: func(failed bool) { s.healthy.Store(!failed) },
+		Quit:            s.Quit,
+		SetLogLevel:     s.setLogLevel,
+		Loggers: func() []admin.Logger {
+			return []admin.Logger{{Name: "legate", Level: logging.LevelName(s.opts.LogLevel.Level())}}
+		},
+	})
+	if p := ab.GetAccessLogPath(); p != "" && p != os.DevNull {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("admin.access_log_path: %w", err)
+		}
+		s.admin.logFile = f
+		handler = accessLogged(handler, f)
+	}
+	s.admin.handler = handler
+	return nil
+}
+
+// accessLogged writes one line per admin request to the admin access log,
+// in the shape of Envoy's default access log format.
+func accessLogged(h http.Handler, w io.Writer) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: rw, status: 200}
+		h.ServeHTTP(rec, r)
+		fmt.Fprintf(w, "[%s] \"%s %s %s\" %d - 0 %d %d \"%s\" \"%s\"\n",
+			start.UTC().Format("2006-01-02T15:04:05.000Z"), r.Method, r.URL.RequestURI(), r.Proto,
+			rec.status, rec.bytes, time.Since(start).Milliseconds(), r.RemoteAddr, r.UserAgent())
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (r *statusRecorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += n
+	return n, err
+}
+
+// adminState is what /ready and server.state report: a server failing its
+// health checks is DRAINING, as in Envoy.
+func (s *Server) adminState() stats.ServerState {
+	switch s.State() {
+	case Live:
+		if !s.healthy.Load() {
+			return stats.StateDraining
+		}
+		return stats.StateLive
+	case Draining:
+		return stats.StateDraining
+	}
+	return stats.StatePreInitializing
+}
+
+func (s *Server) setLogLevel(_, level string) error {
+	l, err := logging.ParseLevel(level)
+	if err != nil {
+		return err
+	}
+	if s.opts.LogLevel != nil {
+		s.opts.LogLevel.Set(l)
+	}
+	return nil
+}
+
+func (s *Server) bindAdmin() error {
+	a := s.admin
+	if a.address == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.address)
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	a.ln = ln
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel, a.done = cancel, make(chan struct{})
+	go func() {
+		defer close(a.done)
+		admin.Serve(ctx, ln, a.handler)
+	}()
+	go s.refreshServerStats(ctx)
+	s.logger.Info("admin address", "address", ln.Addr().String())
+	return nil
+}
+
+// refreshServerStats keeps server.* gauges current for sinks and scrapes.
+func (s *Server) refreshServerStats(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		st := s.adminState()
+		s.admin.stats.SetState(st)
+		s.admin.stats.SetLive(s.State() == Live)
+		s.admin.stats.Refresh()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) shutdownAdmin() {
+	if s.admin == nil || s.admin.cancel == nil {
+		return
+	}
+	s.admin.cancel()
+	<-s.admin.done
+}
+
+// AdminAddr is the bound admin address, nil without an admin.
+func (s *Server) AdminAddr() net.Addr {
+	if s.admin == nil || s.admin.ln == nil {
+		return nil
+	}
+	return s.admin.ln.Addr()
+}
+
+func (s *Server) serverInfo() *adminv3.ServerInfo {
+	st := adminv3.ServerInfo_PRE_INITIALIZING
+	switch s.adminState() {
+	case stats.StateLive:
+		st = adminv3.ServerInfo_LIVE
+	case stats.StateDraining:
+		st = adminv3.ServerInfo_DRAINING
+	}
+	up := durationpb.New(time.Since(s.start).Truncate(time.Second))
+	return &adminv3.ServerInfo{
+		Version:            version.String(),
+		State:              st,
+		HotRestartVersion:  "disabled",
+		UptimeCurrentEpoch: up,
+		UptimeAllEpochs:    up,
+		CommandLineOptions: &adminv3.CommandLineOptions{
+			ServiceNode:    s.nodeID,
+			ServiceCluster: s.nodeClstr,
+			Concurrency:    uint32(s.opts.Concurrency),
+			DrainTime:      durationpb.New(s.opts.DrainTime),
+			LogLevel:       logging.LevelName(s.opts.LogLevel.Level()),
+			Mode:           adminv3.CommandLineOptions_Serve,
+		},
+		Node: &corev3.Node{Id: s.nodeID, Cluster: s.nodeClstr, UserAgentName: "legate", UserAgentVersionType: &corev3.Node_UserAgentVersion{UserAgentVersion: version.Version}},
+	}
+}
+
+// writeListeners renders /listeners: "name::address" lines, or Envoy's
+// envoy.admin.v3.Listeners JSON.
+func (s *Server) writeListeners(w io.Writer, asJSON bool) {
+	if !asJSON {
+		for _, l := range s.listeners {
+			fmt.Fprintf(w, "%s::%s\n", l.Name, listenerAddr(l))
+		}
+		return
+	}
+	out := &adminv3.Listeners{}
+	for _, l := range s.listeners {
+		host, port, _ := net.SplitHostPort(listenerAddr(l))
+		p, _ := strconv.Atoi(port)
+		out.ListenerStatuses = append(out.ListenerStatuses, &adminv3.ListenerStatus{
+			Name: l.Name,
+			LocalAddress: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+				Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(p)},
+			}}},
+		})
+	}
+	b, _ := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(out)
+	w.Write(b)
+}
+
+func listenerAddr(l *listener.Listener) string {
+	if a := l.Addr(); a != nil {
+		return a.String()
+	}
+	return l.Address
+}
+
+// Close releases what New built, for validate mode and failed starts.
+func (s *Server) Close() {
+	s.clusters.Close()
+	if s.admin != nil && s.admin.logFile != nil {
+		s.admin.logFile.Close()
+	}
+}

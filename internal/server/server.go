@@ -1,0 +1,244 @@
+// Package server builds a running proxy from a bootstrap and owns its
+// lifecycle: clusters first, then listeners, then serving; on shutdown it
+// stops accepting, drains in-flight requests within the drain time, and
+// closes upstream pools.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+
+	networkfilter "github.com/legate-proxy/legate/internal/filter/network"
+	"github.com/legate-proxy/legate/internal/listener"
+	"github.com/legate-proxy/legate/internal/runtime"
+	"github.com/legate-proxy/legate/internal/stats"
+	"github.com/legate-proxy/legate/internal/upstream/cluster"
+	"github.com/legate-proxy/legate/internal/upstream/connpool"
+
+	// Extensions register themselves by config type.
+	_ "github.com/legate-proxy/legate/internal/filter/http/router"
+	_ "github.com/legate-proxy/legate/internal/filter/network/httpconnmanager"
+)
+
+// State is the server's life stage, as /server_info reports it.
+type State int32
+
+const (
+	PreInitializing State = iota
+	Live
+	Draining
+)
+
+func (s State) String() string {
+	switch s {
+	case Live:
+		return "LIVE"
+	case Draining:
+		return "DRAINING"
+	}
+	return "PRE_INITIALIZING"
+}
+
+// Options configure a server.
+type Options struct {
+	Bootstrap      *bootstrapv3.Bootstrap
+	ServiceNode    string // overrides node.id
+	ServiceCluster string // overrides node.cluster
+	DrainTime      time.Duration
+	Concurrency    int
+	Logger         *slog.Logger
+	LogLevel       *slog.LevelVar
+	CommandLine    []string
+	// InitTimeout bounds the wait for clusters' first DNS resolution.
+	InitTimeout time.Duration
+}
+
+// Server is a built proxy.
+type Server struct {
+	opts      Options
+	logger    *slog.Logger
+	store     *stats.Store
+	runtime   *runtime.Snapshot
+	clusters  *cluster.Manager
+	listeners []*listener.Listener
+	admin     *adminServer
+	start     time.Time
+	state     atomic.Int32
+	healthy   atomic.Bool // false after POST /healthcheck/fail
+	quit      chan struct{}
+	quitOnce  atomic.Bool
+	nodeID    string
+	nodeClstr string
+}
+
+// New builds everything from the bootstrap; it binds nothing, so it is also
+// what --mode validate runs.
+func New(opts Options) (*Server, error) {
+	bs := opts.Bootstrap
+	s := &Server{opts: opts, logger: opts.Logger, store: stats.NewStore(), start: time.Now(), quit: make(chan struct{})}
+	if s.logger == nil {
+		s.logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	s.healthy.Store(true)
+	s.nodeID, s.nodeClstr = bs.GetNode().GetId(), bs.GetNode().GetCluster()
+	if opts.ServiceNode != "" {
+		s.nodeID = opts.ServiceNode
+	}
+	if opts.ServiceCluster != "" {
+		s.nodeClstr = opts.ServiceCluster
+	}
+
+	var errs []error
+	rt, err := runtime.New(bs.GetLayeredRuntime().GetLayers())
+	if err != nil {
+		errs = append(errs, fmt.Errorf("layered_runtime: %w", err))
+	}
+	s.runtime = rt
+
+	s.clusters, err = cluster.NewManager(bs.GetStaticResources().GetClusters(), cluster.Options{
+		Stats:  s.store,
+		Logger: s.logger,
+		NewPool: func(c *cluster.Cluster, h *cluster.Host) cluster.HostPool {
+			return connpool.New(c, h)
+		},
+	})
+	if err != nil {
+		return nil, errors.Join(append(errs, fmt.Errorf("static_resources.clusters: %w", err))...)
+	}
+
+	fc := &networkfilter.FactoryContext{
+		Clusters: s.clusters, Stats: s.store, Runtime: rt, Logger: s.logger,
+		NodeID: s.nodeID, ClusterName: s.nodeClstr,
+	}
+	var connIDs atomic.Uint64
+	seen := map[string]int{}
+	for i, pb := range bs.GetStaticResources().GetListeners() {
+		l, err := listener.Build(pb, fc, &connIDs)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("static_resources.listeners[%d]: %w", i, err))
+			continue
+		}
+		if j, dup := seen[l.Name]; dup {
+			errs = append(errs, fmt.Errorf("static_resources.listeners[%d]: duplicate listener name %q (also listeners[%d])", i, l.Name, j))
+			continue
+		}
+		seen[l.Name] = i
+		s.listeners = append(s.listeners, l)
+	}
+	if err := s.buildAdmin(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		s.clusters.Close()
+		return nil, errors.Join(errs...)
+	}
+	s.store.Gauge("listener_manager.total_listeners_active", stats.NeverImport).Set(int64(len(s.listeners)))
+	s.store.Counter("listener_manager.listener_added").Add(uint64(len(s.listeners)))
+	s.store.Counter("listener_manager.listener_create_success").Add(uint64(len(s.listeners)))
+	return s, nil
+}
+
+// Run binds the admin and the listeners, serves until ctx is cancelled or
+// /quitquitquit is posted, then drains and returns.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.bindAdmin(); err != nil {
+		return err
+	}
+	s.clusters.Start(ctx)
+	initTimeout := s.opts.InitTimeout
+	if initTimeout == 0 {
+		initTimeout = 30 * time.Second
+	}
+	select {
+	case <-s.clusters.Initialized():
+	case <-time.After(initTimeout):
+		s.logger.Warn("clusters did not finish initializing; starting listeners anyway", "timeout", initTimeout)
+	case <-ctx.Done():
+		s.shutdownAdmin()
+		s.clusters.Close()
+		return nil
+	}
+	for _, l := range s.listeners {
+		if err := l.Bind(); err != nil {
+			for _, o := range s.listeners {
+				o.Close()
+			}
+			s.shutdownAdmin()
+			s.clusters.Close()
+			return err
+		}
+	}
+	drainCtx, startDrain := context.WithCancel(context.Background())
+	defer startDrain()
+	for _, l := range s.listeners {
+		s.logger.Info("listener started", "name", l.Name, "address", l.Addr().String())
+		go l.Serve(drainCtx)
+	}
+	s.state.Store(int32(Live))
+	s.logger.Info("all listeners started; server is live")
+
+	select {
+	case <-ctx.Done():
+	case <-s.quit:
+	}
+	s.drain(startDrain)
+	return nil
+}
+
+// drain stops accepting, asks connections to finish their in-flight
+// requests, and waits for them up to the drain time.
+func (s *Server) drain(startDrain context.CancelFunc) {
+	s.state.Store(int32(Draining))
+	s.logger.Info("draining", "drain_time", s.opts.DrainTime)
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	startDrain()
+	dt := s.opts.DrainTime
+	if dt <= 0 {
+		dt = 600 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dt)
+	defer cancel()
+	for _, l := range s.listeners {
+		if err := l.Wait(ctx); err != nil {
+			s.logger.Warn("drain time elapsed with connections still open", "listener", l.Name, "open", l.ActiveConnections())
+		}
+	}
+	s.clusters.Close()
+	s.shutdownAdmin()
+	s.logger.Info("shutdown complete")
+}
+
+// Quit asks Run to drain and return (POST /quitquitquit).
+func (s *Server) Quit() {
+	if s.quitOnce.CompareAndSwap(false, true) {
+		close(s.quit)
+	}
+}
+
+// State reports the life stage.
+func (s *Server) State() State { return State(s.state.Load()) }
+
+// ListenerAddrs returns the bound address of each listener by name.
+func (s *Server) ListenerAddrs() map[string]net.Addr {
+	out := map[string]net.Addr{}
+	for _, l := range s.listeners {
+		out[l.Name] = l.Addr()
+	}
+	return out
+}
+
+// Stats returns the stats store.
+func (s *Server) Stats() *stats.Store { return s.store }
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,156 @@
+package connpool
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/stats"
+	"github.com/legate-proxy/legate/internal/upstream/cluster"
+)
+
+type testPool struct {
+	*Pool
+	store *stats.Store
+	c     *cluster.Cluster
+	h     *cluster.Host
+}
+
+func newTestPool(t testing.TB, addr string, s cluster.Settings) *testPool {
+	t.Helper()
+	store := stats.NewStore()
+	c := &cluster.Cluster{Name: "test", Settings: s, Stats: cluster.NewStats(store.Scope("cluster.test."))}
+	h := &cluster.Host{Address: addr, Weight: 1}
+	p := New(c, h)
+	t.Cleanup(func() { p.Close() })
+	return &testPool{Pool: p, store: store, c: c, h: h}
+}
+
+func (tp *testPool) counter(name string) uint64 {
+	return tp.store.Counter("cluster.test." + name).Value()
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func get(path string) *message.Request {
+	return &message.Request{Method: "GET", Scheme: "http", Authority: "upstream", Path: path, Protocol: message.HTTP11}
+}
+
+// readAll reads a response body to EOF.
+func readAll(t testing.TB, resp *message.Response) string {
+	t.Helper()
+	if resp.Body == nil {
+		return ""
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading body: %v", err)
+	}
+	return string(b)
+}
+
+// countingListener counts accepted connections and tracks them.
+type countingListener struct {
+	net.Listener
+	accepted atomic.Int64
+	mu       sync.Mutex
+	conns    []net.Conn
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted.Add(1)
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// rawServer runs handle on every accepted connection.
+func rawServer(t testing.TB, handle func(net.Conn)) string {
+	t.Helper()
+	ln := listen(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() { defer wg.Done(); defer c.Close(); handle(c) }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// readRequestHead reads one request head (no body) from br.
+func readRequestHead(br *bufio.Reader) (string, error) {
+	var sb strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		sb.WriteString(line)
+		if line == "\r\n" {
+			return sb.String(), nil
+		}
+	}
+}
+
+// waitFor polls cond for up to 10 s; for effects that have no event to
+// wait on (a peer noticing a close).
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func context_WithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
