@@ -140,6 +140,10 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	defer stopUpstream()
 
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		// Other work on the host inflates CPU per request; say how busy it was.
+		fmt.Fprintf(out, "host: %d CPUs, load average %s\n", runtime.NumCPU(), strings.Join(strings.Fields(string(la))[:3], " "))
+	}
 	fmt.Fprintf(out, "upstream: %s on 127.0.0.1:%d\n", upstreamDesc, upPort)
 	fmt.Fprintf(out, "load: wrk -t%d -c%d -d%s --latency (after a %s warm-up)", o.threads, o.connections, o.duration, o.warmup)
 	if pin {

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 net/http's own HTTP/2 cannot serve or dial over a caller-owned net.Conn; x/net/http2 still can (from go1.27 it wraps net/http behind the same API).
+
 package h2
 
 import (
@@ -312,9 +314,12 @@ func (b *responseBody) finish() {
 func (b *responseBody) Trailers() message.Headers { return b.trailers }
 
 // Close ends the stream, resetting it (RST_STREAM CANCEL) if the body was
-// not read to the end.
+// not read to the end. x/net's Close waits for the request body writer,
+// which may sit in a Read of a stalled downstream body, so it runs apart.
 func (b *responseBody) Close() error {
-	b.res.Body.Close()
+	if !b.done {
+		go b.res.Body.Close()
+	}
 	b.finish()
 	return nil
 }

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 net/http's own HTTP/2 cannot serve or dial over a caller-owned net.Conn; x/net/http2 still can (from go1.27 it wraps net/http behind the same API).
+
 package h2
 
 import (
@@ -23,8 +25,8 @@ type bytesBody struct {
 	tr message.Headers
 }
 
-func (b *bytesBody) Read(p []byte) (int, error)  { return b.r.Read(p) }
-func (b *bytesBody) Trailers() message.Headers { return b.tr }
+func (b *bytesBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+func (b *bytesBody) Trailers() message.Headers  { return b.tr }
 
 // serveLegate runs Serve for every connection accepted on a loopback
 // listener and returns its address.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -175,7 +176,11 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 		return nil, fmt.Errorf("route_config is required (rds is not supported yet)")
 	}
 	validate := rc.GetValidateClusters() == nil || rc.GetValidateClusters().GetValue()
-	table, err := router.New(rc, router.Options{Cluster: deps.Clusters.Get, ValidateClusters: validate})
+	table, err := router.New(rc, router.Options{
+		Cluster:              deps.Clusters.Get,
+		ValidateClusters:     validate,
+		SuppressEnvoyHeaders: suppressEnvoyHeaders(pb.GetHttpFilters()),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("route_config: %w", err)
 	}
@@ -220,6 +225,18 @@ func buildChain(filters []*hcmv3.HttpFilter, fc *httpfilter.FactoryContext) (htt
 		next = h
 	}
 	return next, nil
+}
+
+// suppressEnvoyHeaders reads the router filter's suppress_envoy_headers:
+// the route table needs it for x-envoy-original-path.
+func suppressEnvoyHeaders(filters []*hcmv3.HttpFilter) bool {
+	for _, f := range filters {
+		var r routerv3.Router
+		if f.GetTypedConfig().MessageIs(&r) && f.GetTypedConfig().UnmarshalTo(&r) == nil {
+			return r.GetSuppressEnvoyHeaders()
+		}
+	}
+	return false
 }
 
 func boolOr(v, unset bool) bool { return v || unset }

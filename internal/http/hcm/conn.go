@@ -118,6 +118,9 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 		st.CxSSLTotal.Inc()
 	}
 	c := &conn{Conn: nc.Conn, nc: nc, cfg: cfg}
+	// Draining cancels ctx; in-flight streams must still finish, so they
+	// get a context that drain does not cancel.
+	streamCtx := context.WithoutCancel(ctx)
 	defer func() {
 		nc.Close()
 		st.CxActive.Dec()
@@ -142,7 +145,7 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 			MaxHeaderBytes:       cfg.Limits.MaxHeaderBytes,
 			MaxHeaders:           cfg.Limits.MaxHeaders,
 		}, func(req *message.Request, w message.ResponseWriter) {
-			if cfg.serveStream(ctx, c, req, w, nil) == endReset {
+			if cfg.serveStream(streamCtx, c, req, w, nil) == endReset {
 				h2.AbortStream()
 			}
 		})
@@ -151,7 +154,7 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 	st.CxHTTP1Total.Inc()
 	st.CxHTTP1Active.Inc()
 	defer st.CxHTTP1Active.Dec()
-	cfg.serveHTTP1(ctx, c)
+	cfg.serveHTTP1(ctx, streamCtx, c)
 }
 
 // detectH2 decides the codec: ALPN on TLS, the client preface on cleartext
@@ -188,7 +191,7 @@ func (c *conn) detectH2() (bool, error) {
 }
 
 // serveHTTP1 reads requests one after another on a keep-alive connection.
-func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
+func (cfg *Config) serveHTTP1(ctx, streamCtx context.Context, c *conn) {
 	sc := http1.NewServerConn(c, cfg.Limits)
 	defer sc.Release()
 	// Draining wakes a connection parked between requests.
@@ -230,7 +233,7 @@ func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
 		if ctx.Err() != nil {
 			sc.CloseAfterResponse()
 		}
-		if cfg.serveStream(ctx, c, &req, sc.ResponseWriter(), sc) != endNormal {
+		if cfg.serveStream(streamCtx, c, &req, sc.ResponseWriter(), sc) != endNormal {
 			return
 		}
 		if err := sc.FinishResponse(); err != nil || !sc.KeepAlive() {

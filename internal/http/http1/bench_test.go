@@ -66,3 +66,33 @@ func BenchmarkWriteResponse(b *testing.B) {
 	}
 	_ = io.EOF
 }
+
+func BenchmarkClientRoundTrip(b *testing.B) {
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\n\r\nok")
+	nc := newMemConn("")
+	c := NewClientConn(nc)
+	defer c.Release()
+	req := &message.Request{Method: "GET", Authority: "service1", Path: "/service/1", Header: message.Headers{
+		{Name: "user-agent", Value: "curl/8.5.0"}, {Name: "accept", Value: "*/*"},
+		{Name: "x-forwarded-proto", Value: "http"}, {Name: "x-request-id", Value: "6f1c2b8e-0c1d-4a7b-9d5e-2f3a4b5c6d7e"},
+	}}
+	var r message.Response
+	buf := make([]byte, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		nc.w.Reset()
+		nc.r.Reset(resp)
+		if err := c.WriteRequest(req); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.ReadResponse(&r, "GET"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.Body.Read(buf); err != io.EOF {
+			b.Fatal(err)
+		}
+		if !c.Reusable() {
+			b.Fatal("not reusable")
+		}
+	}
+}

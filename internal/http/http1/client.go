@@ -54,7 +54,7 @@ func NewClientConn(nc net.Conn) *ClientConn {
 func (c *ClientConn) Release() {
 	putBufs(c.bufs)
 	c.bufs = nil
-	c.body = body{}
+	c.body = body{err: errReleased}
 }
 
 // WriteRequest writes req and streams its body to EOF. Framing comes from
@@ -68,6 +68,9 @@ func (c *ClientConn) WriteRequest(req *message.Request) error {
 	}
 	if !isToken(req.Method) || !validTarget(path) || !validAuthority(req.Authority) {
 		return errBadRequestLine
+	}
+	if req.ContentLength > 0 && req.Body == nil {
+		return errBodyNoReader
 	}
 	bw := c.bufs.bw
 	bw.WriteString(req.Method)
@@ -86,9 +89,6 @@ func (c *ClientConn) WriteRequest(req *message.Request) error {
 		bw.WriteString("transfer-encoding: chunked\r\n")
 		chunked = true
 	case req.ContentLength > 0:
-		if req.Body == nil {
-			return errBodyNoReader
-		}
 		writeContentLength(bw, req.ContentLength)
 	case req.Method == "POST" || req.Method == "PUT" || req.Method == "PATCH":
 		// RFC 9110: a user agent should send a length for these methods.
@@ -216,6 +216,10 @@ func (c *ClientConn) readResponse(resp *message.Response, reqMethod string) erro
 			return err
 		}
 		*resp = message.Response{Status: status, Protocol: proto, Header: h}
+		if in.hasTE && proto == message.HTTP10 {
+			// RFC 9112 §6.1: such framing is faulty.
+			return badRequest(detailInvalidTE, "transfer-encoding on HTTP/1.0")
+		}
 		switch {
 		case status == 101:
 			c.upgraded = true

@@ -513,3 +513,30 @@ func TestReadResponseRejects(t *testing.T) {
 		t.Fatalf("closed before a response: %v, want io.EOF", err)
 	}
 }
+
+func TestErrorReplyAfterProtocolError(t *testing.T) {
+	nc := newMemConn("GET / HTTP/1.1\r\nHost: a\r\nX : y\r\n\r\n")
+	sc := NewServerConn(nc, Limits{})
+	defer sc.Release()
+	var req message.Request
+	err := sc.ReadRequest(&req)
+	var pe *ProtocolError
+	if !errors.As(err, &pe) {
+		t.Fatalf("got %v", err)
+	}
+	w := sc.ResponseWriter()
+	body := "Bad Request"
+	w.WriteHeader(pe.Status, hdrs("content-type", "text/plain"), int64(len(body)))
+	w.Write([]byte(body))
+	sc.FinishResponse()
+	want := "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 11\r\nconnection: close\r\n\r\nBad Request"
+	if nc.w.String() != want {
+		t.Fatalf("got %q", nc.w.String())
+	}
+	if sc.KeepAlive() {
+		t.Fatal("keep-alive after a protocol error")
+	}
+	if err := sc.ReadRequest(&req); err == nil {
+		t.Fatal("read a request after a protocol error")
+	}
+}

@@ -154,6 +154,8 @@ var diffCorpus = []struct {
 	{raw: "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: a\r\nUpgrade: b\r\nConnection: upgrade\r\n\r\n", stricter: "repeated Upgrade on an upgrade request"},
 	{raw: "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;a b\r\nabc\r\n0\r\n\r\n", stricter: "malformed chunk extensions"},
 	{raw: "GET / HTTP/1.1\r\nHost: h\r\nConnection: a b\r\n\r\n", stricter: "Connection must be a token list"},
+	{raw: "GET /a%zz HTTP/1.1\r\nHost: h\r\n\r\n"},  // both reject
+	{raw: "GET /a?%zz HTTP/1.1\r\nHost: h\r\n\r\n"}, // both accept: queries are opaque
 }
 
 func TestDifferentialNetHTTP(t *testing.T) {

@@ -49,6 +49,7 @@ var (
 	errBareLF         = errors.New("line not terminated by CRLF")
 	errPrevRequest    = errors.New("http1: previous request not finished")
 	errNoResponse     = errors.New("http1: no response header written")
+	errReleased       = errors.New("http1: connection released")
 	errBodyTooLong    = errors.New("http1: body longer than content-length")
 	errTooManyHeaders = errors.New("too many header fields")
 )

@@ -66,7 +66,7 @@ func NewServerConn(nc net.Conn, lim Limits) *ServerConn {
 func (c *ServerConn) Release() {
 	putBufs(c.bufs)
 	c.bufs = nil
-	c.body = body{}
+	c.body = body{err: errReleased}
 }
 
 // ReadRequest reads the next request into req, reusing req.Header's
@@ -81,6 +81,7 @@ func (c *ServerConn) ReadRequest(req *message.Request) error {
 	}
 	c.active = true
 	c.isHead, c.wantClose, c.switched = false, false, false
+	c.proto = message.HTTP11 // what an error reply is framed for
 	c.rw = respWriter{c: c}
 	c.cont.Store(contNone)
 	c.body.reset(bodyNone, 0)
@@ -108,10 +109,8 @@ func (c *ServerConn) ReadRequest(req *message.Request) error {
 		return badRequest(detailCodecError, "malformed request line")
 	}
 	sp2 += sp1 + 1
-	for _, ch := range line[sp1+1 : sp2] {
-		if !urlTab[ch] {
-			return badRequest(detailInvalidURL, "invalid request-target")
-		}
+	if err := checkTarget(line[sp1+1 : sp2]); err != nil {
+		return err
 	}
 	proto, err := parseVersion(line[sp2+1:])
 	if err != nil {
@@ -194,6 +193,27 @@ func (c *ServerConn) ReadRequest(req *message.Request) error {
 	return nil
 }
 
+// checkTarget allows visible ASCII only, and well-formed percent-encoding
+// in the path (a malformed one could be decoded differently upstream).
+func checkTarget(t []byte) error {
+	inPath := true
+	for i := 0; i < len(t); i++ {
+		ch := t[i]
+		if !urlTab[ch] {
+			return badRequest(detailInvalidURL, "invalid request-target")
+		}
+		switch {
+		case ch == '?' || ch == '#':
+			inPath = false
+		case ch == '%' && inPath:
+			if i+2 >= len(t) || hexVal[t[i+1]] < 0 || hexVal[t[i+2]] < 0 {
+				return badRequest(detailInvalidURL, "malformed percent-encoding in path")
+			}
+		}
+	}
+	return nil
+}
+
 // parseVersion accepts HTTP/1.0 and HTTP/1.1; any other well-formed version
 // is 505, anything else 400.
 func parseVersion(v []byte) (message.Protocol, error) {
@@ -236,8 +256,10 @@ func parseAbsolute(t string, req *message.Request) error {
 	}
 	req.Authority = rest[:i]
 	switch p := rest[i:]; {
-	case p == "" || p[0] == '#':
+	case p == "":
 		req.Path = "/"
+	case p[0] == '#':
+		return badRequest(detailInvalidURL, "fragment without a path in request-target")
 	case p[0] == '?':
 		req.Path = "/" + p
 	default:
@@ -408,7 +430,7 @@ func (w *respWriter) WriteHeader(status int, h message.Headers, contentLength in
 		// HTTP/1.0 without a length: the body ends with the connection.
 		c.closeAfter = true
 	}
-	if c.closeAfter || c.wantClose {
+	if c.closeAfter || c.wantClose || c.broken {
 		bw.WriteString("connection: close\r\n\r\n")
 	} else if c.proto == message.HTTP10 {
 		bw.WriteString("connection: keep-alive\r\n\r\n")

@@ -33,7 +33,40 @@ type h1conn struct {
 	writeErr error
 	failed   bool
 	stopCtx  func() bool
+	// wake is c.wakeup bound once, so watching a request's ctx does not
+	// allocate a closure per request.
+	wake func()
 }
+
+// wakeup runs when a request's ctx ends: the past deadline wakes whichever
+// of reader and writer is blocked, and both then see ctx's error.
+func (c *h1conn) wakeup() { c.nc.SetDeadline(aLongTimeAgo) }
+
+// h1exchange holds the per-request allocations together.
+type h1exchange struct {
+	resp message.Response
+	body h1body
+	// req is the caller's request with its body behind rb, so the writer
+	// can tell a failing downstream body from a failing socket.
+	req message.Request
+	rb  reqBody
+}
+
+// reqBody records whether an error came from the request body itself.
+type reqBody struct {
+	b      message.Body
+	failed bool
+}
+
+func (r *reqBody) Read(p []byte) (int, error) {
+	n, err := r.b.Read(p)
+	if err != nil && err != io.EOF {
+		r.failed = true
+	}
+	return n, err
+}
+
+func (r *reqBody) Trailers() message.Headers { return r.b.Trailers() }
 
 var epoch = time.Now()
 
@@ -81,7 +114,9 @@ func (p *Pool) getH1(ctx context.Context) (*h1conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &h1conn{p: p, nc: nc, cnt: cnt, cc: http1.NewClientConn(nc)}, nil
+		c := &h1conn{p: p, nc: nc, cnt: cnt, cc: http1.NewClientConn(nc)}
+		c.wake = c.wakeup
+		return c, nil
 	}
 }
 
@@ -91,14 +126,13 @@ func (p *Pool) getH1(ctx context.Context) (*h1conn, error) {
 func (c *h1conn) roundTrip(ctx context.Context, req *message.Request) (resp *message.Response, err error, stale bool) {
 	c.writeErr, c.failed, c.stopCtx = nil, false, nil
 	if ctx.Done() != nil {
-		// The deadline wakes whichever of reader and writer is blocked;
-		// both then see ctx's error.
-		c.stopCtx = context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
+		c.stopCtx = context.AfterFunc(ctx, c.wake)
 	}
 	rx := c.cnt.rxTotal
 	staleFail := func(err error) bool {
 		return c.reused && req.Body == nil && c.cnt.rxTotal == rx && ctx.Err() == nil && !isProtocol(err)
 	}
+	ex := &h1exchange{}
 	if req.Body == nil {
 		c.pending.Store(1)
 		if err := c.cc.WriteRequest(req); err != nil {
@@ -110,9 +144,12 @@ func (c *h1conn) roundTrip(ctx context.Context, req *message.Request) (resp *mes
 	} else {
 		// Full duplex: the upstream may answer before the body ends.
 		c.pending.Store(2)
-		go c.writeBody(req)
+		ex.req = *req
+		ex.rb.b = req.Body
+		ex.req.Body = &ex.rb
+		go c.writeBody(ex)
 	}
-	resp = &message.Response{}
+	resp = &ex.resp
 	if err := c.cc.ReadResponse(resp, req.Method); err != nil {
 		stale = staleFail(err)
 		c.kill()
@@ -134,7 +171,8 @@ func (c *h1conn) roundTrip(ctx context.Context, req *message.Request) (resp *mes
 	case resp.Body == nil:
 		c.done()
 	default:
-		resp.Body = &h1body{c: c, b: resp.Body, ctx: ctx}
+		ex.body = h1body{c: c, b: resp.Body, ctx: ctx}
+		resp.Body = &ex.body
 	}
 	return resp, nil, false
 }
@@ -144,12 +182,16 @@ func isProtocol(err error) bool {
 	return errors.As(err, &pe)
 }
 
-func (c *h1conn) writeBody(req *message.Request) {
-	if err := c.cc.WriteRequest(req); err != nil {
-		// A half-sent request cannot be finished: closing also stops the
-		// upstream waiting for the rest.
+func (c *h1conn) writeBody(ex *h1exchange) {
+	if err := c.cc.WriteRequest(&ex.req); err != nil {
 		c.writeErr = err
-		c.nc.Close()
+		if ex.rb.failed {
+			// The downstream body broke: the upstream would wait for the
+			// rest forever, so abort the connection. A socket error needs
+			// no help, and closing could cut off a response (an early 413)
+			// the reader is still taking in.
+			c.nc.Close()
+		}
 	}
 	c.done()
 }
@@ -226,6 +268,9 @@ func (p *Pool) sweep() {
 			default:
 				break scan
 			}
+		}
+		if p.closed.Load() {
+			p.drainIdle() // Close may have drained while we held some
 		}
 		if len(p.idle) == 0 {
 			p.sweeping.Store(false)

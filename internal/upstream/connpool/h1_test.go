@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,9 +72,12 @@ func TestH1ConcurrentRequestsOpenConnections(t *testing.T) {
 	var arrived sync.WaitGroup
 	arrived.Add(n)
 	release := make(chan struct{})
+	var first atomic.Int32
 	addr, ln := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived.Done()
-		<-release
+		if first.Add(1) <= n {
+			arrived.Done()
+			<-release
+		}
 		io.WriteString(w, "ok")
 	}))
 	p := newTestPool(t, addr, cluster.Settings{})
@@ -163,8 +167,8 @@ type strBody struct {
 	tr message.Headers
 }
 
-func (b *strBody) Read(p []byte) (int, error)  { return b.r.Read(p) }
-func (b *strBody) Trailers() message.Headers { return b.tr }
+func (b *strBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+func (b *strBody) Trailers() message.Headers  { return b.tr }
 
 func TestConnectRefused(t *testing.T) {
 	ln := listen(t)
@@ -239,6 +243,7 @@ func TestH1BodyCloseBeforeEOFDiscardsConnection(t *testing.T) {
 // streams back (full duplex), and chunked trailers pass both ways.
 func TestH1StreamingAndTrailers(t *testing.T) {
 	addr, _ := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.NewResponseController(w).EnableFullDuplex()
 		w.Header().Set("Trailer", "X-Sum")
 		w.WriteHeader(200)
 		br := bufio.NewReader(r.Body)
@@ -383,5 +388,61 @@ func TestH1OverTLS(t *testing.T) {
 	}
 	if got := readAll(t, resp); got != "HTTP/1.1 true" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+type errBody struct{ err error }
+
+func (b errBody) Read([]byte) (int, error)    { return 0, b.err }
+func (b errBody) Trailers() message.Headers { return nil }
+
+// TestH1EarlyResponseAndBrokenBody: an upstream may answer before the
+// request body ends (the answer arrives whole), and a request body that
+// fails aborts the upstream connection instead of leaving it waiting.
+func TestH1EarlyResponseAndBrokenBody(t *testing.T) {
+	aborted := make(chan struct{}, 1)
+	addr := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		head, err := readRequestHead(br)
+		if err != nil {
+			return
+		}
+		if strings.Contains(head, "/early") {
+			io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbig!")
+			return
+		}
+		// /broken: the body never completes; the proxy must hang up.
+		io.Copy(io.Discard, br)
+		aborted <- struct{}{}
+	})
+	p := newTestPool(t, addr, cluster.Settings{})
+
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req := get("/early")
+	req.Method = "POST"
+	req.Body = &strBody{r: pr}
+	req.ContentLength = -1
+	resp, err := p.RoundTrip(testCtx(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, resp); resp.Status != 413 || got != "big!" {
+		t.Fatalf("early response %d %q", resp.Status, got)
+	}
+
+	req = get("/broken")
+	req.Method = "POST"
+	req.Body = errBody{errors.New("downstream reset")}
+	req.ContentLength = 10
+	ctx, cancel := context_WithTimeout(20 * time.Second)
+	defer cancel()
+	if _, err := p.RoundTrip(ctx, req); err == nil {
+		t.Fatal("RoundTrip with a failing body succeeded")
+	}
+	select {
+	case <-aborted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("upstream connection not aborted")
 	}
 }
