@@ -4,6 +4,7 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -489,29 +490,36 @@ func serveUpstream(t testing.TB, name string, ln net.Listener, h http.Handler) *
 // closedPort returns a loopback port with nothing listening.
 func closedPort(t testing.TB) int { return freePort(t) }
 
-// rawExchange writes req on a new connection to addr and returns everything
-// read until the peer closes or timeout passes (then err reports it).
-func rawExchange(addr, req string, timeout time.Duration) (string, error) {
+// rawExchange writes req on a new connection to addr and reads one
+// response (status 0 and an error when there is none before timeout).
+// With checkClose, closed reports whether the peer then closed the
+// connection (waiting up to timeout for it).
+func rawExchange(addr, req string, timeout time.Duration, checkClose bool) (status int, body string, closed bool, err error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		return "", err
+		return 0, "", false, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	if _, err := io.WriteString(c, req); err != nil {
-		return "", err
+		return 0, "", false, err
 	}
-	b, err := io.ReadAll(c)
-	return string(b), err
-}
-
-// statusOf returns the status code of the first HTTP/1.1 response in raw.
-func statusOf(raw string) int {
-	if !strings.HasPrefix(raw, "HTTP/1.1 ") || len(raw) < 12 {
-		return 0
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return 0, "", false, err
 	}
-	n, _ := strconv.Atoi(raw[9:12])
-	return n
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return resp.StatusCode, string(b), false, err
+	}
+	if !checkClose {
+		return resp.StatusCode, string(b), false, nil
+	}
+	_, rerr := br.ReadByte()
+	closed = rerr == io.EOF || errors.Is(rerr, net.ErrClosed) || errors.Is(rerr, syscall.ECONNRESET)
+	return resp.StatusCode, string(b), closed, nil
 }
 
 // needTool skips the test when an external client is not installed.

@@ -217,7 +217,9 @@ func (cfg *Config) serveHTTP1(ctx, streamCtx context.Context, c *conn) {
 				return
 			}
 		}
-		req = message.Request{}
+		// Keep the header slice: the codec fills it in place, saving an
+		// allocation per request.
+		req = message.Request{Header: req.Header[:0]}
 		err := sc.ReadRequest(&req)
 		if err != nil {
 			cfg.readError(c, sc, err)
@@ -274,6 +276,20 @@ func (cfg *Config) readError(c *conn, sc *http1.ServerConn, err error) {
 	}
 }
 
+// delayedClose half-closes and briefly drains before the connection is
+// closed, so the peer reads the error reply instead of a reset caused by
+// its own unread bytes (delayed_close_timeout, 1 s by default).
+func (cfg *Config) delayedClose(c *conn) {
+	if cfg.DelayedCloseTimeout <= 0 {
+		return
+	}
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	c.Conn.SetReadDeadline(time.Now().Add(cfg.DelayedCloseTimeout))
+	io.CopyN(io.Discard, c.Conn, 1<<20)
+}
+
 // underscoreDetails is the response code details of a request rejected for
 // underscores in header names.
 const underscoreDetails = "http1.unexpected_underscore"
@@ -291,5 +307,6 @@ func (cfg *Config) writeCodecError(c *conn, sc *http1.ServerConn, status int, de
 	}
 	sc.FinishResponse()
 	cfg.Stats.recordStatus(status)
+	cfg.delayedClose(c)
 	cfg.Logger.Debug("rejected request", "status", status, "details", details, "remote", c.nc.RemoteAddr)
 }

@@ -255,6 +255,9 @@ func parseAbsolute(t string, req *message.Request) error {
 		return badRequest(detailInvalidURL, "empty authority in request-target")
 	}
 	req.Authority = rest[:i]
+	if !validHostPort(req.Authority) {
+		return badRequest(detailInvalidURL, "invalid authority in request-target")
+	}
 	switch p := rest[i:]; {
 	case p == "":
 		req.Path = "/"
@@ -266,6 +269,34 @@ func parseAbsolute(t string, req *message.Request) error {
 		req.Path = p
 	}
 	return nil
+}
+
+// validHostPort checks the shape of an absolute-form authority: a
+// bracketed IPv6 literal or a name without brackets or '%', then an
+// optional all-digit port.
+func validHostPort(a string) bool {
+	host, port := a, ""
+	if a[0] == '[' {
+		end := strings.IndexByte(a, ']')
+		if end < 0 {
+			return false
+		}
+		host, port = a[:end+1], a[end+1:]
+		if port != "" && port[0] != ':' {
+			return false
+		}
+	} else if i := strings.LastIndexByte(a, ':'); i >= 0 {
+		host, port = a[:i], a[i:]
+	}
+	if a[0] != '[' && strings.ContainsAny(host, "[]%:") {
+		return false
+	}
+	for i := 1; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // sendContinue writes the interim response straight to the socket unless

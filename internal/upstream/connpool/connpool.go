@@ -5,6 +5,9 @@
 // buffered channel used as a free list, HTTP/2 connections in an
 // atomically published slice. A mutex guards only HTTP/2 dialing and the
 // slice's replacement, which happen per connection, not per request.
+//
+// Not applied yet: per_connection_buffer_limit_bytes (the codecs use fixed
+// buffers) and circuit breakers; HTTP/2 upstreams carry no Upgrade.
 package connpool
 
 import (
@@ -103,6 +106,11 @@ func (p *Pool) Host() *cluster.Host { return p.host }
 // Upgrade request returns an upgraded stream from Upgraded.
 //
 // Failures are *Error carrying Envoy's reset reason, or ctx's own error.
+// The request body is read on another goroutine (full duplex) until it
+// returns io.EOF or an error, which may be after RoundTrip has returned;
+// a failing body aborts the upstream connection. A kept-alive HTTP/1.1
+// connection found closed before any response byte is replaced and the
+// request sent again once, when it has no body.
 func (p *Pool) RoundTrip(ctx context.Context, req *message.Request) (*message.Response, error) {
 	if p.h2t != nil {
 		return p.roundTripH2(ctx, req)

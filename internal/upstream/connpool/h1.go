@@ -46,8 +46,11 @@ func (c *h1conn) wakeup() { c.nc.SetDeadline(aLongTimeAgo) }
 type h1exchange struct {
 	resp message.Response
 	body h1body
-	// req is the caller's request with its body behind rb, so the writer
-	// can tell a failing downstream body from a failing socket.
+}
+
+// h1write is the caller's request with its body behind rb, so the writer
+// can tell a failing downstream body from a failing socket.
+type h1write struct {
 	req message.Request
 	rb  reqBody
 }
@@ -144,10 +147,10 @@ func (c *h1conn) roundTrip(ctx context.Context, req *message.Request) (resp *mes
 	} else {
 		// Full duplex: the upstream may answer before the body ends.
 		c.pending.Store(2)
-		ex.req = *req
-		ex.rb.b = req.Body
-		ex.req.Body = &ex.rb
-		go c.writeBody(ex)
+		w := &h1write{req: *req}
+		w.rb.b = req.Body
+		w.req.Body = &w.rb
+		go c.writeBody(w)
 	}
 	resp = &ex.resp
 	if err := c.cc.ReadResponse(resp, req.Method); err != nil {
@@ -182,10 +185,10 @@ func isProtocol(err error) bool {
 	return errors.As(err, &pe)
 }
 
-func (c *h1conn) writeBody(ex *h1exchange) {
-	if err := c.cc.WriteRequest(&ex.req); err != nil {
+func (c *h1conn) writeBody(w *h1write) {
+	if err := c.cc.WriteRequest(&w.req); err != nil {
 		c.writeErr = err
-		if ex.rb.failed {
+		if w.rb.failed {
 			// The downstream body broke: the upstream would wait for the
 			// rest forever, so abort the connection. A socket error needs
 			// no help, and closing could cut off a response (an early 413)

@@ -2,6 +2,7 @@ package connpool
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -367,7 +368,7 @@ func TestH1ContextCancelResetsConnection(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	p := newTestPool(t, addr, cluster.Settings{})
-	ctx, cancel := context_WithTimeout(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err := p.RoundTrip(ctx, get("/"))
 	if !errors.Is(err, ctx.Err()) || ctx.Err() == nil {
@@ -393,7 +394,7 @@ func TestH1OverTLS(t *testing.T) {
 
 type errBody struct{ err error }
 
-func (b errBody) Read([]byte) (int, error)    { return 0, b.err }
+func (b errBody) Read([]byte) (int, error)  { return 0, b.err }
 func (b errBody) Trailers() message.Headers { return nil }
 
 // TestH1EarlyResponseAndBrokenBody: an upstream may answer before the
@@ -435,7 +436,7 @@ func TestH1EarlyResponseAndBrokenBody(t *testing.T) {
 	req.Method = "POST"
 	req.Body = errBody{errors.New("downstream reset")}
 	req.ContentLength = 10
-	ctx, cancel := context_WithTimeout(20 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := p.RoundTrip(ctx, req); err == nil {
 		t.Fatal("RoundTrip with a failing body succeeded")

@@ -314,3 +314,25 @@ func TestH2PoolCloseDrains(t *testing.T) {
 		t.Fatalf("accepted %d", n)
 	}
 }
+
+func TestH2IdleTimeoutAndHead(t *testing.T) {
+	addr, _ := h2cServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1234")
+	}))
+	s := h2Settings()
+	s.IdleTimeout = 50 * time.Millisecond
+	p := newTestPool(t, addr, s)
+	req := get("/")
+	req.Method = "HEAD"
+	resp, err := p.RoundTrip(testCtx(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Body != nil || resp.ContentLength != 1234 {
+		t.Fatalf("HEAD: body %v, content-length %d", resp.Body, resp.ContentLength)
+	}
+	waitFor(t, "idle h2 connection closed", func() bool { return p.h.CxActive.Load() == 0 })
+	if n := len(*p.h2.conns.Load()); n != 0 {
+		t.Fatalf("%d connections still listed", n)
+	}
+}
