@@ -33,6 +33,8 @@ type stream struct {
 	reqTimer     *time.Timer
 	lastProgress time.Time
 	body         timedBody
+	guard        bodyGuard
+	c            *conn
 }
 
 // streamEnd tells the codec loop how a stream finished.
@@ -68,6 +70,11 @@ func (cfg *Config) serveStream(ctx context.Context, c *conn, req *message.Reques
 	} else {
 		st.RqHTTP1Total.Inc()
 	}
+	s.c = c
+	if sc != nil && req.Body != nil {
+		s.guard = bodyGuard{body: req.Body}
+		req.Body = &s.guard
+	}
 	s.rw = respWriter{inner: w, s: s}
 	s.fs = httpfilter.Stream{Ctx: ctx, Request: req, Response: &s.rw, Info: &s.info}
 	s.fs.SetReplier(cfg)
@@ -100,6 +107,11 @@ func (cfg *Config) serveStream(ctx context.Context, c *conn, req *message.Reques
 func (cfg *Config) endStream(s *stream) streamEnd {
 	st := cfg.Stats
 	s.stopTimers()
+	if s.guard.body != nil && !s.guard.finish(s.c) && s.end == endNormal {
+		// The rest of the body is still on the wire: the connection
+		// cannot carry another request.
+		s.sc.CloseAfterResponse()
+	}
 	s.info.LastDownstreamTxByte = time.Since(s.info.StartTime)
 	st.RqActive.Dec()
 	st.RqCompleted.Inc()

@@ -1,0 +1,53 @@
+package hcm
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/legate-proxy/legate/internal/http/message"
+)
+
+// errStreamEnded is what a request body returns once its stream is over.
+var errStreamEnded = errors.New("request body read after its stream ended")
+
+// bodyGuard fences an HTTP/1 request body at the end of its stream. The
+// upstream connection pool may still be copying the body on its own
+// goroutine when the response completes (an upstream that answers before
+// reading the whole upload); that reader must be stopped before the
+// codec reads the next request from the same connection.
+type bodyGuard struct {
+	mu     sync.Mutex
+	body   message.Body
+	eof    bool
+	closed bool
+}
+
+func (g *bodyGuard) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, errStreamEnded
+	}
+	n, err := g.body.Read(p)
+	if err != nil {
+		g.eof = true
+	}
+	return n, err
+}
+
+func (g *bodyGuard) Trailers() message.Headers { return g.body.Trailers() }
+
+// finish stops further reads. It reports whether the body was read to its
+// end; when it was not, a read may be parked on the socket, so the
+// connection's read deadline is pulled in to wake it, and the connection
+// cannot be kept alive.
+func (g *bodyGuard) finish(c *conn) (complete bool) {
+	if !g.mu.TryLock() {
+		c.Conn.SetReadDeadline(time.Now())
+		g.mu.Lock()
+	}
+	defer g.mu.Unlock()
+	g.closed = true
+	return g.eof
+}
