@@ -31,9 +31,13 @@ const (
 // from idle to reading headers to serving a stream.
 type conn struct {
 	net.Conn
-	nc    *networkfilter.Conn
-	cfg   *Config
-	state atomic.Int32
+	nc  *networkfilter.Conn
+	cfg *Config
+	// drain is cancelled when the listener drains; streams do not see it
+	// (they run on streamCtx) so draining never aborts a request.
+	drain     context.Context
+	streamCtx context.Context
+	state     atomic.Int32
 	// replay holds bytes read while sniffing for the HTTP/2 preface.
 	replay []byte
 	// lastRefresh throttles stream-idle deadline updates to one a second.
@@ -117,10 +121,7 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 	if nc.TLS != nil {
 		st.CxSSLTotal.Inc()
 	}
-	c := &conn{Conn: nc.Conn, nc: nc, cfg: cfg}
-	// Draining cancels ctx; in-flight streams must still finish, so they
-	// get a context that drain does not cancel.
-	streamCtx := context.WithoutCancel(ctx)
+	c := &conn{Conn: nc.Conn, nc: nc, cfg: cfg, drain: ctx, streamCtx: context.WithoutCancel(ctx)}
 	defer func() {
 		nc.Close()
 		st.CxActive.Dec()
@@ -145,7 +146,7 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 			MaxHeaderBytes:       cfg.Limits.MaxHeaderBytes,
 			MaxHeaders:           cfg.Limits.MaxHeaders,
 		}, func(req *message.Request, w message.ResponseWriter) {
-			if cfg.serveStream(streamCtx, c, req, w, nil) == endReset {
+			if cfg.serveStream(c, req, w, nil) == endReset {
 				h2.AbortStream()
 			}
 		})
@@ -154,7 +155,7 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 	st.CxHTTP1Total.Inc()
 	st.CxHTTP1Active.Inc()
 	defer st.CxHTTP1Active.Dec()
-	cfg.serveHTTP1(ctx, streamCtx, c)
+	cfg.serveHTTP1(ctx, c)
 }
 
 // detectH2 decides the codec: ALPN on TLS, the client preface on cleartext
@@ -191,7 +192,7 @@ func (c *conn) detectH2() (bool, error) {
 }
 
 // serveHTTP1 reads requests one after another on a keep-alive connection.
-func (cfg *Config) serveHTTP1(ctx, streamCtx context.Context, c *conn) {
+func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
 	sc := http1.NewServerConn(c, cfg.Limits)
 	defer sc.Release()
 	// Draining wakes a connection parked between requests.
@@ -235,7 +236,7 @@ func (cfg *Config) serveHTTP1(ctx, streamCtx context.Context, c *conn) {
 		if ctx.Err() != nil {
 			sc.CloseAfterResponse()
 		}
-		if cfg.serveStream(streamCtx, c, &req, sc.ResponseWriter(), sc) != endNormal {
+		if cfg.serveStream(c, &req, sc.ResponseWriter(), sc) != endNormal {
 			return
 		}
 		if err := sc.FinishResponse(); err != nil || !sc.KeepAlive() {

@@ -51,7 +51,7 @@ var streamPool = sync.Pool{New: func() any { return new(stream) }}
 // serveStream runs one request through header processing, routing and the
 // filter chain. It reports whether the connection was taken over by an
 // upgrade or reset (the HTTP/1 loop must then stop using it).
-func (cfg *Config) serveStream(ctx context.Context, c *conn, req *message.Request, w message.ResponseWriter, sc *http1.ServerConn) streamEnd {
+func (cfg *Config) serveStream(c *conn, req *message.Request, w message.ResponseWriter, sc *http1.ServerConn) streamEnd {
 	st := cfg.Stats
 	s := streamPool.Get().(*stream)
 	*s = stream{cfg: cfg, sc: sc}
@@ -76,7 +76,7 @@ func (cfg *Config) serveStream(ctx context.Context, c *conn, req *message.Reques
 		req.Body = &s.guard
 	}
 	s.rw = respWriter{inner: w, s: s}
-	s.fs = httpfilter.Stream{Ctx: ctx, Request: req, Response: &s.rw, Info: &s.info}
+	s.fs = httpfilter.Stream{Ctx: c.streamCtx, Request: req, Response: &s.rw, Info: &s.info}
 	s.fs.SetReplier(cfg)
 
 	cfg.prepareRequest(s, req, c.nc.TLS != nil)
@@ -302,7 +302,7 @@ func (w *respWriter) WriteHeader(status int, h message.Headers, contentLength in
 	if status >= 200 || status == 101 {
 		cfg.Stats.recordStatus(status)
 	}
-	if w.s.sc != nil && (w.s.fs.Ctx.Err() != nil) {
+	if w.s.sc != nil && w.s.c.drain.Err() != nil {
 		w.s.sc.CloseAfterResponse()
 	}
 	return w.inner.WriteHeader(status, h, contentLength)

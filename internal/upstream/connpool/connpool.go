@@ -160,3 +160,27 @@ func (p *Pool) drainIdle() {
 		}
 	}
 }
+
+// DeadlineContext carries a deadline for an HTTP/1.1 RoundTrip without a
+// timer: the pool applies it as the upstream socket's deadline, so a route
+// timeout costs no timer or goroutine per request. Its Done is the
+// parent's (nil for a parent that is never cancelled), so it must only be
+// given to pools of HTTP/1.1 clusters; HTTP/2 connections wait on Done.
+type DeadlineContext struct {
+	context.Context
+	At time.Time
+}
+
+// Deadline returns At.
+func (c *DeadlineContext) Deadline() (time.Time, bool) { return c.At, true }
+
+// Err reports context.DeadlineExceeded once At has passed.
+func (c *DeadlineContext) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(c.At) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}

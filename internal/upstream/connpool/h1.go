@@ -33,6 +33,8 @@ type h1conn struct {
 	writeErr error
 	failed   bool
 	stopCtx  func() bool
+	// deadline is set when a DeadlineContext's deadline is on the socket.
+	deadline bool
 	// wake is c.wakeup bound once, so watching a request's ctx does not
 	// allocate a closure per request.
 	wake func()
@@ -130,6 +132,11 @@ func (c *h1conn) roundTrip(ctx context.Context, req *message.Request) (resp *mes
 	c.writeErr, c.failed, c.stopCtx = nil, false, nil
 	if ctx.Done() != nil {
 		c.stopCtx = context.AfterFunc(ctx, c.wake)
+	} else if d, ok := ctx.Deadline(); ok {
+		// A context that cannot be cancelled but has a deadline (see
+		// DeadlineContext): the socket deadline enforces it.
+		c.nc.SetDeadline(d)
+		c.deadline = true
 	}
 	rx := c.cnt.rxTotal
 	staleFail := func(err error) bool {
@@ -169,6 +176,10 @@ func (c *h1conn) roundTrip(ctx context.Context, req *message.Request) (resp *mes
 		// The stream outlives the request's timeout, as upgraded streams
 		// do in Envoy; its owner closes it.
 		c.stopCtx = nil
+		if c.deadline {
+			c.deadline = false
+			c.nc.SetDeadline(time.Time{})
+		}
 		nc, r := c.cc.Hijack()
 		resp.Body = &upgradedStream{c: c, nc: nc, r: r}
 	case resp.Body == nil:
@@ -213,6 +224,10 @@ func (c *h1conn) done() {
 	}
 	ctxOK := c.stopCtx == nil || c.stopCtx()
 	c.stopCtx = nil
+	if c.deadline {
+		c.deadline = false
+		c.nc.SetDeadline(time.Time{})
+	}
 	if !ctxOK || c.failed || c.writeErr != nil || !c.cc.Reusable() || c.p.closed.Load() {
 		c.closeIdle()
 		return

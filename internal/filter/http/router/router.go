@@ -191,13 +191,19 @@ func (f *Filter) try(s *httpfilter.Stream, c *cluster.Cluster, host *cluster.Hos
 	cs := c.Stats
 	s.Info.UpstreamHost = host.Address
 	deadline := globalDeadline
+	perTry := false // the per-try timeout, not the route's, bounds this attempt
 	if policy != nil && policy.PerTryTimeout > 0 {
 		if d := time.Now().Add(policy.PerTryTimeout); deadline.IsZero() || d.Before(deadline) {
-			deadline = d
+			deadline, perTry = d, true
 		}
 	}
 	ctx, cancel := s.Ctx, context.CancelFunc(noop)
-	if !deadline.IsZero() {
+	switch {
+	case deadline.IsZero():
+	case s.Ctx.Done() == nil && c.Settings.Protocol == cluster.HTTP1:
+		// The pool turns the deadline into a socket deadline: no timer.
+		ctx = &connpool.DeadlineContext{Context: s.Ctx, At: deadline}
+	default:
 		ctx, cancel = context.WithDeadline(s.Ctx, deadline)
 	}
 	a := attempt{host: host, started: time.Now(), cancel: cancel}
@@ -213,6 +219,9 @@ func (f *Filter) try(s *httpfilter.Stream, c *cluster.Cluster, host *cluster.Hos
 		a.resp, a.err = pool.RoundTrip(ctx, s.Request)
 	}
 	if a.err != nil {
+		if perTry && isTimeout(a.err) && s.Ctx.Err() == nil {
+			cs.UpstreamRqPerTryTimeout.Inc()
+		}
 		f.endAttempt(c, &a)
 	}
 	if a.err == nil && s.Info.FirstUpstreamRxByte == 0 {
