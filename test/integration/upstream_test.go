@@ -209,4 +209,3 @@ func TestUpstreams(t *testing.T) {
 		}
 	})
 }
-

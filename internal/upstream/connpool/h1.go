@@ -44,10 +44,12 @@ type h1conn struct {
 // of reader and writer is blocked, and both then see ctx's error.
 func (c *h1conn) wakeup() { c.nc.SetDeadline(aLongTimeAgo) }
 
-// h1exchange holds the per-request allocations together.
+// h1exchange holds the per-request allocations together, with room for a
+// typical response's headers so parsing them does not grow a slice.
 type h1exchange struct {
 	resp message.Response
 	body h1body
+	hdr  [24]message.Header
 }
 
 // h1write is the caller's request with its body behind rb, so the writer
@@ -160,6 +162,7 @@ func (c *h1conn) roundTrip(ctx context.Context, req *message.Request) (resp *mes
 		go c.writeBody(w)
 	}
 	resp = &ex.resp
+	resp.Header = ex.hdr[:0]
 	if err := c.cc.ReadResponse(resp, req.Method); err != nil {
 		stale = staleFail(err)
 		c.kill()

@@ -122,7 +122,7 @@ func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 		if policy != nil && policy.PerTryTimeout > 0 && policy.PerTryTimeout < t {
 			t = policy.PerTryTimeout
 		}
-		req.Header.Set("x-envoy-expected-rq-timeout-ms", strconv.FormatInt(t.Milliseconds(), 10))
+		req.Header.Set("x-envoy-expected-rq-timeout-ms", timeoutMs(t))
 	}
 
 	var tried []*cluster.Host // for the previous_hosts predicate
@@ -254,6 +254,17 @@ func (a *attempt) discard() {
 }
 
 func noop() {}
+
+// defaultTimeoutMs spares formatting Envoy's default route timeout on
+// every request.
+var defaultTimeoutMs = strconv.FormatInt(routetable.DefaultTimeout.Milliseconds(), 10)
+
+func timeoutMs(t time.Duration) string {
+	if t == routetable.DefaultTimeout {
+		return defaultTimeoutMs
+	}
+	return strconv.FormatInt(t.Milliseconds(), 10)
+}
 
 // retriable applies retry_on to an attempt's outcome.
 func retriable(p *routetable.RetryPolicy, a *attempt) bool {
