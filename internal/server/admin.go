@@ -66,6 +66,7 @@ func (s *Server) buildAdmin() error {
 			return []admin.Logger{{Name: "legate", Level: logging.LevelName(s.opts.LogLevel.Level())}}
 		},
 	})
+	//lint:ignore SA1019 admin.access_log_path is deprecated but real configs (Envoy's own examples) still use it.
 	if p := ab.GetAccessLogPath(); p != "" && p != os.DevNull {
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -240,5 +239,3 @@ func (s *Server) ListenerAddrs() map[string]net.Addr {
 
 // Stats returns the stats store.
 func (s *Server) Stats() *stats.Store { return s.store }
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,169 @@
+package hcm
+
+import (
+	"net/netip"
+	"regexp"
+	"testing"
+
+	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/stats"
+)
+
+func TestXffAddr(t *testing.T) {
+	tests := []struct {
+		xff  string
+		n    int
+		want string
+	}{
+		{"", 1, ""},
+		{"1.2.3.4", 1, "1.2.3.4"},
+		{"1.2.3.4, 5.6.7.8", 1, "5.6.7.8"},
+		{"1.2.3.4, 5.6.7.8", 2, "1.2.3.4"},
+		{"1.2.3.4,5.6.7.8", 3, ""},
+		{"garbage, 5.6.7.8", 2, ""},
+		{" 2001:db8::1 ", 1, "2001:db8::1"},
+	}
+	for _, tt := range tests {
+		got, ok := xffAddr(tt.xff, tt.n)
+		if tt.want == "" {
+			if ok {
+				t.Errorf("xffAddr(%q, %d) = %v, want none", tt.xff, tt.n, got)
+			}
+			continue
+		}
+		if !ok || got.String() != tt.want {
+			t.Errorf("xffAddr(%q, %d) = %v %v, want %s", tt.xff, tt.n, got, ok, tt.want)
+		}
+	}
+}
+
+func TestIsInternal(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"10.1.2.3": true, "172.16.0.1": true, "192.168.1.1": true, "127.0.0.1": true,
+		"::1": true, "fd00::1": true, "::ffff:10.0.0.1": true,
+		"8.8.8.8": false, "2001:db8::1": false, "172.32.0.1": false,
+	} {
+		if got := isInternal(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("isInternal(%s) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestRequestIDIsRandomUUIDv4(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newRequestID()
+		if !re.MatchString(id) {
+			t.Fatalf("%q is not a version 4 UUID", id)
+		}
+		if seen[id] {
+			t.Fatalf("duplicate request id %q", id)
+		}
+		seen[id] = true
+	}
+}
+
+// TestPrepareRequest pins Envoy's x-forwarded-for, x-forwarded-proto,
+// internal/external and x-request-id handling.
+func TestPrepareRequest(t *testing.T) {
+	peer := netip.MustParseAddrPort("203.0.113.7:5555")
+	internalPeer := netip.MustParseAddrPort("10.0.0.9:5555")
+	tests := []struct {
+		name       string
+		cfg        Config
+		peer       netip.AddrPort
+		tls        bool
+		in         message.Headers
+		wantRemote string
+		want       map[string]string // header → value; "" means absent
+	}{
+		{
+			name: "edge appends peer, overwrites proto, strips x-envoy, regenerates id",
+			cfg:  Config{UseRemoteAddress: true, GenerateRequestID: true},
+			peer: peer, tls: true,
+			in:         hdrs("x-forwarded-for", "1.1.1.1", "x-forwarded-proto", "http", "x-envoy-retry-on", "5xx", "x-request-id", "client-chosen"),
+			wantRemote: "203.0.113.7",
+			want: map[string]string{"x-forwarded-for": "1.1.1.1,203.0.113.7", "x-forwarded-proto": "https",
+				"x-envoy-retry-on": "", "x-envoy-external-address": "203.0.113.7", "x-envoy-internal": ""},
+		},
+		{
+			name: "edge keeps the external id when told to",
+			cfg:  Config{UseRemoteAddress: true, GenerateRequestID: true, PreserveExternalReqID: true},
+			peer: peer,
+			in:   hdrs("x-request-id", "client-chosen"),
+			want: map[string]string{"x-request-id": "client-chosen"},
+		},
+		{
+			name:       "internal peer is marked internal",
+			cfg:        Config{UseRemoteAddress: true},
+			peer:       internalPeer,
+			in:         hdrs("x-envoy-internal", "false"),
+			wantRemote: "10.0.0.9",
+			want:       map[string]string{"x-envoy-internal": "true", "x-forwarded-for": "10.0.0.9"},
+		},
+		{
+			name:       "trusted hops pick the client from xff",
+			cfg:        Config{UseRemoteAddress: true, XffNumTrustedHops: 1},
+			peer:       internalPeer,
+			in:         hdrs("x-forwarded-for", "198.51.100.1, 192.0.2.1"),
+			wantRemote: "192.0.2.1",
+		},
+		{
+			name:       "not the edge: xff untouched, client is its last entry",
+			cfg:        Config{},
+			peer:       internalPeer,
+			in:         hdrs("x-forwarded-for", "198.51.100.1", "x-forwarded-proto", "https"),
+			wantRemote: "198.51.100.1",
+			want:       map[string]string{"x-forwarded-for": "198.51.100.1", "x-forwarded-proto": "https"},
+		},
+		{
+			name: "skip_xff_append",
+			cfg:  Config{UseRemoteAddress: true, SkipXffAppend: true},
+			peer: peer,
+			want: map[string]string{"x-forwarded-for": ""},
+		},
+		{
+			name: "generate_request_id off adds none",
+			cfg:  Config{},
+			peer: peer,
+			want: map[string]string{"x-request-id": ""},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.Stats = newStats(stats.NewStore().Scope("http.test"))
+			s := &stream{cfg: &cfg}
+			s.info.DownstreamDirectAddr = tt.peer
+			req := &message.Request{Header: tt.in.Clone()}
+			cfg.prepareRequest(s, req, tt.tls)
+			if tt.wantRemote != "" && s.info.DownstreamRemoteAddr.Addr().String() != tt.wantRemote {
+				t.Errorf("downstream remote address = %v, want %s", s.info.DownstreamRemoteAddr, tt.wantRemote)
+			}
+			for name, want := range tt.want {
+				got, ok := req.Header.Get(name)
+				if want == "" && ok {
+					t.Errorf("%s = %q, want absent", name, got)
+				} else if want != "" && got != want {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+			if cfg.GenerateRequestID && !req.Header.Has("x-request-id") {
+				t.Error("x-request-id missing")
+			}
+			if req.Scheme == "" {
+				t.Error("scheme not set")
+			}
+		})
+	}
+}
+
+// hdrs builds headers from name, value pairs.
+func hdrs(kv ...string) message.Headers {
+	var h message.Headers
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Add(kv[i], kv[i+1])
+	}
+	return h
+}
