@@ -58,7 +58,7 @@ common_http_protocol_options:
 		{"CL and TE", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, ""},
 		{"two different CLs", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400, ""},
 		{"bad chunk size", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400,
-			"the request head is forwarded before the body is parsed, so the upstream sees the request and the client gets 503 (internal/http/http1 + router)"},
+			"the head streams upstream before the body is parsed; when the body turns out malformed, internal/upstream/connpool (h1 writeBody) kills the upstream connection and RoundTrip reports 'connection termination', so the client gets 503 instead of the codec's 400 (and the upstream may see the head)"},
 		{"bare LF", "GET / HTTP/1.1\nHost: x\n\n", 400, ""},
 		{"bare LF in header", "GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n", 400, ""},
 		{"obs-fold", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400, ""},

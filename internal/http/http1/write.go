@@ -104,23 +104,34 @@ func writeStatusLine(bw *bufio.Writer, status int) {
 // name or whose value could split the message (CR, LF, NUL, other CTLs).
 func writeFields(bw *bufio.Writer, h message.Headers, isReq bool) {
 	for i := range h {
-		name, value := h[i].Name, h[i].Value
-		switch name {
-		case "connection", "content-length", "transfer-encoding", "keep-alive", "proxy-connection":
-			continue
-		case "host":
-			if isReq {
-				continue
-			}
-		}
-		if !isToken(name) || !validValue(value) {
+		name := h[i].Name
+		if isHopByHop(name) || (isReq && name == "host") {
 			continue
 		}
-		bw.WriteString(name)
-		bw.WriteString(": ")
-		bw.WriteString(value)
-		bw.WriteString("\r\n")
+		writeField(bw, name, h[i].Value)
 	}
+}
+
+// isHopByHop reports framing and connection-scoped fields, which the
+// writers derive themselves and never copy from a message.
+func isHopByHop(name string) bool {
+	switch name {
+	case "connection", "content-length", "transfer-encoding", "keep-alive", "proxy-connection":
+		return true
+	}
+	return false
+}
+
+// writeField writes one field, dropping any a peer could use to inject
+// framing (invalid names, CR/LF or other controls in values).
+func writeField(bw *bufio.Writer, name, value string) {
+	if !isToken(name) || !validValue(value) {
+		return
+	}
+	bw.WriteString(name)
+	bw.WriteString(": ")
+	bw.WriteString(value)
+	bw.WriteString("\r\n")
 }
 
 func validValue(v string) bool {
@@ -147,22 +158,14 @@ func writeChunkHeader(bw *bufio.Writer, n int) {
 func writeLastChunk(bw *bufio.Writer, trailers message.Headers) {
 	bw.WriteString("0\r\n")
 	for i := range trailers {
-		switch trailers[i].Name {
+		name := trailers[i].Name
+		switch name {
 		case "host", "te", "upgrade", "trailer", "expect":
 			continue
 		}
-		name, value := trailers[i].Name, trailers[i].Value
-		switch name {
-		case "connection", "content-length", "transfer-encoding", "keep-alive", "proxy-connection":
-			continue
+		if !isHopByHop(name) {
+			writeField(bw, name, trailers[i].Value)
 		}
-		if !isToken(name) || !validValue(value) {
-			continue
-		}
-		bw.WriteString(name)
-		bw.WriteString(": ")
-		bw.WriteString(value)
-		bw.WriteString("\r\n")
 	}
 	bw.WriteString("\r\n")
 }
