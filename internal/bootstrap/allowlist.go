@@ -101,11 +101,14 @@ var allowlist = []area{
 		Title: "Listeners",
 		Intro: "Static listeners on IPv4/IPv6 TCP addresses.",
 		Messages: []message{
-			{"envoy.config.listener.v3.Listener", fs("name", "address", "filter_chains", "per_connection_buffer_limit_bytes", "stat_prefix", "drain_type")},
+			{"envoy.config.listener.v3.Listener", fs("name", "address", "filter_chains",
+				field{Name: "per_connection_buffer_limit_bytes", Note: bufferLimitNote}, "stat_prefix",
+				field{Name: "drain_type", Note: "DEFAULT also drains while /healthcheck/fail is in effect"})},
 			{"envoy.config.listener.v3.FilterChain", fs("filters", field{Name: "transport_socket", Types: []string{typeDownstreamTLS}})},
 			{"envoy.config.listener.v3.Filter", fs("name", field{Name: "typed_config", Types: []string{typeHCM}})},
 			{"envoy.config.core.v3.Address", fs("socket_address")},
-			{"envoy.config.core.v3.SocketAddress", fs("address", "port_value", field{Name: "protocol", Enum: []string{"TCP"}}, "ipv4_compat")},
+			{"envoy.config.core.v3.SocketAddress", fs("address", "port_value", field{Name: "protocol", Enum: []string{"TCP"}},
+				field{Name: "ipv4_compat", Note: "without it an IPv6 listener is IPv6-only, as in Envoy"})},
 			{"envoy.config.core.v3.TransportSocket", fs("name", field{Name: "typed_config", Note: "type depends on where the socket is used"})},
 		},
 	},
@@ -120,7 +123,8 @@ var allowlist = []area{
 				field{Name: "generate_request_id", Note: "default true"},
 				"preserve_external_request_id", "common_http_protocol_options", "http2_protocol_options",
 				field{Name: "stream_idle_timeout", Note: "default 5 min"},
-				"request_timeout", "request_headers_timeout", "drain_timeout",
+				"request_timeout", field{Name: "request_headers_timeout", Note: "unset: the stream idle timeout bounds the header block"},
+				field{Name: "drain_timeout", Note: "HTTP/2 drains with one graceful GOAWAY; in-flight streams finish"},
 				field{Name: "max_request_headers_kb", Note: "default 60"},
 				"upgrade_configs", "delayed_close_timeout",
 			)},
@@ -132,7 +136,9 @@ var allowlist = []area{
 				field{Name: "max_headers_count", Note: "default 100"},
 				"headers_with_underscores_action")},
 			{"envoy.config.core.v3.Http1ProtocolOptions", nil},
-			{"envoy.config.core.v3.Http2ProtocolOptions", fs("max_concurrent_streams", "initial_stream_window_size", "initial_connection_window_size")},
+			{"envoy.config.core.v3.Http2ProtocolOptions", fs(field{Name: "max_concurrent_streams", Note: "downstream capped at 1000"},
+				field{Name: "initial_stream_window_size", Note: "unset downstream: 1 MiB (Envoy: 256 MiB)"},
+				field{Name: "initial_connection_window_size", Note: "unset downstream: 1 MiB"})},
 		},
 	},
 	{
@@ -200,7 +206,7 @@ var allowlist = []area{
 				field{Name: "http2_protocol_options", Note: "deprecated in Envoy; accepted: the upstream speaks HTTP/2"},
 				field{Name: "typed_extension_protocol_options", Keys: []string{typeHTTPOptions}, Types: []string{typeHTTPOptions}},
 				field{Name: "transport_socket", Types: []string{typeUpstreamTLS}},
-				"per_connection_buffer_limit_bytes")},
+				field{Name: "per_connection_buffer_limit_bytes", Note: bufferLimitNote})},
 			{"envoy.config.cluster.v3.Cluster.LeastRequestLbConfig", fs("choice_count")},
 			{"envoy.config.endpoint.v3.ClusterLoadAssignment", fs("cluster_name", "endpoints")},
 			{"envoy.config.endpoint.v3.LocalityLbEndpoints", fs("lb_endpoints")},
@@ -246,3 +252,7 @@ var notYetSupported = []string{
 	"HTTP filters other than the router (fault, local/global rate limit, CORS, gRPC-Web, Lua, …), request mirroring, hash policies.",
 	"HTTP/3, overload manager, runtime layers other than `static_layer`.",
 }
+
+// bufferLimitNote explains per_connection_buffer_limit_bytes: Legate
+// streams bodies through fixed buffers instead of queueing them.
+const bufferLimitNote = "accepted; bodies stream through fixed buffers (HTTP/1.1: 32 KiB per direction; HTTP/2: the flow-control windows), never queued whole, so no separate limit is applied"

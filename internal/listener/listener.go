@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -38,6 +39,8 @@ type Listener struct {
 	Address   string // host:port to bind
 	StatName  string // "0.0.0.0_8080" or stat_prefix
 	tls       *tls.Config
+	v6only    bool // an IPv6 address without ipv4_compat
+	drainOnHC bool // drain_type DEFAULT
 	filter    networkfilter.Filter
 	connLimit uint64 // 0 = unlimited
 	stats     listenerStats
@@ -83,6 +86,12 @@ func Build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *at
 	if l.Name == "" {
 		l.Name = l.Address
 	}
+	// Envoy binds an IPv6 address v6-only unless ipv4_compat is set; Go's
+	// default is dual-stack, so say which explicitly.
+	if a, _ := netip.ParseAddr(host); a.Is6() && !a.Is4In6() {
+		l.v6only = !sa.GetIpv4Compat()
+	}
+	l.drainOnHC = pb.GetDrainType() == listenerv3.Listener_DEFAULT
 	if fc.Runtime != nil {
 		l.connLimit = fc.Runtime.Uint("envoy.resource_limits.listener."+l.Name+".connection_limit", 0)
 	}
@@ -142,7 +151,21 @@ func statAddress(host string, port uint32) string {
 
 // Bind opens the listening socket.
 func (l *Listener) Bind() error {
-	ln, err := net.Listen("tcp", l.Address)
+	lc := net.ListenConfig{}
+	if strings.Contains(l.Address, "[") {
+		v6only := 0
+		if l.v6only {
+			v6only = 1
+		}
+		lc.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, v6only)
+			})
+			return errors.Join(err, serr)
+		}
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", l.Address)
 	if err != nil {
 		return fmt.Errorf("listener %q: %w", l.Name, err)
 	}
@@ -205,7 +228,7 @@ func (l *Listener) serveConn(ctx context.Context, nc net.Conn) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	c := &networkfilter.Conn{Conn: nc, ID: l.nextID.Add(1)}
+	c := &networkfilter.Conn{Conn: nc, ID: l.nextID.Add(1), DrainOnHealthFail: l.drainOnHC}
 	c.LocalAddr = addrPort(nc.LocalAddr())
 	c.RemoteAddr = addrPort(nc.RemoteAddr())
 	if l.tls != nil {

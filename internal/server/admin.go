@@ -59,7 +59,7 @@ func (s *Server) buildAdmin() error {
 		Listeners:       s.writeListeners,
 		ConfigDump:      func() (proto.Message, error) { return s.ConfigDump() },
 		ServerInfo:      s.serverInfo,
-		SetHealthFailed: func(failed bool) { s.healthy.Store(!failed) },
+		SetHealthFailed: s.healthFailed.Store,
 		Quit:            s.Quit,
 		SetLogLevel:     s.setLogLevel,
 		Loggers: func() []admin.Logger {
@@ -110,7 +110,7 @@ func (r *statusRecorder) Write(p []byte) (int, error) {
 func (s *Server) adminState() stats.ServerState {
 	switch s.State() {
 	case Live:
-		if !s.healthy.Load() {
+		if s.healthFailed.Load() {
 			return stats.StateDraining
 		}
 		return stats.StateLive
@@ -208,8 +208,21 @@ func (s *Server) serverInfo() *adminv3.ServerInfo {
 			LogLevel:       logging.LevelName(s.opts.LogLevel.Level()),
 			Mode:           adminv3.CommandLineOptions_Serve,
 		},
-		Node: &corev3.Node{Id: s.nodeID, Cluster: s.nodeClstr, UserAgentName: "legate", UserAgentVersionType: &corev3.Node_UserAgentVersion{UserAgentVersion: version.Version}},
+		Node: s.node(),
 	}
+}
+
+// node is the bootstrap's node with the command-line overrides and
+// Legate's user agent, as Envoy reports it.
+func (s *Server) node() *corev3.Node {
+	n := &corev3.Node{}
+	if bn := s.opts.Bootstrap.GetNode(); bn != nil {
+		n = proto.Clone(bn).(*corev3.Node)
+	}
+	n.Id, n.Cluster = s.nodeID, s.nodeClstr
+	n.UserAgentName = "legate"
+	n.UserAgentVersionType = &corev3.Node_UserAgentVersion{UserAgentVersion: version.Version}
+	return n
 }
 
 // writeListeners renders /listeners: "name::address" lines, or Envoy's

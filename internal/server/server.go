@@ -63,20 +63,20 @@ type Options struct {
 
 // Server is a built proxy.
 type Server struct {
-	opts      Options
-	logger    *slog.Logger
-	store     *stats.Store
-	runtime   *runtime.Snapshot
-	clusters  *cluster.Manager
-	listeners []*listener.Listener
-	admin     *adminServer
-	start     time.Time
-	state     atomic.Int32
-	healthy   atomic.Bool // false after POST /healthcheck/fail
-	quit      chan struct{}
-	quitOnce  atomic.Bool
-	nodeID    string
-	nodeClstr string
+	opts         Options
+	logger       *slog.Logger
+	store        *stats.Store
+	runtime      *runtime.Snapshot
+	clusters     *cluster.Manager
+	listeners    []*listener.Listener
+	admin        *adminServer
+	start        time.Time
+	state        atomic.Int32
+	healthFailed atomic.Bool // set by POST /healthcheck/fail
+	quit         chan struct{}
+	quitOnce     atomic.Bool
+	nodeID       string
+	nodeClstr    string
 }
 
 // New builds everything from the bootstrap; it binds nothing, so it is also
@@ -87,7 +87,6 @@ func New(opts Options) (*Server, error) {
 	if s.logger == nil {
 		s.logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	s.healthy.Store(true)
 	s.nodeID, s.nodeClstr = bs.GetNode().GetId(), bs.GetNode().GetCluster()
 	if opts.ServiceNode != "" {
 		s.nodeID = opts.ServiceNode
@@ -116,7 +115,7 @@ func New(opts Options) (*Server, error) {
 
 	fc := &networkfilter.FactoryContext{
 		Clusters: s.clusters, Stats: s.store, Runtime: rt, Logger: s.logger,
-		NodeID: s.nodeID, ClusterName: s.nodeClstr,
+		NodeID: s.nodeID, ClusterName: s.nodeClstr, HealthFailed: &s.healthFailed,
 	}
 	var connIDs atomic.Uint64
 	seen := map[string]int{}

@@ -134,6 +134,7 @@ func TestCLI(t *testing.T) {
 			"admin: {address: {socket_address: {address: 127.0.0.1, port_value: "+itoa(adminPort)+"}}}")
 		stderr := &syncBuffer{}
 		cmd.Stderr = stderr
+		orphanKill(cmd)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

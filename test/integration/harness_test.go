@@ -200,6 +200,7 @@ func tryStartLegate(t *testing.T, tmpl string, data any, args ...string) (*Legat
 	l.cmd = exec.Command(legateBin, append([]string{"-c", path, "--drain-time-s", "5"}, args...)...)
 	l.cmd.Stderr = l.stderr
 	l.cmd.Stdout = l.stdout
+	orphanKill(l.cmd)
 	if err := l.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -458,7 +459,7 @@ func startUpstreamOn(t testing.TB, name, addr string, h http.Handler) *Upstream 
 	return serveUpstream(t, name, ln, h)
 }
 
-func serveUpstream(t testing.TB, name string, ln net.Listener, h http.Handler) *Upstream {
+func serveUpstream(t testing.TB, name string, ln net.Listener, h http.Handler, opts ...func(*http.Server)) *Upstream {
 	u := &Upstream{Name: name, Addr: ln.Addr().String()}
 	u.Host = ln.Addr().(*net.TCPAddr).IP.String()
 	u.Port = ln.Addr().(*net.TCPAddr).Port
@@ -476,6 +477,9 @@ func serveUpstream(t testing.TB, name string, ln net.Listener, h http.Handler) *
 			}
 		},
 		ReadHeaderTimeout: 10 * time.Second,
+	}
+	for _, o := range opts {
+		o(u.srv)
 	}
 	go func() { _ = u.srv.Serve(ln) }()
 	t.Cleanup(func() {

@@ -21,8 +21,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 )
 
 // DNSServer answers A queries from a mutable table; unknown names get
@@ -150,7 +148,11 @@ func startH2CUpstream(t testing.TB, name string, h http.Handler) *Upstream {
 	if h == nil {
 		h = echoHandler(name)
 	}
-	return serveUpstream(t, name, ln, h2c.NewHandler(h, &http2.Server{}))
+	return serveUpstream(t, name, ln, h, func(s *http.Server) {
+		s.Protocols = new(http.Protocols)
+		s.Protocols.SetHTTP1(true)
+		s.Protocols.SetUnencryptedHTTP2(true)
+	})
 }
 
 // startTLSUpstream serves the echo handler over TLS with cert, recording

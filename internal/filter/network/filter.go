@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 
@@ -25,6 +26,10 @@ type Conn struct {
 	TLS        *tls.ConnectionState // nil for plaintext
 	LocalAddr  netip.AddrPort
 	RemoteAddr netip.AddrPort
+	// DrainOnHealthFail is the listener's drain_type DEFAULT: while the
+	// server fails its health checks (POST /healthcheck/fail), connections
+	// are drained (closed after their current request).
+	DrainOnHealthFail bool
 }
 
 // Filter owns a connection until it returns. ctx is cancelled when the
@@ -41,6 +46,8 @@ type FactoryContext struct {
 	Logger   *slog.Logger
 	// NodeID and ClusterName identify this proxy (--service-node/-cluster).
 	NodeID, ClusterName string
+	// HealthFailed is set while the server fails health checks.
+	HealthFailed *atomic.Bool
 }
 
 // Factory builds a filter from its typed config.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -80,6 +81,8 @@ type Config struct {
 	Upgrades []UpgradeConfig
 	Stats    *Stats
 	Logger   *slog.Logger
+	// healthFailed is the server's /healthcheck/fail state.
+	healthFailed *atomic.Bool
 }
 
 // H2Settings are the downstream HTTP/2 options.
@@ -95,9 +98,10 @@ type UpgradeConfig struct {
 
 // Deps are what compiling an HCM needs from the rest of the server.
 type Deps struct {
-	Clusters *cluster.Manager
-	Stats    *stats.Store
-	Logger   *slog.Logger
+	Clusters     *cluster.Manager
+	Stats        *stats.Store
+	Logger       *slog.Logger
+	HealthFailed *atomic.Bool
 }
 
 // New compiles an HttpConnectionManager.
@@ -117,6 +121,10 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 		DrainTimeout:          durationOr(pb.GetDrainTimeout(), defaultDrainTimeout),
 		DelayedCloseTimeout:   durationOr(pb.GetDelayedCloseTimeout(), time.Second),
 		Logger:                deps.Logger,
+		healthFailed:          deps.HealthFailed,
+	}
+	if c.healthFailed == nil {
+		c.healthFailed = new(atomic.Bool)
 	}
 	if c.ServerName == "" {
 		c.ServerName = defaultServerName

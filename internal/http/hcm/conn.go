@@ -79,6 +79,13 @@ func (c *conn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// draining reports whether the connection should close after its current
+// request: the listener is draining, or (drain_type DEFAULT) the server is
+// failing its health checks.
+func (c *conn) draining() bool {
+	return c.drain.Err() != nil || (c.nc.DrainOnHealthFail && c.cfg.healthFailed.Load())
+}
+
 // headersTimeout is request_headers_timeout, or the stream idle timeout
 // when that is unset (see defaultHeadersTimeout's note in config.go).
 func (c *conn) headersTimeout() time.Duration {
@@ -233,7 +240,7 @@ func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
 			c.Conn.SetReadDeadline(time.Time{})
 			c.Conn.SetWriteDeadline(time.Time{})
 		}
-		if ctx.Err() != nil {
+		if c.draining() {
 			sc.CloseAfterResponse()
 		}
 		if cfg.serveStream(c, &req, sc.ResponseWriter(), sc) != endNormal {

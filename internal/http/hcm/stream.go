@@ -302,7 +302,7 @@ func (w *respWriter) WriteHeader(status int, h message.Headers, contentLength in
 	if status >= 200 || status == 101 {
 		cfg.Stats.recordStatus(status)
 	}
-	if w.s.sc != nil && w.s.c.drain.Err() != nil {
+	if w.s.sc != nil && w.s.c.draining() {
 		w.s.sc.CloseAfterResponse()
 	}
 	return w.inner.WriteHeader(status, h, contentLength)

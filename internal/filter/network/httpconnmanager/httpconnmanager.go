@@ -20,5 +20,7 @@ func New(cfg proto.Message, fc *networkfilter.FactoryContext) (networkfilter.Fil
 		Clusters: fc.Clusters,
 		Stats:    fc.Stats,
 		Logger:   fc.Logger,
+		// A nil HealthFailed (tests) means never failing.
+		HealthFailed: fc.HealthFailed,
 	})
 }
