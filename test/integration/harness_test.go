@@ -63,7 +63,7 @@ func mainWithBinary(m *testing.M) int {
 	return m.Run()
 }
 
-// testdataDir is the absolute path of this package's testdata.
+// thisDir is the directory holding this package's sources.
 func thisDir() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Dir(file)
