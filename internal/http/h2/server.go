@@ -10,7 +10,9 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -156,6 +158,17 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Protocol:      message.HTTP2,
 		Header:        fromHTTPHeader(r.Header, nil),
 		ContentLength: r.ContentLength,
+	}
+	// x/net moves the client's "trailer" declaration into r.Trailer's
+	// keys; upstreams (Go's servers among them) keep only declared
+	// trailers, so the declaration must travel on.
+	if len(r.Trailer) > 0 {
+		names := make([]string, 0, len(r.Trailer))
+		for k := range r.Trailer {
+			names = append(names, lowerName(k))
+		}
+		sort.Strings(names)
+		st.req.Header = append(st.req.Header, message.Header{Name: "trailer", Value: strings.Join(names, ", ")})
 	}
 	// x/net leaves ContentLength 0 when the headers ended the stream (and
 	// for an explicit content-length: 0); either way there is no body.

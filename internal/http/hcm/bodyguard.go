@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/http/http1"
 	"github.com/legate-proxy/legate/internal/http/message"
 )
 
@@ -21,6 +22,9 @@ type bodyGuard struct {
 	body   message.Body
 	eof    bool
 	closed bool
+	// protoErr is a framing error in the body itself (a bad chunk):
+	// the client is at fault, not the upstream.
+	protoErr *http1.ProtocolError
 }
 
 func (g *bodyGuard) Read(p []byte) (int, error) {
@@ -32,8 +36,19 @@ func (g *bodyGuard) Read(p []byte) (int, error) {
 	n, err := g.body.Read(p)
 	if err != nil {
 		g.eof = true
+		errors.As(err, &g.protoErr)
 	}
 	return n, err
+}
+
+// protocolError returns the body's framing error, if one was seen. A read
+// still in progress holds the lock; it has seen no error yet.
+func (g *bodyGuard) protocolError() *http1.ProtocolError {
+	if !g.mu.TryLock() {
+		return nil
+	}
+	defer g.mu.Unlock()
+	return g.protoErr
 }
 
 func (g *bodyGuard) Trailers() message.Headers { return g.body.Trailers() }

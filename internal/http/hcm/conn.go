@@ -233,6 +233,12 @@ func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
 			cfg.readError(c, sc, err)
 			return
 		}
+		if req.Body != nil && req.ContentLength < 0 {
+			if err := sc.CheckBufferedBody(); err != nil {
+				cfg.readError(c, sc, err)
+				return
+			}
+		}
 		c.state.Store(stateActive)
 		c.lastRefresh = time.Time{}
 		c.refreshStreamIdle()

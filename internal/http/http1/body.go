@@ -2,6 +2,7 @@ package http1
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 
@@ -298,4 +299,41 @@ func validChunkExt(e []byte) bool {
 		}
 	}
 	return true
+}
+
+// CheckBufferedBody validates the chunked framing of request body bytes
+// that arrived together with the headers, without consuming them. The
+// connection manager calls it before contacting an upstream, so a request
+// whose malformed framing is already in hand is refused with 400 and never
+// forwarded (Envoy likewise parses its whole read buffer before the
+// upstream request goes out). Bytes still on the wire are checked as they
+// are read.
+func (c *ServerConn) CheckBufferedBody() error {
+	b := &c.body
+	if b.kind != bodyChunked || b.done || b.err != nil || b.cs != csSize {
+		return nil
+	}
+	n := b.br.Buffered()
+	if n == 0 {
+		return nil
+	}
+	peek, _ := b.br.Peek(n)
+	probe := body{
+		br:   bufio.NewReaderSize(bytes.NewReader(peek), n+16),
+		kind: bodyChunked,
+		lim:  b.lim,
+		bufs: &connBufs{},
+	}
+	var scratch [2048]byte
+	for {
+		_, err := probe.readChunked(scratch[:])
+		var pe *ProtocolError
+		switch {
+		case err == nil:
+		case errors.As(err, &pe):
+			return pe
+		default: // the buffered bytes ran out: fine so far
+			return nil
+		}
+	}
 }
