@@ -62,7 +62,7 @@ func (c *checker) message(m protoreflect.Message, path string, inherited map[pro
 	if isWellKnown(md) {
 		return
 	}
-	rule := rules[md.FullName()]
+	rule := compiled().rules[md.FullName()]
 	fields := md.Fields()
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
@@ -155,7 +155,7 @@ func (c *checker) any(a protoreflect.Message, path, report string, types map[pro
 		return
 	}
 	if !types[name] {
-		if supportedTypes[name] && len(types) > 0 {
+		if compiled().supportedTypes[name] && len(types) > 0 {
 			c.add(report, "%s is not supported here; expected %s", name, strings.Join(sortedTypes(types), " or "))
 		} else {
 			c.add(report, "%s is not supported", name)
@@ -310,7 +310,7 @@ func oneofOf(md protoreflect.MessageDescriptor, goName string) protoreflect.Oneo
 // supports, or all of them if none is.
 func oneofChoices(md protoreflect.MessageDescriptor, od protoreflect.OneofDescriptor) []string {
 	var supported, all []string
-	rule := rules[md.FullName()]
+	rule := compiled().rules[md.FullName()]
 	fields := od.Fields()
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)

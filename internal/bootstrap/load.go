@@ -142,7 +142,7 @@ var placeholderType = func() protoreflect.MessageType {
 }()
 
 func (resolver) FindMessageByURL(url string) (protoreflect.MessageType, error) {
-	if !supportedTypes[typeNameOf(url)] {
+	if !compiled().supportedTypes[typeNameOf(url)] {
 		return placeholderType, nil
 	}
 	return protoregistry.GlobalTypes.FindMessageByURL(url)

@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"fmt"
+	"sync"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -21,22 +22,25 @@ type msgRule struct {
 	fields map[protoreflect.FieldNumber]*fieldRule
 }
 
-var (
+// compiledRules is the allowlist resolved against the proto descriptors,
+// built on first use so that allowlist_*.go files can extend the allowlist
+// from their init functions first (see extend.go).
+type compiledRules struct {
 	// rules maps a message full name to its allowed fields.
 	rules map[protoreflect.FullName]*msgRule
 	// supportedTypes is every typed_config type allowed somewhere.
 	supportedTypes map[protoreflect.FullName]bool
-)
+}
 
-func init() {
-	var err error
-	rules, supportedTypes, err = compileAllowlist(allowlist)
+var compiled = sync.OnceValue(func() compiledRules {
+	rules, types, err := compileAllowlist(allowlist)
 	if err != nil {
 		// The allowlist is static data; a mistake in it is a programming error
 		// that TestAllowlistCompiles reports too.
 		panic(err)
 	}
-}
+	return compiledRules{rules: rules, supportedTypes: types}
+})
 
 func compileAllowlist(areas []area) (map[protoreflect.FullName]*msgRule, map[protoreflect.FullName]bool, error) {
 	rs := make(map[protoreflect.FullName]*msgRule)

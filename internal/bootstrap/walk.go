@@ -232,7 +232,7 @@ func (w *walker) any(v any, path string) bool {
 			}
 			continue // the wrapped type may itself be a TypedStruct
 		}
-		if !supportedTypes[name] {
+		if !compiled().supportedTypes[name] {
 			for k := range obj {
 				if k != "@type" {
 					delete(obj, k)

@@ -1,0 +1,51 @@
+package bootstrap
+
+import "fmt"
+
+// The allowlist is one table, but features land in parallel: a feature's
+// file (allowlist_<feature>.go) extends it from init, next to nothing else,
+// instead of every change editing allowlist.go. Extensions are applied
+// before the allowlist is first compiled, and docs/compatibility.md shows
+// the merged result.
+
+// extendFields adds fields to a message already in the allowlist.
+func extendFields(msg string, items ...any) {
+	m := findMessage(msg)
+	m.Fields = append(m.Fields, fs(items...)...)
+}
+
+// extendTypes allows more typed_config types in a field already in the
+// allowlist (e.g. another network filter in Filter.typed_config).
+func extendTypes(msg, fieldName string, types ...string) {
+	m := findMessage(msg)
+	for i := range m.Fields {
+		if m.Fields[i].Name == fieldName {
+			m.Fields[i].Types = append(m.Fields[i].Types, types...)
+			return
+		}
+	}
+	panic(fmt.Sprintf("bootstrap: allowlist: %s has no listed field %q to extend", msg, fieldName))
+}
+
+// addMessages adds messages to the area titled title, creating the area
+// at the end of the table when it does not exist.
+func addMessages(title, intro string, msgs ...message) {
+	for i := range allowlist {
+		if allowlist[i].Title == title {
+			allowlist[i].Messages = append(allowlist[i].Messages, msgs...)
+			return
+		}
+	}
+	allowlist = append(allowlist, area{Title: title, Intro: intro, Messages: msgs})
+}
+
+func findMessage(name string) *message {
+	for i := range allowlist {
+		for j := range allowlist[i].Messages {
+			if allowlist[i].Messages[j].Name == name {
+				return &allowlist[i].Messages[j]
+			}
+		}
+	}
+	panic(fmt.Sprintf("bootstrap: allowlist: no message %s to extend", name))
+}
