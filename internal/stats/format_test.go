@@ -14,6 +14,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -143,7 +144,7 @@ func TestWritePrometheusGolden(t *testing.T) {
 
 	// The exposition parser rejects duplicate TYPE lines, bad names,
 	// unsorted or non-cumulative buckets and so on.
-	var p expfmt.TextParser
+	p := expfmt.NewTextParser(model.LegacyValidation)
 	fams, err := p.TextToMetricFamilies(bytes.NewReader(b.Bytes()))
 	if err != nil {
 		t.Fatalf("not valid exposition format: %v", err)
@@ -202,7 +203,7 @@ func TestPrometheusEscapesLabelValues(t *testing.T) {
 	if err := WritePrometheus(&b, s, NewTagExtractor(), nil, true); err != nil {
 		t.Fatal(err)
 	}
-	var p expfmt.TextParser
+	p := expfmt.NewTextParser(model.LegacyValidation)
 	fams, err := p.TextToMetricFamilies(bytes.NewReader(b.Bytes()))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b.String())

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 func TestStatsAndAdmin(t *testing.T) {
@@ -103,7 +104,7 @@ func TestStatsAndAdmin(t *testing.T) {
 		if !strings.Contains(body, `envoy_cluster_upstream_rq_total{envoy_cluster_name="svc"}`) {
 			t.Errorf("no envoy_cluster_upstream_rq_total{envoy_cluster_name=\"svc\"}")
 		}
-		var p expfmt.TextParser
+		p := expfmt.NewTextParser(model.LegacyValidation)
 		fams, err := p.TextToMetricFamilies(strings.NewReader(body))
 		if err != nil {
 			t.Fatalf("prometheus text does not parse: %v", err)
