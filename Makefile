@@ -4,6 +4,8 @@
 #   make test    build, vet, then run every test (integration tests use bin/)
 #   make lint    gofmt, go vet, staticcheck
 #   make bench   Legate vs nginx vs haproxy on pinned cores (needs nginx, haproxy, wrk)
+#   make deb     dist/legate_<version>-1_<arch>.deb (see docs/operations.md)
+#   make image   container images legate:<version> and legate-demo-service:<version>
 
 GO          ?= go
 BIN         := $(CURDIR)/bin
@@ -12,15 +14,53 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_TIMEOUT ?= 15m
 BENCH_FLAGS ?=
 
+DIST        := $(CURDIR)/dist
+
 # Static binaries: no C toolchain needed, same behaviour everywhere.
 export CGO_ENABLED := 0
 
-.PHONY: all build demo test lint bench clean
+# What `legate --version` reports. VERSION is the newest release in
+# CHANGELOG.md; COMMIT and the build date come from the last commit, never the
+# clock, so two builds of one commit are byte-identical (with -trimpath and an
+# empty build id). Each can be overridden, e.g. in a tree without .git.
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell sed -n 's/^## \([0-9][^ ]*\) - .*/\1/p' CHANGELOG.md | head -n 1)
+endif
+ifeq ($(origin COMMIT),undefined)
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+endif
+ifeq ($(origin SOURCE_DATE_EPOCH),undefined)
+SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+endif
+export SOURCE_DATE_EPOCH
+BUILD_DATE  := $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG := github.com/legate-proxy/legate/internal/version
+# -s -w: no symbol table or DWARF (Debian ships stripped binaries; stack
+# traces still work).
+LDFLAGS     := -s -w -buildid= -X $(VERSION_PKG).Version=$(VERSION) \
+               -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
+GOBUILD     := $(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)'
+IMAGE_TAG   ?= $(VERSION)
+
+.PHONY: all build demo test lint bench clean deb image version
 
 all: build
 
 build:
-	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+	@test -n "$(VERSION)" || { echo "CHANGELOG.md has no '## <version> - <date>' heading"; exit 1; }
+	$(GOBUILD) -o $(BIN)/ ./cmd/...
+
+version:
+	@echo $(VERSION)
+
+# The .deb is assembled by packaging/mkdeb (nfpm as a library) from bin/.
+deb: build
+	$(GO) run -trimpath ./packaging/mkdeb -bin $(BIN) -root packaging -changelog CHANGELOG.md -out $(DIST)
+
+# FROM scratch images from the static binaries; nothing is pulled.
+image: build
+	BIN=$(BIN) IMAGE_TAG=$(IMAGE_TAG) VERSION=$(VERSION) COMMIT=$(COMMIT) BUILD_DATE=$(BUILD_DATE) \
+		packaging/docker/build-images.sh
 
 demo: build
 	$(BIN)/legate-demo --legate $(BIN)/legate --service $(BIN)/demo-service
@@ -41,4 +81,4 @@ bench: build
 	$(GO) run ./bench/run --legate $(BIN)/legate $(BENCH_FLAGS)
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)

@@ -78,9 +78,14 @@ func (f ResponseFlags) AppendTo(b []byte) []byte {
 type StreamInfo struct {
 	StartTime time.Time
 	// Monotonic offsets from StartTime; zero when not reached.
+	// LastDownstreamRxByte: the request was received whole (headers, or
+	// the body's end). FirstUpstreamTxByte: the request went upstream.
+	// FirstUpstreamRxByte: response headers arrived. LastUpstreamRxByte:
+	// the response body ended. LastDownstreamTxByte: the stream ended.
 	LastDownstreamRxByte time.Duration
 	FirstUpstreamTxByte  time.Duration
 	FirstUpstreamRxByte  time.Duration
+	LastUpstreamRxByte   time.Duration
 	LastDownstreamTxByte time.Duration
 
 	ConnectionID         uint64
@@ -100,7 +105,7 @@ type StreamInfo struct {
 	ResponseCodeDetails string // e.g. "via_upstream", "route_not_found"
 	Flags               ResponseFlags
 
-	BytesReceived uint64
-	BytesSent     uint64
+	BytesReceived uint64 // request body bytes
+	BytesSent     uint64 // response body bytes
 	Attempts      uint32
 }

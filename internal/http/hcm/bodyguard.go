@@ -2,7 +2,9 @@ package hcm
 
 import (
 	"errors"
+	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/legate-proxy/legate/internal/http/http1"
@@ -20,6 +22,7 @@ var errStreamEnded = errors.New("request body read after its stream ended")
 type bodyGuard struct {
 	mu     sync.Mutex
 	body   message.Body
+	count  *bodyCount
 	eof    bool
 	closed bool
 	// protoErr is a framing error in the body itself (a bad chunk):
@@ -34,6 +37,7 @@ func (g *bodyGuard) Read(p []byte) (int, error) {
 		return 0, errStreamEnded
 	}
 	n, err := g.body.Read(p)
+	g.count.add(n, err)
 	if err != nil {
 		g.eof = true
 		errors.As(err, &g.protoErr)
@@ -65,4 +69,33 @@ func (g *bodyGuard) finish(c *conn) (complete bool) {
 	defer g.mu.Unlock()
 	g.closed = true
 	return g.eof
+}
+
+// bodyCount measures a request body for stream info (%BYTES_RECEIVED%,
+// %REQUEST_DURATION%). Its reader may be the upstream pool's writer
+// goroutine, so it keeps atomics the stream copies out when it ends.
+type bodyCount struct {
+	start time.Time
+	bytes atomic.Uint64
+	done  atomic.Int64 // offset from start of the body's end; 0 = not yet
+}
+
+func (c *bodyCount) add(n int, err error) {
+	c.bytes.Add(uint64(n))
+	if err == io.EOF && c.done.Load() == 0 {
+		c.done.Store(int64(max(time.Since(c.start), 1)))
+	}
+}
+
+// countedBody counts an HTTP/2 request body (HTTP/1 bodies are counted by
+// their bodyGuard).
+type countedBody struct {
+	message.Body
+	count *bodyCount
+}
+
+func (b *countedBody) Read(p []byte) (int, error) {
+	n, err := b.Body.Read(p)
+	b.count.add(n, err)
+	return n, err
 }

@@ -34,6 +34,8 @@ type stream struct {
 	lastProgress time.Time
 	body         timedBody
 	guard        bodyGuard
+	counted      countedBody
+	count        bodyCount
 	c            *conn
 }
 
@@ -71,9 +73,17 @@ func (cfg *Config) serveStream(c *conn, req *message.Request, w message.Response
 		st.RqHTTP1Total.Inc()
 	}
 	s.c = c
-	if sc != nil && req.Body != nil {
-		s.guard = bodyGuard{body: req.Body}
+	switch {
+	case req.Body == nil:
+		s.info.LastDownstreamRxByte = 1 // the headers were the whole request
+	case sc != nil:
+		s.count.start = s.info.StartTime
+		s.guard = bodyGuard{body: req.Body, count: &s.count}
 		req.Body = &s.guard
+	default:
+		s.count.start = s.info.StartTime
+		s.counted = countedBody{Body: req.Body, count: &s.count}
+		req.Body = &s.counted
 	}
 	s.rw = respWriter{inner: w, s: s}
 	s.fs = httpfilter.Stream{Ctx: c.streamCtx, Request: req, Response: &s.rw, Info: &s.info}
@@ -111,6 +121,10 @@ func (cfg *Config) endStream(s *stream) streamEnd {
 		// The rest of the body is still on the wire: the connection
 		// cannot carry another request.
 		s.sc.CloseAfterResponse()
+	}
+	if s.count.start != (time.Time{}) {
+		s.info.BytesReceived = s.count.bytes.Load()
+		s.info.LastDownstreamRxByte = time.Duration(s.count.done.Load())
 	}
 	s.info.LastDownstreamTxByte = time.Since(s.info.StartTime)
 	st.RqActive.Dec()

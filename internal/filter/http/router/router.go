@@ -216,6 +216,9 @@ func (f *Filter) try(s *httpfilter.Stream, c *cluster.Cluster, host *cluster.Hos
 	if pool == nil {
 		a.err = &connpool.Error{Reason: connpool.ConnectionFailure, Err: errors.New("host has no connection pool")}
 	} else {
+		if s.Info.FirstUpstreamTxByte == 0 {
+			s.Info.FirstUpstreamTxByte = max(time.Since(s.Info.StartTime), 1)
+		}
 		a.resp, a.err = pool.RoundTrip(ctx, s.Request)
 	}
 	if a.err != nil {
@@ -224,8 +227,8 @@ func (f *Filter) try(s *httpfilter.Stream, c *cluster.Cluster, host *cluster.Hos
 		}
 		f.endAttempt(c, &a)
 	}
-	if a.err == nil && s.Info.FirstUpstreamRxByte == 0 {
-		s.Info.FirstUpstreamRxByte = time.Since(s.Info.StartTime)
+	if a.err == nil {
+		s.Info.FirstUpstreamRxByte = max(time.Since(s.Info.StartTime), 1)
 	}
 	return a
 }
@@ -390,6 +393,7 @@ func (f *Filter) respond(s *httpfilter.Stream, r *routetable.Route, wc *routetab
 		return
 	}
 	if resp.Body == nil {
+		s.Info.LastUpstreamRxByte = s.Info.FirstUpstreamRxByte
 		return
 	}
 	bp := copyBufs.Get().(*[]byte)
@@ -424,6 +428,7 @@ func (f *Filter) respond(s *httpfilter.Stream, r *routetable.Route, wc *routetab
 			return
 		}
 	}
+	s.Info.LastUpstreamRxByte = time.Since(s.Info.StartTime)
 	if t := resp.Body.Trailers(); len(t) > 0 {
 		s.Response.WriteTrailers(t)
 	}
