@@ -41,6 +41,8 @@ LDFLAGS     := -s -w -buildid= -X $(VERSION_PKG).Version=$(VERSION) \
                -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
 GOBUILD     := $(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)'
 IMAGE_TAG   ?= $(VERSION)
+# What `make build` builds; a subset (e.g. CMDS=./cmd/legate) builds faster.
+CMDS        ?= ./cmd/...
 
 .PHONY: all build demo test lint bench clean deb image version
 
@@ -48,7 +50,7 @@ all: build
 
 build:
 	@test -n "$(VERSION)" || { echo "CHANGELOG.md has no '## <version> - <date>' heading"; exit 1; }
-	$(GOBUILD) -o $(BIN)/ ./cmd/...
+	$(GOBUILD) -o $(BIN)/ $(CMDS)
 
 version:
 	@echo $(VERSION)

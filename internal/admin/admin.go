@@ -65,6 +65,14 @@ type Deps struct {
 	// one of trace, debug, info, warning, error, critical, off.
 	SetLogLevel func(logger, level string) error
 	Loggers     func() []Logger
+	// ReopenLogs reopens the access log files (POST /reopen_logs, for log
+	// rotation); nil when there are none to reopen.
+	ReopenLogs func() error
+
+	// Dashboard, when set, serves the home page "/" and everything under
+	// "/dashboard/" (internal/admin/dashboard); the endpoint index then
+	// lives at /help, as HTML for browsers. Nil keeps the plain index at "/".
+	Dashboard http.Handler
 }
 
 type endpoint struct {
@@ -106,6 +114,7 @@ func New(deps Deps) http.Handler {
 			"level: change all loggers to this level", "paths: name1:level1,name2:level2,… change several loggers"}},
 		{path: "/quitquitquit", help: "exit the server", mutates: true, handle: s.quit},
 		{path: "/reset_counters", help: "reset all counters to zero", mutates: true, handle: s.resetCounters},
+		{path: "/reopen_logs", help: "reopen access logs", mutates: true, handle: s.reopenLogs},
 	}
 	s.byPath = make(map[string]*endpoint, len(s.endpoints))
 	for i := range s.endpoints {
@@ -144,6 +153,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-cache, max-age=0")
 	h.Set("X-Content-Type-Options", "nosniff")
+	if s.deps.Dashboard != nil && (r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/dashboard/")) {
+		s.deps.Dashboard.ServeHTTP(w, r)
+		return
+	}
 	ep := s.byPath[r.URL.Path]
 	if ep == nil {
 		var b strings.Builder
@@ -175,17 +188,43 @@ func (s *server) writeHelp(b *strings.Builder) {
 	}
 }
 
-func (s *server) helpPage(w http.ResponseWriter, _ *http.Request) {
+func (s *server) helpPage(w http.ResponseWriter, r *http.Request) {
+	// With the dashboard on "/", browsers find the clickable index (with
+	// POST buttons for the mutating endpoints) here; curl and scripts,
+	// which do not ask for HTML, keep Envoy's text.
+	if s.deps.Dashboard != nil && wantsHTML(r) {
+		s.home(w, r)
+		return
+	}
 	var b strings.Builder
 	s.writeHelp(&b)
 	text(w, http.StatusOK, b.String())
 }
 
-// home is a plain index; a fuller dashboard replaces it later.
+// wantsHTML reports whether the client lists text/html among the types it
+// accepts, as browsers do and curl does not.
+func wantsHTML(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, _, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(mt), "text/html") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// home is the plain endpoint index: the home page without a dashboard, and
+// /help for browsers with one.
 func (s *server) home(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=UTF-8")
 	var b strings.Builder
-	b.WriteString("<!DOCTYPE html>\n<html><head><title>Legate Admin</title></head><body>\n<h1>Legate Admin</h1>\n<table>\n")
+	b.WriteString("<!DOCTYPE html>\n<html><head><title>Legate Admin</title></head><body>\n<h1>Legate Admin</h1>\n")
+	if s.deps.Dashboard != nil {
+		b.WriteString("<p><a href=\"/\">Live dashboard</a></p>\n")
+	}
+	b.WriteString("<table>\n")
 	for _, ep := range s.endpoints[1:] {
 		p := html.EscapeString(ep.path)
 		if ep.mutates {

@@ -21,12 +21,18 @@ import (
 )
 
 // Context is what a format string is evaluated against. Any field may be
-// nil; operators whose source is missing render as missing.
+// nil; operators whose source is missing render as missing. A TCP
+// connection's access log has no Request, response headers or trailers:
+// %REQ%, %RESP% and %TRAILER% then render as missing.
 type Context struct {
-	Request         *message.Request
-	ResponseHeaders message.Headers
-	Info            *streaminfo.StreamInfo
+	Request          *message.Request
+	ResponseHeaders  message.Headers
+	ResponseTrailers message.Headers
+	Info             *streaminfo.StreamInfo
 }
+
+// emptyContext stands in for a nil *Context.
+var emptyContext Context
 
 // Options change how a format string renders.
 type Options struct {
@@ -43,6 +49,7 @@ const (
 	opStatic         // value fixed at compile time (HOSTNAME, ENVIRONMENT)
 	opReq
 	opResp
+	opTrailer
 	opDownstreamRemoteAddress
 	opDownstreamRemoteAddressWithoutPort
 	opDownstreamRemotePort
@@ -110,7 +117,7 @@ type part struct {
 	text string
 	// present is false for an opStatic whose source was missing.
 	present bool
-	// name and alt are REQ/RESP's lower-cased header and fallback.
+	// name and alt are REQ/RESP/TRAILER's lower-cased header and fallback.
 	name, alt string
 	// maxLen truncates the value (":Z"); -1 means no limit.
 	maxLen int
@@ -222,7 +229,7 @@ func parseCommand(s string) (part, int, error) {
 	i++
 	p := part{maxLen: maxLen}
 	switch name {
-	case "REQ", "RESP":
+	case "REQ", "RESP", "TRAILER":
 		if !hasArg || arg == "" {
 			return part{}, 0, fmt.Errorf("%s requires a header name, e.g. %%%s(x-request-id)%%", name, name)
 		}
@@ -230,9 +237,13 @@ func parseCommand(s string) (part, int, error) {
 		if main == "" || strings.Contains(alt, "?") {
 			return part{}, 0, fmt.Errorf("%s(%s): bad header specification", name, arg)
 		}
-		p.kind = opReq
-		if name == "RESP" {
+		switch name {
+		case "REQ":
+			p.kind = opReq
+		case "RESP":
 			p.kind = opResp
+		default:
+			p.kind = opTrailer
 		}
 		p.name, p.alt = strings.ToLower(main), strings.ToLower(alt)
 	case "START_TIME":
@@ -289,6 +300,9 @@ func (f *Formatter) Append(dst []byte, ctx *Context) []byte {
 	if f.static {
 		return append(dst, f.constant...)
 	}
+	if ctx == nil {
+		ctx = &emptyContext
+	}
 	for i := range f.parts {
 		p := &f.parts[i]
 		if p.kind == opLiteral {
@@ -328,11 +342,9 @@ func (p *part) appendValue(dst []byte, ctx *Context) ([]byte, bool) {
 		}
 		return append(dst, v...), ok && v != ""
 	case opResp:
-		v, ok := ctx.ResponseHeaders.Get(p.name)
-		if !ok && p.alt != "" {
-			v, ok = ctx.ResponseHeaders.Get(p.alt)
-		}
-		return append(dst, v...), ok && v != ""
+		return appendHeader(dst, ctx.ResponseHeaders, p.name, p.alt)
+	case opTrailer:
+		return appendHeader(dst, ctx.ResponseTrailers, p.name, p.alt)
 	}
 	si := ctx.Info
 	if si == nil {
@@ -405,6 +417,14 @@ func (p *part) appendValue(dst []byte, ctx *Context) ([]byte, bool) {
 		return strconv.AppendUint(dst, uint64(si.Attempts), 10), true
 	}
 	return dst, false
+}
+
+func appendHeader(dst []byte, h message.Headers, name, alt string) ([]byte, bool) {
+	v, ok := h.Get(name)
+	if !ok && alt != "" {
+		v, ok = h.Get(alt)
+	}
+	return append(dst, v...), ok && v != ""
 }
 
 func appendMillis(dst []byte, d time.Duration) ([]byte, bool) {

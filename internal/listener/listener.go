@@ -23,6 +23,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
+	"github.com/legate-proxy/legate/internal/accesslog"
 	networkfilter "github.com/legate-proxy/legate/internal/filter/network"
 	"github.com/legate-proxy/legate/internal/stats"
 	legatetls "github.com/legate-proxy/legate/internal/tls"
@@ -45,6 +46,8 @@ type Listener struct {
 	connLimit uint64 // 0 = unlimited
 	stats     listenerStats
 	logger    *slog.Logger
+	// accessLogs log every connection when it closes (access_log).
+	accessLogs accesslog.Loggers
 
 	ln     net.Listener
 	active atomic.Int64
@@ -125,6 +128,9 @@ func Build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *at
 	}
 	if l.filter, err = factory(msg, fc); err != nil {
 		return nil, fmt.Errorf("filter_chains[0].filters[0]: %w", err)
+	}
+	if l.accessLogs, err = buildAccessLogs(pb, fc); err != nil {
+		return nil, err
 	}
 
 	sc := fc.Stats.Scope("listener").Scope(l.StatName)
@@ -231,6 +237,11 @@ func (l *Listener) serveConn(ctx context.Context, nc net.Conn) {
 	c := &networkfilter.Conn{Conn: nc, ID: l.nextID.Add(1), DrainOnHealthFail: l.drainOnHC}
 	c.LocalAddr = addrPort(nc.LocalAddr())
 	c.RemoteAddr = addrPort(nc.RemoteAddr())
+	var cl *connLog
+	if l.accessLogs != nil {
+		cl = newConnLog(c, start)
+		defer l.logConn(cl)
+	}
 	if l.tls != nil {
 		tc := tls.Server(nc, l.tls)
 		tc.SetDeadline(time.Now().Add(handshakeTimeout))
@@ -244,6 +255,9 @@ func (l *Listener) serveConn(ctx context.Context, nc net.Conn) {
 		l.stats.sslHandshake.Inc()
 		st := tc.ConnectionState()
 		c.Conn, c.TLS = tc, &st
+	}
+	if cl != nil {
+		cl.attach(c)
 	}
 	l.filter.ServeConn(ctx, c)
 }

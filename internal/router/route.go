@@ -32,6 +32,8 @@ type Route struct {
 	// ClusterNotFoundStatus is the reply when the cluster is unknown at
 	// request time (cluster_not_found_response_code, default 503).
 	ClusterNotFoundStatus int
+	// Decorator is the route's decorator (span naming), nil when unset.
+	Decorator *Decorator
 
 	match routeMatch
 
@@ -63,6 +65,14 @@ type Route struct {
 	insertOriginalPath   bool
 	hasRequestMutations  bool
 	hasResponseMutations bool
+}
+
+// Decorator is Route.decorator: the operation names the request's span,
+// and, when Propagate (default true), the connection manager returns it in
+// x-envoy-decorator-operation so the caller can name its own span alike.
+type Decorator struct {
+	Operation string
+	Propagate bool
 }
 
 type clusterKind uint8
@@ -108,6 +118,12 @@ func (t *Table) compileRoute(r *routev3.Route, vh *VirtualHost, path string, max
 	if rt.mut, err = compileLevel(r.GetRequestHeadersToAdd(), r.GetRequestHeadersToRemove(),
 		r.GetResponseHeadersToAdd(), r.GetResponseHeadersToRemove(), path+"."); err != nil {
 		return nil, err
+	}
+	if d := r.GetDecorator(); d != nil {
+		if d.GetOperation() == "" {
+			return nil, fmt.Errorf("%s.decorator.operation: must not be empty", path)
+		}
+		rt.Decorator = &Decorator{Operation: d.GetOperation(), Propagate: d.GetPropagate() == nil || d.GetPropagate().GetValue()}
 	}
 	switch a := r.GetAction().(type) {
 	case *routev3.Route_Route:

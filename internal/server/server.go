@@ -26,6 +26,7 @@ import (
 	// Extensions register themselves by config type.
 	_ "github.com/legate-proxy/legate/internal/filter/http/router"
 	_ "github.com/legate-proxy/legate/internal/filter/network/httpconnmanager"
+	_ "github.com/legate-proxy/legate/internal/filter/network/tcpproxy"
 )
 
 // State is the server's life stage, as /server_info reports it.

@@ -61,10 +61,11 @@ type histSnapshot struct {
 	h      *Histogram
 	counts []uint64
 	total  uint64
+	sum    uint64
 }
 
 func snapshot(h *Histogram) histSnapshot {
-	s := histSnapshot{h: h, counts: h.BucketCounts()}
+	s := histSnapshot{h: h, counts: h.BucketCounts(), sum: h.Sum()}
 	for _, c := range s.counts {
 		s.total += c
 	}
@@ -218,165 +219,6 @@ func formatFloat(v float64) string {
 		return strconv.FormatFloat(v, 'g', -1, 64)
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64)
-}
-
-// promEntry is one series of a metric family.
-type promEntry struct {
-	labels string // rendered, without braces; "" when untagged
-	value  string
-	hist   *histSnapshot
-}
-
-type promFamily struct {
-	name    string
-	entries []promEntry
-}
-
-// WritePrometheus writes /stats/prometheus: names get Envoy's tag
-// extraction, the "envoy_" prefix and [^a-zA-Z0-9_] turned into '_'; tags
-// become labels; each family has one "# TYPE" line. Counters come first,
-// then gauges, then histograms with cumulative _bucket{le=…} series ending
-// in +Inf, _sum and _count. tx may be nil for a shared default extractor.
-func WritePrometheus(w io.Writer, s *Store, tx *TagExtractor, filter *regexp.Regexp, usedOnly bool) error {
-	if tx == nil {
-		tx = defaultExtractor
-	}
-	keep := func(name string) bool { return filter == nil || filter.MatchString(name) }
-	bw := bufio.NewWriter(w)
-
-	var counters, gauges, hists map[string]*promFamily
-	add := func(m *map[string]*promFamily, name string, e promEntry) {
-		if *m == nil {
-			*m = map[string]*promFamily{}
-		}
-		t := tx.Extract(name)
-		fam := "envoy_" + sanitizeMetricName(t.Name)
-		e.labels = renderLabels(t.Tags)
-		f := (*m)[fam]
-		if f == nil {
-			f = &promFamily{name: fam}
-			(*m)[fam] = f
-		}
-		f.entries = append(f.entries, e)
-	}
-	for _, c := range s.Counters() {
-		if keep(c.Name()) && (!usedOnly || c.Value() != 0) {
-			add(&counters, c.Name(), promEntry{value: strconv.FormatUint(c.Value(), 10)})
-		}
-	}
-	for _, g := range s.Gauges() {
-		if keep(g.Name()) && (!usedOnly || g.Value() != 0) {
-			add(&gauges, g.Name(), promEntry{value: strconv.FormatInt(g.Value(), 10)})
-		}
-	}
-	for _, h := range s.Histograms() {
-		if !keep(h.Name()) {
-			continue
-		}
-		snap := snapshot(h)
-		if usedOnly && snap.total == 0 {
-			continue
-		}
-		add(&hists, h.Name(), promEntry{hist: &snap})
-	}
-
-	writeFamilies(bw, counters, "counter")
-	writeFamilies(bw, gauges, "gauge")
-	for _, f := range sortedFamilies(hists) {
-		bw.WriteString("# TYPE ")
-		bw.WriteString(f.name)
-		bw.WriteString(" histogram\n")
-		for _, e := range f.entries {
-			h := e.hist
-			sep := ""
-			if e.labels != "" {
-				sep = ","
-			}
-			var cum uint64
-			bounds := h.h.Bounds()
-			for i, c := range h.counts {
-				cum += c
-				le := "+Inf"
-				if i < len(bounds) {
-					le = formatFloat(bounds[i])
-				}
-				bw.WriteString(f.name)
-				bw.WriteString("_bucket{")
-				bw.WriteString(e.labels)
-				bw.WriteString(sep)
-				bw.WriteString(`le="`)
-				bw.WriteString(le)
-				bw.WriteString(`"} `)
-				bw.WriteString(strconv.FormatUint(cum, 10))
-				bw.WriteByte('\n')
-			}
-			writeSeries(bw, f.name+"_sum", e.labels, strconv.FormatUint(h.h.Sum(), 10))
-			writeSeries(bw, f.name+"_count", e.labels, strconv.FormatUint(cum, 10))
-		}
-	}
-	return bw.Flush()
-}
-
-func writeFamilies(bw *bufio.Writer, m map[string]*promFamily, typ string) {
-	for _, f := range sortedFamilies(m) {
-		bw.WriteString("# TYPE ")
-		bw.WriteString(f.name)
-		bw.WriteByte(' ')
-		bw.WriteString(typ)
-		bw.WriteByte('\n')
-		for _, e := range f.entries {
-			writeSeries(bw, f.name, e.labels, e.value)
-		}
-	}
-}
-
-func writeSeries(bw *bufio.Writer, name, labels, value string) {
-	bw.WriteString(name)
-	if labels != "" {
-		bw.WriteByte('{')
-		bw.WriteString(labels)
-		bw.WriteByte('}')
-	}
-	bw.WriteByte(' ')
-	bw.WriteString(value)
-	bw.WriteByte('\n')
-}
-
-func sortedFamilies(m map[string]*promFamily) []*promFamily {
-	out := make([]*promFamily, 0, len(m))
-	for _, f := range m {
-		sort.Slice(f.entries, func(i, j int) bool { return f.entries[i].labels < f.entries[j].labels })
-		out = append(out, f)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
-}
-
-func renderLabels(tags []Tag) string {
-	if len(tags) == 0 {
-		return ""
-	}
-	var b strings.Builder
-	for i, t := range tags {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(sanitizeMetricName(t.Name))
-		b.WriteString(`="`)
-		b.WriteString(escapeLabelValue(t.Value))
-		b.WriteByte('"')
-	}
-	return b.String()
-}
-
-func sanitizeMetricName(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
 }
 
 var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)

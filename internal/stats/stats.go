@@ -104,6 +104,40 @@ type Store struct {
 	counters   map[string]*Counter
 	gauges     map[string]*Gauge
 	histograms map[string]*Histogram
+
+	// accept is stats_config.stats_matcher (nil keeps everything). A
+	// rejected stat still works for its caller but lives in rejected,
+	// which nothing lists, so /stats and the sinks never see it.
+	accept   *statsMatcher
+	rejected map[string]any
+
+	process bool // /stats/prometheus adds process_* and go_* families
+}
+
+// EnableProcessMetrics makes WritePrometheus append Prometheus' standard
+// process_* and go_* families, read from /proc and the Go runtime.
+func (s *Store) EnableProcessMetrics() {
+	s.mu.Lock()
+	s.process = true
+	s.mu.Unlock()
+}
+
+// Accepts reports whether stats_matcher keeps the stat called name.
+func (s *Store) Accepts(name string) bool { return s.accept.accepts(name) }
+
+// rejectedStat returns the unlisted stat for a name stats_matcher rejects,
+// creating it with mk; key is the name behind a kind prefix. Callers hold
+// s.mu.
+func rejectedStat[T any](s *Store, key string, mk func() T) T {
+	if v, ok := s.rejected[key].(T); ok {
+		return v
+	}
+	if s.rejected == nil {
+		s.rejected = map[string]any{}
+	}
+	v := mk()
+	s.rejected[key] = v
+	return v
 }
 
 // NewStore returns an empty store.
@@ -121,6 +155,9 @@ func (s *Store) Counter(name string) *Counter {
 	defer s.mu.Unlock()
 	c := s.counters[name]
 	if c == nil {
+		if !s.accept.accepts(name) {
+			return rejectedStat(s, "c:"+name, func() *Counter { return &Counter{name: name} })
+		}
 		c = &Counter{name: name}
 		s.counters[name] = c
 	}
@@ -133,6 +170,9 @@ func (s *Store) Gauge(name string, mode GaugeMode) *Gauge {
 	defer s.mu.Unlock()
 	g := s.gauges[name]
 	if g == nil {
+		if !s.accept.accepts(name) {
+			return rejectedStat(s, "g:"+name, func() *Gauge { return &Gauge{name: name, mode: mode} })
+		}
 		g = &Gauge{name: name, mode: mode}
 		s.gauges[name] = g
 	}
@@ -146,7 +186,13 @@ func (s *Store) Histogram(name string, unit Unit) *Histogram {
 	defer s.mu.Unlock()
 	h := s.histograms[name]
 	if h == nil {
-		h = &Histogram{name: name, unit: unit, bounds: DefaultBuckets, buckets: make([]atomic.Uint64, len(DefaultBuckets)+1)}
+		mk := func() *Histogram {
+			return &Histogram{name: name, unit: unit, bounds: DefaultBuckets, buckets: make([]atomic.Uint64, len(DefaultBuckets)+1)}
+		}
+		if !s.accept.accepts(name) {
+			return rejectedStat(s, "h:"+name, mk)
+		}
+		h = mk()
 		s.histograms[name] = h
 	}
 	return h

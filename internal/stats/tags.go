@@ -65,18 +65,21 @@ var defaultTagRules = []tagRule{
 	{name: "envoy.worker_id", prefix: "listener_manager.worker_", re: regexp.MustCompile(`^listener_manager\.((worker_\d+)\.)`)},
 }
 
-// TagExtractor applies Envoy's default tag extractors and remembers the
-// result per name, so a scrape only runs regexes for stats it has not seen.
-// It is safe for concurrent use; it is meant for admin and sinks, not for
-// the request path.
+// TagExtractor applies tag extractors (Envoy's defaults, or those of
+// stats_config) and remembers the result per name, so a scrape or a sink
+// flush only runs regexes for stats it has not seen. It is safe for
+// concurrent use; it is meant for admin and sinks, not for the request path.
 type TagExtractor struct {
+	rules []tagRule
+	fixed []Tag // stats_tags fixed_value tags, added to every stat
+
 	mu    sync.Mutex
 	cache map[string]Tagged
 }
 
 // NewTagExtractor returns an extractor with Envoy's default rules.
 func NewTagExtractor() *TagExtractor {
-	return &TagExtractor{cache: map[string]Tagged{}}
+	return &TagExtractor{rules: defaultTagRules, cache: map[string]Tagged{}}
 }
 
 var defaultExtractor = NewTagExtractor()
@@ -89,7 +92,7 @@ func (x *TagExtractor) Extract(name string) Tagged {
 	if ok {
 		return t
 	}
-	t = extractTags(name)
+	t = extractTags(name, x.rules, x.fixed)
 	x.mu.Lock()
 	x.cache[name] = t
 	x.mu.Unlock()
@@ -98,11 +101,18 @@ func (x *TagExtractor) Extract(name string) Tagged {
 
 type span struct{ start, end int }
 
-func extractTags(name string) Tagged {
+func extractTags(name string, rules []tagRule, fixed []Tag) Tagged {
 	var tags []Tag
 	var cut []span
-	for i := range defaultTagRules {
-		r := &defaultTagRules[i]
+outer:
+	for i := range rules {
+		r := &rules[i]
+		// One value per tag name: the first extractor that matches wins.
+		for _, t := range tags {
+			if t.Name == r.name {
+				continue outer
+			}
+		}
 		if r.prefix != "" && !strings.HasPrefix(name, r.prefix) {
 			continue
 		}
@@ -110,7 +120,7 @@ func extractTags(name string) Tagged {
 			continue
 		}
 		m := r.re.FindStringSubmatchIndex(name)
-		if m == nil {
+		if m == nil || m[2] < 0 {
 			continue
 		}
 		value := name[m[2]:m[3]]
@@ -121,6 +131,11 @@ func extractTags(name string) Tagged {
 			cut = append(cut, span{m[2], m[3]})
 		}
 		tags = append(tags, Tag{Name: r.name, Value: value})
+	}
+	for _, f := range fixed {
+		if !hasTag(tags, f.Name) {
+			tags = append(tags, f)
+		}
 	}
 	if len(cut) == 0 {
 		return Tagged{Name: name, Tags: tags}
@@ -138,4 +153,13 @@ func extractTags(name string) Tagged {
 	}
 	b.WriteString(name[pos:])
 	return Tagged{Name: b.String(), Tags: tags}
+}
+
+func hasTag(tags []Tag, name string) bool {
+	for _, t := range tags {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
 }

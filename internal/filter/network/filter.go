@@ -13,9 +13,11 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/legate-proxy/legate/internal/accesslog"
 	"github.com/legate-proxy/legate/internal/registry"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
+	"github.com/legate-proxy/legate/internal/streaminfo"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
 
@@ -30,6 +32,11 @@ type Conn struct {
 	// server fails its health checks (POST /healthcheck/fail), connections
 	// are drained (closed after their current request).
 	DrainOnHealthFail bool
+	// Info is the connection's stream info when the listener logs
+	// connections (access_log); nil otherwise. A terminal filter that
+	// knows more (tcp_proxy: upstream host, flags) fills it in, so the
+	// listener's log line shows it too.
+	Info *streaminfo.StreamInfo
 }
 
 // Filter owns a connection until it returns. ctx is cancelled when the
@@ -48,6 +55,9 @@ type FactoryContext struct {
 	NodeID, ClusterName string
 	// HealthFailed is set while the server fails health checks.
 	HealthFailed *atomic.Bool
+	// AccessLogFiles is the server's shared access-log writer; access_log
+	// settings (listener, tcp_proxy, HCM) fail to build without it.
+	AccessLogFiles *accesslog.FileManager
 }
 
 // Factory builds a filter from its typed config.

@@ -1,0 +1,175 @@
+package tracing
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"golang.org/x/net/http2"
+
+	"github.com/legate-proxy/legate/internal/upstream/cluster"
+)
+
+var errNoHost = errors.New("no healthy upstream")
+
+// dialCluster returns a dialer that ignores the address it is given and
+// connects to a host picked from c, as Envoy's async clients go through
+// the cluster's load balancer.
+func dialCluster(c *cluster.Cluster) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	timeout := c.Settings.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	return func(ctx context.Context, network, _ string) (net.Conn, error) {
+		h := c.Pick(nil)
+		if h == nil {
+			return nil, fmt.Errorf("cluster %q: %w", c.Name, errNoHost)
+		}
+		d := net.Dialer{Timeout: timeout}
+		return d.DialContext(ctx, "tcp", h.Address)
+	}
+}
+
+// clusterTLS is the cluster's upstream TLS config for a client that wants
+// protos negotiated over ALPN.
+func clusterTLS(c *cluster.Cluster, protos ...string) *tls.Config {
+	cfg := c.Settings.TLS.Clone()
+	if len(cfg.NextProtos) == 0 {
+		cfg.NextProtos = protos
+	}
+	return cfg
+}
+
+// httpTarget posts reports to a path on a cluster.
+type httpTarget struct {
+	client  *http.Client
+	url     string
+	host    string
+	headers [][2]string
+	ctype   string
+	cluster *cluster.Cluster
+}
+
+// newHTTPTarget builds a client for the collector cluster c. host is the
+// Host header; path the request path.
+func newHTTPTarget(c *cluster.Cluster, host, path, ctype string, headers [][2]string) (*httpTarget, error) {
+	dial := dialCluster(c)
+	var rt http.RoundTripper
+	scheme := "http"
+	switch {
+	case c.Settings.TLS != nil:
+		scheme = "https"
+		protos := []string{"http/1.1"}
+		if c.Settings.Protocol == cluster.HTTP2 {
+			protos = []string{"h2"}
+		}
+		cfg := clusterTLS(c, protos...)
+		rt = &http.Transport{
+			DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				nc, err := dial(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				tc := tls.Client(nc, cfg)
+				if err := tc.HandshakeContext(ctx); err != nil {
+					nc.Close()
+					return nil, err
+				}
+				return tc, nil
+			},
+			ForceAttemptHTTP2:   c.Settings.Protocol == cluster.HTTP2,
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     time.Minute,
+		}
+	case c.Settings.Protocol == cluster.HTTP2:
+		rt = &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return dial(ctx, network, addr)
+		}}
+	default:
+		rt = &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	u := scheme + "://" + host + path
+	if _, err := url.Parse(u); err != nil {
+		return nil, fmt.Errorf("collector URL %q: %w", u, err)
+	}
+	return &httpTarget{client: &http.Client{Transport: rt}, url: u, host: host, headers: headers, ctype: ctype, cluster: c}, nil
+}
+
+// post sends body; it returns the response status, or an error when no
+// response came.
+func (h *httpTarget) post(ctx context.Context, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Host = h.host
+	req.Header.Set("Content-Type", h.ctype)
+	for _, kv := range h.headers {
+		req.Header.Add(kv[0], kv[1])
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func (h *httpTarget) close() { h.client.CloseIdleConnections() }
+
+// httpService resolves an HttpService: the cluster, the Host header (the
+// URI's authority, else the cluster name), the path, the timeout and the
+// extra headers.
+func httpService(s *corev3.HttpService, clusters *cluster.Manager) (c *cluster.Cluster, host, path string, timeout time.Duration, headers [][2]string, err error) {
+	hu := s.GetHttpUri()
+	name := hu.GetCluster()
+	if name == "" {
+		return nil, "", "", 0, nil, fmt.Errorf("http_uri.cluster: is required")
+	}
+	if c = lookupCluster(clusters, name); c == nil {
+		return nil, "", "", 0, nil, fmt.Errorf("http_uri.cluster: unknown cluster %q", name)
+	}
+	raw := hu.GetUri()
+	host, path = name, raw
+	if i := strings.Index(raw, "://"); i >= 0 {
+		u, perr := url.Parse(raw)
+		if perr != nil {
+			return nil, "", "", 0, nil, fmt.Errorf("http_uri.uri: %w", perr)
+		}
+		host, path = u.Host, u.RequestURI()
+	}
+	if path == "" {
+		return nil, "", "", 0, nil, fmt.Errorf("http_uri.uri: is required")
+	}
+	if d := hu.GetTimeout(); d != nil {
+		timeout = d.AsDuration()
+	}
+	for i, hv := range s.GetRequestHeadersToAdd() {
+		k := hv.GetHeader().GetKey()
+		if k == "" {
+			return nil, "", "", 0, nil, fmt.Errorf("request_headers_to_add[%d].header.key: must not be empty", i)
+		}
+		headers = append(headers, [2]string{k, hv.GetHeader().GetValue()})
+	}
+	return c, host, path, timeout, headers, nil
+}
+
+func lookupCluster(m *cluster.Manager, name string) *cluster.Cluster {
+	if m == nil {
+		return nil
+	}
+	return m.Get(name)
+}

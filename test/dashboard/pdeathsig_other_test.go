@@ -1,0 +1,7 @@
+//go:build !linux
+
+package dashboard
+
+import "os/exec"
+
+func orphanKill(*exec.Cmd) {}

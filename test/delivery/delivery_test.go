@@ -1,0 +1,235 @@
+// Package delivery tests what Legate ships: the Debian package (built through
+// `make deb`, checked by lintian, installed and purged with dpkg), the
+// reproducibility of the build, the container images and the docker-compose
+// case study driven through ci/pipeline.sh, the script the Jenkinsfile runs.
+//
+// The builds run in throwaway copies of the source tree, never in the tree
+// itself: `make test` is running other tests against bin/ at the same time.
+// Tests that need root, dpkg, lintian or a Docker Engine skip with a message
+// saying so.
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// tmpRoot holds the tree copies; TestMain removes it.
+var tmpRoot string
+
+func TestMain(m *testing.M) {
+	var err error
+	tmpRoot, err = os.MkdirTemp("", "legate-delivery-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(tmpRoot)
+	os.Exit(code)
+}
+
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate the test source")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// legateBin is the binary `make test` built (LEGATE_BIN), else bin/legate.
+func legateBin(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("LEGATE_BIN")
+	if p == "" {
+		p = filepath.Join(repoRoot(t), "bin", "legate")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("SKIP: no legate binary (%v); run `make test`, which builds it and sets LEGATE_BIN", err)
+	}
+	return p
+}
+
+var headingRE = regexp.MustCompile(`(?m)^## ([0-9][0-9A-Za-z.+~]*) - [0-9]{4}-[0-9]{2}-[0-9]{2}\s*$`)
+
+// changelogVersion is the newest release in CHANGELOG.md: the version the
+// build stamps and the package carries.
+func changelogVersion(t testing.TB) string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(repoRoot(t), "CHANGELOG.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := headingRE.FindSubmatch(src)
+	if m == nil {
+		t.Fatal("CHANGELOG.md has no '## <version> - <date>' heading")
+	}
+	return string(m[1])
+}
+
+// stamp is what the Makefile would take from git in the real tree; the
+// copies have no .git, so it is passed to their make explicitly.
+type stamp struct{ commit, epoch string }
+
+var (
+	stampOnce sync.Once
+	stampVal  stamp
+)
+
+func buildStamp(t testing.TB) stamp {
+	t.Helper()
+	stampOnce.Do(func() {
+		stampVal = stamp{commit: "unknown", epoch: "0"}
+		root := repoRoot(t)
+		if out, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output(); err == nil {
+			stampVal.commit = strings.TrimSpace(string(out))
+		}
+		if out, err := exec.Command("git", "-C", root, "log", "-1", "--format=%ct").Output(); err == nil {
+			stampVal.epoch = strings.TrimSpace(string(out))
+		}
+	})
+	return stampVal
+}
+
+// env is the environment for make and the pipeline script in a copy: the
+// outer `make test` leaks MAKEFLAGS (with any command-line variables) into
+// it, which must not reach the inner make.
+func env(t testing.TB, extra ...string) []string {
+	t.Helper()
+	s := buildStamp(t)
+	var out []string
+	for _, kv := range os.Environ() {
+		switch strings.SplitN(kv, "=", 2)[0] {
+		case "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "COMMIT", "SOURCE_DATE_EPOCH", "VERSION":
+			continue
+		}
+		out = append(out, kv)
+	}
+	out = append(out, "COMMIT="+s.commit, "SOURCE_DATE_EPOCH="+s.epoch)
+	return append(out, extra...)
+}
+
+// run runs a command with a deadline and returns its combined output,
+// failing the test with that output on error.
+func run(t testing.TB, dir string, environ []string, timeout time.Duration, name string, args ...string) string {
+	t.Helper()
+	out, err := tryRun(dir, environ, timeout, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s (in %s): %v\n%s", name, strings.Join(args, " "), dir, err, out)
+	}
+	return out
+}
+
+func tryRun(dir string, environ []string, timeout time.Duration, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = environ
+	cmd.WaitDelay = 10 * time.Second
+	var b bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &b, &b
+	err := cmd.Run()
+	return b.String(), err
+}
+
+// copyTree copies the source tree as a checkout would have it: no .git, no
+// build output, no test binaries.
+func copyTree(t testing.TB, src, dst string) {
+	t.Helper()
+	skipDir := map[string]bool{".git": true, "bin": true, "dist": true, "bench/results": true}
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			if skipDir[filepath.ToSlash(rel)] {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(target, 0o755)
+		case strings.HasSuffix(d.Name(), ".test"), strings.HasSuffix(d.Name(), ".prof"):
+			return nil
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case d.Type().IsRegular():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, data, info.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("copy %s to %s: %v", src, dst, err)
+	}
+}
+
+// build is one copy of the tree after `make deb`.
+type build struct {
+	dir string // the copy
+	deb string // its dist/legate_<version>-1_<arch>.deb
+}
+
+var (
+	buildOnce sync.Once
+	buildA    build
+	buildErr  string
+)
+
+// debBuild copies the tree once and runs `make deb` in the copy, the same
+// path a developer or the pipeline takes; later tests share the result.
+func debBuild(t testing.TB) build {
+	t.Helper()
+	buildOnce.Do(func() { buildA, buildErr = makeDeb(t, "a") })
+	if buildErr != "" {
+		t.Fatal(buildErr)
+	}
+	return buildA
+}
+
+func makeDeb(t testing.TB, name string) (build, string) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("SKIP: make is not installed")
+	}
+	dir := filepath.Join(tmpRoot, name, "legate")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return build{}, err.Error()
+	}
+	copyTree(t, repoRoot(t), dir)
+	out, err := tryRun(dir, env(t), 10*time.Minute, "make", "deb")
+	if err != nil {
+		return build{}, fmt.Sprintf("make deb in %s: %v\n%s", dir, err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dir, "dist", "*.deb"))
+	if len(debs) != 1 {
+		return build{}, fmt.Sprintf("make deb left %d packages in dist/: %v\n%s", len(debs), debs, out)
+	}
+	return build{dir: dir, deb: debs[0]}, ""
+}
