@@ -167,7 +167,7 @@ func TestEndpoints(t *testing.T) {
 		{method: "GET", path: "/stats?format=json&filter=rq_total", code: 200, ctype: "application/json",
 			exact: `{"stats":[{"name":"cluster.service1.upstream_rq_total","value":3}]}` + "\n"},
 		{method: "GET", path: "/stats?format=prometheus&filter=rq_total", code: 200,
-			exact: "# TYPE envoy_cluster_upstream_rq_total counter\nenvoy_cluster_upstream_rq_total{envoy_cluster_name=\"service1\"} 3\n"},
+			exact: "# HELP envoy_cluster_upstream_rq_total Envoy counter cluster.upstream_rq_total.\n# TYPE envoy_cluster_upstream_rq_total counter\nenvoy_cluster_upstream_rq_total{envoy_cluster_name=\"service1\"} 3\n"},
 		{method: "GET", path: "/stats/prometheus", code: 200, contains: []string{
 			`envoy_cluster_upstream_rq{envoy_response_code="200",envoy_cluster_name="service1"} 3`,
 			`envoy_http_downstream_rq_xx{envoy_response_code_class="2",envoy_http_conn_manager_prefix="ingress_http"} 3`,

@@ -225,10 +225,10 @@ func TestCheckResource(t *testing.T) {
 	hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{Name: "bad", ConfigType: &hcmv3.HttpFilter_TypedConfig{
 		TypedConfig: &anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}}})
 	hcm.AccessLog = nil
-	hcm.Tracing = &hcmv3.HttpConnectionManager_Tracing{}
+	hcm.Via = "legate" // an HCM field Legate does not support
 	errs := CheckResource(hcm, "listener[x]")
 	got := Errors(errs).Error()
-	want := "listener[x].http_filters[1]: envoy.extensions.filters.http.cors.v3.Cors is not supported\nlistener[x].tracing: field is not supported"
+	want := "listener[x].http_filters[1]: envoy.extensions.filters.http.cors.v3.Cors is not supported\nlistener[x].via: field is not supported"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}

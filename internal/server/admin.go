@@ -38,6 +38,11 @@ func (s *Server) buildAdmin() error {
 	ss := stats.NewServerStats(s.store, s.start)
 	ss.Concurrency.Set(int64(s.opts.Concurrency))
 	s.admin = &adminServer{stats: ss}
+	if s.flusher != nil {
+		// Sinks get current server.* gauges even without an admin address.
+		s.flusher.BeforeFlush = ss.Refresh
+		s.flusher.Logger = s.logger
+	}
 	ab := s.opts.Bootstrap.GetAdmin()
 	if sa := ab.GetAddress().GetSocketAddress(); sa != nil {
 		s.admin.address = net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(sa.GetPortValue())))
@@ -46,6 +51,8 @@ func (s *Server) buildAdmin() error {
 	}
 	handler := admin.New(admin.Deps{
 		Store:       s.store,
+		Tags:        s.tags,
+		ReopenLogs:  s.files.Reopen,
 		ServerStats: ss,
 		State:       s.adminState,
 		StartTime:   s.start,
@@ -258,7 +265,16 @@ func listenerAddr(l *listener.Listener) string {
 
 // Close releases what New built, for validate mode and failed starts.
 func (s *Server) Close() {
-	s.clusters.Close()
+	for _, f := range s.atShutdown {
+		f()
+	}
+	if s.clusters != nil {
+		s.clusters.Close()
+	}
+	if s.flusher != nil {
+		s.flusher.Close()
+	}
+	s.files.Close()
 	if s.admin != nil && s.admin.logFile != nil {
 		s.admin.logFile.Close()
 	}

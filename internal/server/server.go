@@ -11,15 +11,20 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
+	"github.com/legate-proxy/legate/internal/accesslog"
 	networkfilter "github.com/legate-proxy/legate/internal/filter/network"
 	"github.com/legate-proxy/legate/internal/listener"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
+	"github.com/legate-proxy/legate/internal/stats/sink"
+	"github.com/legate-proxy/legate/internal/tracing"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 	"github.com/legate-proxy/legate/internal/upstream/connpool"
 
@@ -48,6 +53,9 @@ func (s State) String() string {
 	return "PRE_INITIALIZING"
 }
 
+// spanRingSize is how many recent spans the dashboard can show.
+const spanRingSize = 2000
+
 // Options configure a server.
 type Options struct {
 	Bootstrap      *bootstrapv3.Bootstrap
@@ -67,6 +75,11 @@ type Server struct {
 	opts         Options
 	logger       *slog.Logger
 	store        *stats.Store
+	tags         *stats.TagExtractor
+	files        *accesslog.FileManager // shared by every access log
+	flusher      *sink.Flusher          // nil without stats_sinks
+	spans        *tracing.Ring          // recent spans, for the dashboard
+	atShutdown   []func()               // run after listeners drain
 	runtime      *runtime.Snapshot
 	clusters     *cluster.Manager
 	listeners    []*listener.Listener
@@ -84,10 +97,20 @@ type Server struct {
 // what --mode validate runs.
 func New(opts Options) (*Server, error) {
 	bs := opts.Bootstrap
-	s := &Server{opts: opts, logger: opts.Logger, store: stats.NewStore(), start: time.Now(), quit: make(chan struct{})}
+	s := &Server{opts: opts, logger: opts.Logger, start: time.Now(), quit: make(chan struct{})}
 	if s.logger == nil {
 		s.logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	var errs []error
+	var err error
+	s.store, s.tags, err = stats.NewStoreFromConfig(bs.GetStatsConfig())
+	if err != nil {
+		// Keep building with defaults so every other problem is reported too.
+		errs = append(errs, fmt.Errorf("stats_config: %w", err))
+		s.store, s.tags = stats.NewStore(), stats.NewTagExtractor()
+	}
+	s.files = accesslog.NewFileManager(s.store, s.logger)
+	s.spans = tracing.NewRing(spanRingSize)
 	s.nodeID, s.nodeClstr = bs.GetNode().GetId(), bs.GetNode().GetCluster()
 	if opts.ServiceNode != "" {
 		s.nodeID = opts.ServiceNode
@@ -96,7 +119,6 @@ func New(opts Options) (*Server, error) {
 		s.nodeClstr = opts.ServiceCluster
 	}
 
-	var errs []error
 	rt, err := runtime.New(bs.GetLayeredRuntime().GetLayers())
 	if err != nil {
 		errs = append(errs, fmt.Errorf("layered_runtime: %w", err))
@@ -111,12 +133,19 @@ func New(opts Options) (*Server, error) {
 		},
 	})
 	if err != nil {
+		s.files.Close()
 		return nil, errors.Join(append(errs, fmt.Errorf("static_resources.clusters: %w", err))...)
+	}
+	if s.flusher, err = sink.FromBootstrap(bs, s.store, s.tags, sink.Clusters(s.clusters)); err != nil {
+		errs = append(errs, err)
 	}
 
 	fc := &networkfilter.FactoryContext{
 		Clusters: s.clusters, Stats: s.store, Runtime: rt, Logger: s.logger,
 		NodeID: s.nodeID, ClusterName: s.nodeClstr, HealthFailed: &s.healthFailed,
+		AccessLogFiles: s.files,
+		Spans:          s.spans,
+		AtShutdown:     func(f func()) { s.atShutdown = append(s.atShutdown, f) },
 	}
 	var connIDs atomic.Uint64
 	seen := map[string]int{}
@@ -137,7 +166,7 @@ func New(opts Options) (*Server, error) {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		s.clusters.Close()
+		s.Close()
 		return nil, errors.Join(errs...)
 	}
 	s.store.Gauge("listener_manager.total_listeners_active", stats.NeverImport).Set(int64(len(s.listeners)))
@@ -182,6 +211,17 @@ func (s *Server) Run(ctx context.Context) error {
 		s.logger.Info("listener started", "name", l.Name, "address", l.Addr().String())
 		go l.Serve(drainCtx)
 	}
+	flushDone := make(chan struct{})
+	flushCtx, stopFlush := context.WithCancel(context.Background())
+	if s.flusher != nil {
+		go func() { defer close(flushDone); s.flusher.Run(flushCtx) }()
+	} else {
+		close(flushDone)
+	}
+	reopen := make(chan os.Signal, 1)
+	signal.Notify(reopen, syscall.SIGUSR1)
+	defer signal.Stop(reopen)
+	go s.reopenOnSignal(reopen, flushCtx)
 	s.state.Store(int32(Live))
 	s.logger.Info("all listeners started; server is live")
 
@@ -190,7 +230,24 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-s.quit:
 	}
 	s.drain(startDrain)
+	stopFlush() // the flusher sends a last flush before it returns
+	<-flushDone
 	return nil
+}
+
+// reopenOnSignal reopens access log files on SIGUSR1, as Envoy does, for
+// log rotation without the admin endpoint.
+func (s *Server) reopenOnSignal(sig <-chan os.Signal, ctx context.Context) {
+	for {
+		select {
+		case <-sig:
+			if err := s.files.Reopen(); err != nil {
+				s.logger.Warn("reopening access logs", "err", err)
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // drain stops accepting, asks connections to finish their in-flight
@@ -213,7 +270,11 @@ func (s *Server) drain(startDrain context.CancelFunc) {
 			s.logger.Warn("drain time elapsed with connections still open", "listener", l.Name, "open", l.ActiveConnections())
 		}
 	}
+	for _, f := range s.atShutdown {
+		f() // e.g. span exporters' last flush, while clusters still resolve
+	}
 	s.clusters.Close()
+	s.files.Close() // after the listeners: their last lines are written
 	s.shutdownAdmin()
 	s.logger.Info("shutdown complete")
 }

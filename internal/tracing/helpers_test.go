@@ -37,6 +37,11 @@ const waitTimeout = 20 * time.Second
 // staticClusters builds a cluster manager with one STATIC cluster per
 // name → "ip:port".
 func staticClusters(t testing.TB, st *stats.Store, hosts map[string]string) *cluster.Manager {
+	return staticClustersExtra(t, st, hosts, "")
+}
+
+// staticClustersExtra adds extra YAML (top-level Cluster fields) to each.
+func staticClustersExtra(t testing.TB, st *stats.Store, hosts map[string]string, extra string) *cluster.Manager {
 	t.Helper()
 	var protos []*clusterv3.Cluster
 	for name, addr := range hosts {
@@ -51,7 +56,7 @@ load_assignment:
     - endpoint:
         address:
           socket_address: {address: "` + ap.Addr().String() + `", port_value: ` + itoa(int(ap.Port())) + `}
-`
+` + extra
 		j, err := yaml.YAMLToJSON([]byte(y))
 		if err != nil {
 			t.Fatal(err)
@@ -166,11 +171,17 @@ type zipkinCollector struct {
 	hosts   []string
 	paths   []string
 	types   []string
+	protos  []string
 	got     chan struct{}
 	status  int
 }
 
 func newZipkinCollector(t testing.TB) *zipkinCollector {
+	return newZipkinCollectorProto(t, nil)
+}
+
+// newZipkinCollectorProto serves with the given protocols (nil: HTTP/1.1).
+func newZipkinCollectorProto(t testing.TB, protos *http.Protocols) *zipkinCollector {
 	t.Helper()
 	z := &zipkinCollector{got: make(chan struct{}, 1000), status: http.StatusAccepted}
 	ln := listen(t)
@@ -197,12 +208,13 @@ func newZipkinCollector(t testing.TB) *zipkinCollector {
 		z.reports = append(z.reports, spans)
 		z.hosts = append(z.hosts, r.Host)
 		z.paths = append(z.paths, r.URL.Path)
+		z.protos = append(z.protos, r.Proto)
 		z.types = append(z.types, ct)
 		status := z.status
 		z.mu.Unlock()
 		w.WriteHeader(status)
 		z.got <- struct{}{}
-	})}
+	}), Protocols: protos}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return z

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	"golang.org/x/net/http2"
 
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
@@ -91,9 +90,10 @@ func newHTTPTarget(c *cluster.Cluster, host, path, ctype string, headers [][2]st
 			IdleConnTimeout:     time.Minute,
 		}
 	case c.Settings.Protocol == cluster.HTTP2:
-		rt = &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return dial(ctx, network, addr)
-		}}
+		// h2c with prior knowledge, as Envoy speaks to a plaintext HTTP/2 cluster.
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		rt = &http.Transport{Protocols: &p, DialContext: dial, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}
 	default:
 		rt = &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}
 	}

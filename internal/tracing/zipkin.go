@@ -33,9 +33,6 @@ func newZipkinExporter(c *tracev3.ZipkinConfig, deps Deps) (*exporter, error) {
 	default:
 		return nil, fmt.Errorf("collector_endpoint_version: %s is not supported (HTTP_JSON or HTTP_PROTO)", c.GetCollectorEndpointVersion())
 	}
-	if c.GetSplitSpansForRequest() {
-		return nil, fmt.Errorf("split_spans_for_request: is not supported")
-	}
 	var (
 		target *httpTarget
 		err    error

@@ -439,7 +439,7 @@ func TestConfigErrors(t *testing.T) {
 		{name: "unknown cluster", cfg: zipkinCfg(func(c *tracev3.ZipkinConfig) { c.CollectorCluster = "nope" }), want: `unknown cluster "nope"`},
 		{name: "no endpoint", cfg: zipkinCfg(func(c *tracev3.ZipkinConfig) { c.CollectorEndpoint = "" }), want: "collector_endpoint"},
 		{name: "v1 json", cfg: zipkinCfg(func(c *tracev3.ZipkinConfig) {
-			c.CollectorEndpointVersion = tracev3.ZipkinConfig_DEPRECATED_AND_UNAVAILABLE_DO_NOT_USE
+			c.CollectorEndpointVersion = 0 // Envoy's deprecated v1 JSON
 		}), want: "collector_endpoint_version"},
 		{name: "custom tag without type", cfg: zipkinCfg(nil), tracing: "custom_tags: [{tag: x}]", want: "custom_tags[0]"},
 	}
@@ -461,4 +461,22 @@ func TestConfigErrors(t *testing.T) {
 	none.Close()
 	var sp *Span
 	sp.Finish(request(), nil, streamInfo())
+}
+
+// A collector cluster that speaks HTTP/2 gets reports over h2c.
+func TestZipkinHTTP2Collector(t *testing.T) {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	col := newZipkinCollectorProto(t, &p)
+	st := stats.NewStore()
+	deps := Deps{Stats: st, Clusters: staticClustersExtra(t, st, map[string]string{"zipkin": col.addr}, "http2_protocol_options: {}\n")}
+	tr := newTracer(t, hcmTracing(t, zipkinCfg(nil), ""), deps)
+	req := request()
+	info := streamInfo()
+	tr.Start(req, info, "").Finish(req, nil, finished(info))
+	tr.Close()
+	col.waitSpans(t, 1)
+	if col.protos[0] != "HTTP/2.0" {
+		t.Fatalf("collector saw %s", col.protos[0])
+	}
 }

@@ -66,8 +66,10 @@ func TestComposeCaseStudy(t *testing.T) {
 		if out, err := pipeline("teardown"); err != nil {
 			t.Errorf("ci/pipeline.sh teardown: %v\n%s", err, out)
 		}
-		// Only this run's tags; the images stay under their other tags.
+		// Only this run's tags; the images stay under their other tags. Images
+		// that a rebuild left without any tag are Legate's own garbage.
 		exec.Command("docker", "rmi", "legate:"+tag, "legate-demo-service:"+tag, "legate-front-proxy:"+tag).Run()
+		exec.Command("docker", "image", "prune", "-f", "--filter", "label=org.opencontainers.image.source=https://github.com/legate-proxy/legate").Run()
 	})
 
 	out, err := pipeline("image", "deploy", "scale", "smoke")

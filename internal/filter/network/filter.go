@@ -18,6 +18,7 @@ import (
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/streaminfo"
+	"github.com/legate-proxy/legate/internal/tracing"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
 
@@ -58,6 +59,11 @@ type FactoryContext struct {
 	// AccessLogFiles is the server's shared access-log writer; access_log
 	// settings (listener, tcp_proxy, HCM) fail to build without it.
 	AccessLogFiles *accesslog.FileManager
+	// Spans keeps recent spans for the admin dashboard.
+	Spans *tracing.Ring
+	// AtShutdown registers work to run once listeners have drained (e.g.
+	// flushing span exporters); nil in tests.
+	AtShutdown func(func())
 }
 
 // Factory builds a filter from its typed config.

@@ -16,10 +16,13 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/legate-proxy/legate/internal/accesslog"
 	httpfilter "github.com/legate-proxy/legate/internal/filter/http"
 	"github.com/legate-proxy/legate/internal/http/http1"
 	"github.com/legate-proxy/legate/internal/router"
+	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
+	"github.com/legate-proxy/legate/internal/tracing"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
 
@@ -79,8 +82,12 @@ type Config struct {
 	H2                    H2Settings
 	// Upgrades lists upgrade types enabled at HCM level (lower-case).
 	Upgrades []UpgradeConfig
-	Stats    *Stats
-	Logger   *slog.Logger
+	// AccessLogs run once per stream, when it ends; nil when none.
+	AccessLogs accesslog.Loggers
+	// Tracer is nil when the HCM has no tracing provider.
+	Tracer *tracing.Tracer
+	Stats  *Stats
+	Logger *slog.Logger
 	// healthFailed is the server's /healthcheck/fail state.
 	healthFailed *atomic.Bool
 }
@@ -100,8 +107,16 @@ type UpgradeConfig struct {
 type Deps struct {
 	Clusters     *cluster.Manager
 	Stats        *stats.Store
+	Runtime      *runtime.Snapshot
 	Logger       *slog.Logger
 	HealthFailed *atomic.Bool
+	// AccessLogFiles writes access_log files; nil refuses file loggers.
+	AccessLogFiles *accesslog.FileManager
+	// Spans, NodeID and ServiceCluster feed tracing.
+	Spans                  *tracing.Ring
+	NodeID, ServiceCluster string
+	// AtShutdown registers cleanup to run after listeners drain.
+	AtShutdown func(func())
 }
 
 // New compiles an HttpConnectionManager.
@@ -178,6 +193,25 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 	}
 
 	c.Stats = newStats(deps.Stats.Scope("http").Scope(c.StatPrefix))
+
+	logs, err := accesslog.New(pb.GetAccessLog(), accesslog.Deps{
+		Stats: deps.Stats, Runtime: deps.Runtime, Files: deps.AccessLogFiles, Logger: deps.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.AccessLogs = logs
+
+	c.Tracer, err = tracing.New(pb.GetTracing(), tracing.Deps{
+		Clusters: deps.Clusters, Stats: deps.Stats, Ring: deps.Spans, Logger: deps.Logger,
+		NodeID: deps.NodeID, ServiceCluster: deps.ServiceCluster, StatPrefix: c.StatPrefix,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	if c.Tracer != nil && deps.AtShutdown != nil {
+		deps.AtShutdown(c.Tracer.Close)
+	}
 
 	rc := pb.GetRouteConfig()
 	if rc == nil {

@@ -11,10 +11,12 @@ import (
 	"time"
 
 	httpfilter "github.com/legate-proxy/legate/internal/filter/http"
+	"github.com/legate-proxy/legate/internal/formatter"
 	"github.com/legate-proxy/legate/internal/http/http1"
 	"github.com/legate-proxy/legate/internal/http/message"
 	"github.com/legate-proxy/legate/internal/router"
 	"github.com/legate-proxy/legate/internal/streaminfo"
+	"github.com/legate-proxy/legate/internal/tracing"
 )
 
 // stream is one request's state, pooled so a request allocates little.
@@ -37,6 +39,20 @@ type stream struct {
 	counted      countedBody
 	count        bodyCount
 	c            *conn
+	trace        traceState
+	// logCtx is what access logs read, kept here so logging allocates
+	// nothing.
+	logCtx formatter.Context
+}
+
+// Tracing: the span, and what the response must carry for it.
+type traceState struct {
+	span *tracing.Span
+	// decoratorOp goes out as x-envoy-decorator-operation.
+	decoratorOp string
+	// echoRequestID copies x-request-id to the response, as Envoy does
+	// for forced traces.
+	echoRequestID bool
 }
 
 // streamEnd tells the codec loop how a stream finished.
@@ -96,6 +112,9 @@ func (cfg *Config) serveStream(c *conn, req *message.Request, w message.Response
 		s.info.RouteName = route.Name
 	}
 	s.armTimers(route, req)
+	if cfg.Tracer != nil {
+		s.startSpan(route, req)
+	}
 	if up, ok := req.Header.Get("upgrade"); ok && route != nil {
 		if !cfg.upgradeAllowed(route, up) {
 			st.RqWsOnNonWsRoute.Inc()
@@ -127,6 +146,13 @@ func (cfg *Config) endStream(s *stream) streamEnd {
 		s.info.LastDownstreamRxByte = time.Duration(s.count.done.Load())
 	}
 	s.info.LastDownstreamTxByte = time.Since(s.info.StartTime)
+	if s.trace.span != nil {
+		s.trace.span.Finish(s.fs.Request, s.rw.header, &s.info)
+	}
+	if cfg.AccessLogs != nil {
+		s.logCtx = formatter.Context{Request: s.fs.Request, ResponseHeaders: s.rw.header, ResponseTrailers: s.rw.trailers, Info: &s.info}
+		cfg.AccessLogs.Log(&s.logCtx)
+	}
 	st.RqActive.Dec()
 	st.RqCompleted.Inc()
 	st.RqTime.Record(uint64(s.info.LastDownstreamTxByte.Milliseconds()))
@@ -134,6 +160,24 @@ func (cfg *Config) endStream(s *stream) streamEnd {
 	*s = stream{}
 	streamPool.Put(s)
 	return end
+}
+
+// startSpan joins or starts the request's trace; the tracer writes the
+// outgoing context into req's headers, so the upstream's span is a child
+// of Legate's.
+func (s *stream) startSpan(route *router.Route, req *message.Request) {
+	op := ""
+	propagate := false
+	if route != nil && route.Decorator != nil {
+		op, propagate = route.Decorator.Operation, route.Decorator.Propagate
+	}
+	// A decorator set by a proxy downstream wins; Start consumes the header.
+	overridden := req.Header.Has(tracing.DecoratorOperationHeader)
+	s.trace.echoRequestID = req.Header.Has("x-envoy-force-trace")
+	s.trace.span = s.cfg.Tracer.Start(req, &s.info, op)
+	if propagate && !overridden && op != "" {
+		s.trace.decoratorOp = op
+	}
 }
 
 // hijack hands the raw downstream connection to an upgraded stream.
@@ -323,12 +367,23 @@ func (cfg *Config) SendLocalReply(fs *httpfilter.Stream, status int, body, detai
 type respWriter struct {
 	inner message.ResponseWriter
 	s     *stream
+	// What went downstream, for access logs.
+	header, trailers message.Headers
 }
 
 func (w *respWriter) WriteHeader(status int, h message.Headers, contentLength int64) error {
 	cfg := w.s.cfg
 	cfg.addResponseHeaders(&h, time.Now())
+	if t := &w.s.trace; t.decoratorOp != "" || t.echoRequestID {
+		if t.decoratorOp != "" {
+			h.Set(tracing.DecoratorOperationHeader, t.decoratorOp)
+		}
+		if id, ok := w.s.fs.Request.Header.Get("x-request-id"); ok && t.echoRequestID {
+			h.Set("x-request-id", id)
+		}
+	}
 	w.s.info.ResponseCode = status
+	w.header = h
 	if status >= 200 || status == 101 {
 		cfg.Stats.recordStatus(status)
 	}
@@ -351,9 +406,12 @@ func (w *respWriter) Reset() {
 	w.s.cfg.Stats.RqTxReset.Inc()
 }
 
-func (w *respWriter) Flush() error                          { return w.inner.Flush() }
-func (w *respWriter) WriteTrailers(h message.Headers) error { return w.inner.WriteTrailers(h) }
-func (w *respWriter) HeaderWritten() bool                   { return w.inner.HeaderWritten() }
+func (w *respWriter) Flush() error { return w.inner.Flush() }
+func (w *respWriter) WriteTrailers(h message.Headers) error {
+	w.trailers = h
+	return w.inner.WriteTrailers(h)
+}
+func (w *respWriter) HeaderWritten() bool { return w.inner.HeaderWritten() }
 
 // statusText is the body of codec-level error replies.
 func statusText(code int) string {

@@ -21,6 +21,12 @@ func New(cfg proto.Message, fc *networkfilter.FactoryContext) (networkfilter.Fil
 		Stats:    fc.Stats,
 		Logger:   fc.Logger,
 		// A nil HealthFailed (tests) means never failing.
-		HealthFailed: fc.HealthFailed,
+		HealthFailed:   fc.HealthFailed,
+		Runtime:        fc.Runtime,
+		AccessLogFiles: fc.AccessLogFiles,
+		Spans:          fc.Spans,
+		NodeID:         fc.NodeID,
+		ServiceCluster: fc.ClusterName,
+		AtShutdown:     fc.AtShutdown,
 	})
 }
