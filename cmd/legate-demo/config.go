@@ -12,7 +12,7 @@ import (
 // ports are the addresses the demo needs to agree on with Legate's config.
 // A zero field means "as the config says".
 type ports struct {
-	HTTP, HTTPS, Admin, DNS, Service int
+	HTTP, HTTPS, Admin, DNS, Service, Zipkin int
 }
 
 // demoConfig is what the demo learned from (and changed in) a bootstrap.
@@ -32,15 +32,26 @@ type endpoints struct {
 	DNSPort   int    // port of the loopback resolver the clusters use, 0 if none
 	// Service is the upstream port of the service1/service2 endpoints.
 	Service int
+	// ZipkinAddr is host:port of the loopback Zipkin collector the
+	// connection managers report spans to, which the demo then runs; ""
+	// when they do not trace to a loopback collector_cluster.
+	ZipkinAddr string
+	// ZipkinPath is that collector's collector_endpoint.
+	ZipkinPath string
+	// StdoutAccessLog is true when a connection manager logs to stdout.
+	StdoutAccessLog bool
 }
+
+// stdoutAccessLogType is the typed_config of Envoy's stdout access logger.
+const stdoutAccessLogType = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
 
 // demoClusters are the clusters whose endpoints the demo's replicas serve.
 var demoClusters = map[string]bool{"service1": true, "service2": true}
 
 // prepareConfig reads an Envoy bootstrap, applies the non-zero overrides and
 // reports where everything ended up. It only touches the fields the demo
-// owns (listener, admin, resolver and service ports); the rest of the
-// config passes through unchanged.
+// owns (listener, admin, resolver, service and Zipkin collector ports);
+// the rest of the config passes through unchanged.
 func prepareConfig(src []byte, over ports) (*demoConfig, error) {
 	var root map[string]any
 	if err := yaml.Unmarshal(src, &root); err != nil {
@@ -55,6 +66,8 @@ func prepareConfig(src []byte, over ports) (*demoConfig, error) {
 	}
 
 	dc := &demoConfig{}
+	// The first Zipkin collector_cluster any connection manager names.
+	var collector, collectorPath string
 	for i, l := range list(get(root, "static_resources", "listeners")) {
 		sa := obj(get(l, "address", "socket_address"))
 		if sa == nil {
@@ -64,6 +77,18 @@ func prepareConfig(src []byte, over ports) (*demoConfig, error) {
 		for _, fc := range list(get(l, "filter_chains")) {
 			if get(fc, "transport_socket") != nil {
 				tlsListener = true
+			}
+			for _, f := range list(get(fc, "filters")) {
+				hcm := get(f, "typed_config")
+				if c := str(get(hcm, "tracing", "provider", "typed_config", "collector_cluster")); c != "" && collector == "" {
+					collector = c
+					collectorPath = str(get(hcm, "tracing", "provider", "typed_config", "collector_endpoint"))
+				}
+				for _, al := range list(get(hcm, "access_log")) {
+					if str(get(al, "typed_config", "@type")) == stdoutAccessLogType {
+						dc.StdoutAccessLog = true
+					}
+				}
 			}
 		}
 		switch {
@@ -112,6 +137,25 @@ func prepareConfig(src []byte, over ports) (*demoConfig, error) {
 	}
 	if dc.Service == 0 {
 		return nil, errors.New("config has no endpoints for clusters service1 and service2")
+	}
+
+	// A collector on loopback is the demo's to run; any other address is a
+	// real Zipkin the user runs, left alone.
+	for _, c := range list(get(root, "static_resources", "clusters")) {
+		if collector == "" || str(get(c, "name")) != collector {
+			continue
+		}
+		for _, e := range list(get(c, "load_assignment", "endpoints")) {
+			for _, lbe := range list(get(e, "lb_endpoints")) {
+				sa := obj(get(lbe, "endpoint", "address", "socket_address"))
+				if ip := net.ParseIP(str(sa["address"])); sa == nil || ip == nil || !ip.IsLoopback() || dc.ZipkinAddr != "" {
+					continue
+				}
+				set(sa, over.Zipkin)
+				dc.ZipkinAddr = dialAddr(sa)
+				dc.ZipkinPath = collectorPath
+			}
+		}
 	}
 
 	dc.YAML = src

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -28,9 +29,15 @@ type child struct {
 // startChild runs bin with args, its output prefixed with [name] on out.
 // When it exits, it is sent on exited (which must have room).
 func startChild(name, bin string, args []string, out io.Writer, exited chan<- *child) (*child, error) {
-	cmd := exec.Command(bin, args...)
 	w := &prefixWriter{prefix: []byte("[" + name + "] "), w: out}
-	cmd.Stdout, cmd.Stderr = w, w
+	return startChildSplit(name, bin, args, w, w, exited)
+}
+
+// startChildSplit is startChild with the child's stdout and stderr going
+// to writers of their own (Legate's stdout carries its access log).
+func startChildSplit(name, bin string, args []string, stdout, stderr *prefixWriter, exited chan<- *child) (*child, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -38,7 +45,10 @@ func startChild(name, bin string, args []string, out io.Writer, exited chan<- *c
 	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		c.err = cmd.Wait()
-		w.flush()
+		stdout.flush()
+		if stderr != stdout {
+			stderr.flush()
+		}
 		close(c.done)
 		exited <- c
 	}()
@@ -123,6 +133,9 @@ func poll(ctx context.Context, c *child, timeout time.Duration, try func() error
 type prefixWriter struct {
 	prefix []byte
 	w      io.Writer
+	// onLine, when set, sees every line (without its newline) before it is
+	// written.
+	onLine func(line []byte)
 	mu     sync.Mutex
 	buf    []byte
 }
@@ -135,6 +148,9 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		i := bytes.IndexByte(p.buf, '\n')
 		if i < 0 {
 			break
+		}
+		if p.onLine != nil {
+			p.onLine(p.buf[:i])
 		}
 		line := append(append([]byte(nil), p.prefix...), p.buf[:i+1]...)
 		p.buf = p.buf[i+1:]
@@ -149,7 +165,36 @@ func (p *prefixWriter) flush() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.buf) > 0 {
+		if p.onLine != nil {
+			p.onLine(p.buf)
+		}
 		_, _ = p.w.Write(append(append(append([]byte(nil), p.prefix...), p.buf...), '\n'))
 		p.buf = nil
 	}
 }
+
+// lineCounter counts lines containing each of its patterns; it is a
+// prefixWriter's onLine.
+type lineCounter struct {
+	patterns [][]byte
+	counts   []atomic.Int64
+}
+
+func newLineCounter(patterns ...string) *lineCounter {
+	lc := &lineCounter{counts: make([]atomic.Int64, len(patterns))}
+	for _, p := range patterns {
+		lc.patterns = append(lc.patterns, []byte(p))
+	}
+	return lc
+}
+
+func (lc *lineCounter) observe(line []byte) {
+	for i, p := range lc.patterns {
+		if bytes.Contains(line, p) {
+			lc.counts[i].Add(1)
+		}
+	}
+}
+
+// count is how many lines contained patterns[i].
+func (lc *lineCounter) count(i int) int64 { return lc.counts[i].Load() }

@@ -114,7 +114,7 @@ var allowlist = []area{
 	},
 	{
 		Title: "HTTP connection manager",
-		Intro: "The only network filter; HTTP/1.1 and HTTP/2 (cleartext prior knowledge, or ALPN over TLS).",
+		Intro: "HTTP/1.1 and HTTP/2 (cleartext prior knowledge, or ALPN over TLS); with the router as its only HTTP filter.",
 		Messages: []message{
 			{typeHCM, fs(
 				field{Name: "codec_type", Enum: []string{"AUTO", "HTTP1", "HTTP2"}},
@@ -245,10 +245,9 @@ var runtimeKeys = []runtimeKey{
 // notYetSupported is shown in docs/compatibility.md; these come in later issues.
 var notYetSupported = []string{
 	"Dynamic configuration: LDS, CDS, EDS, RDS, SDS, ADS (`dynamic_resources`, `rds`, `eds_cluster_config`).",
-	"Tracing (`tracing`), access logs (`access_log`), stats sinks and stats configuration.",
 	"Active health checks (`health_checks`), outlier detection, circuit breakers (`circuit_breakers`).",
 	"Other load balancers (RING_HASH, MAGLEV, locality weighting, priorities) and cluster types (EDS, ORIGINAL_DST).",
-	"Listener filters (`tls_inspector`, …), filter chain matching, and network filters other than the HTTP connection manager (`tcp_proxy`, `redis_proxy`, …).",
+	"Listener filters (`tls_inspector`, …), filter chain matching, and network filters other than the HTTP connection manager and the TCP proxy (`redis_proxy`, `mongo_proxy`, `mysql_proxy`, …).",
 	"HTTP filters other than the router (fault, local/global rate limit, CORS, gRPC-Web, Lua, …), request mirroring, hash policies.",
 	"HTTP/3, overload manager, runtime layers other than `static_layer`.",
 }

@@ -21,6 +21,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/legate-proxy/legate/internal/accesslog"
@@ -113,7 +114,10 @@ func Build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *at
 		if err != nil {
 			return nil, fmt.Errorf("filter_chains[0].transport_socket: %w", err)
 		}
-		if len(cfg.NextProtos) == 0 {
+		if len(cfg.NextProtos) == 0 && isHCM(fcPB.GetFilters()) {
+			// The HTTP connection manager negotiates h2 or HTTP/1.1 when
+			// the context names no protocols; other filters offer only
+			// what is configured, as in Envoy.
 			cfg.NextProtos = []string{"h2", "http/1.1"}
 		}
 		l.tls = cfg
@@ -144,6 +148,11 @@ func Build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *at
 		sslConnectionError: sc.Counter("ssl.connection_error"),
 	}
 	return l, nil
+}
+
+// isHCM reports whether a filter chain ends in the HTTP connection manager.
+func isHCM(filters []*listenerv3.Filter) bool {
+	return len(filters) == 1 && filters[0].GetTypedConfig().MessageIs(&hcmv3.HttpConnectionManager{})
 }
 
 // statAddress is Envoy's listener stat name for an address: "0.0.0.0_8080",

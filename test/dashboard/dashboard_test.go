@@ -389,12 +389,12 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	})
 
-	ctx, cancel := context.WithCancel(context.Background())
+	trafficCtx, stopTraffic := context.WithCancel(context.Background())
 	var sent atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); traffic(ctx, fmt.Sprintf("127.0.0.1:%d", p.listener), &sent) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	go func() { defer wg.Done(); traffic(trafficCtx, fmt.Sprintf("127.0.0.1:%d", p.listener), &sent) }()
+	t.Cleanup(func() { stopTraffic(); wg.Wait() })
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
@@ -490,10 +490,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	})
 
 	// A few more seconds of history make a screenshot worth reading.
-	sctx, cancel := context.WithTimeout(browser, 40*time.Second)
-	_, err = chromedp.Run(sctx, chromedp.Poll[bool](`parseInt(document.querySelector('article[data-kind="listener"] path[data-series="qps"]').dataset.points, 10) >= 12`,
+	moreCtx, cancelMore := context.WithTimeout(browser, 40*time.Second)
+	_, err = chromedp.Run(moreCtx, chromedp.Poll[bool](`parseInt(document.querySelector('article[data-kind="listener"] path[data-series="qps"]').dataset.points, 10) >= 12`,
 		chromedp.WithPollingInterval(250*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second)))
-	cancel()
+	cancelMore()
 	if err != nil {
 		t.Logf("the charts did not reach 12 points (%v); taking the screenshot anyway", err)
 	}
