@@ -21,10 +21,27 @@ type serviceReply struct {
 	Success   bool   `json:"success"`
 }
 
+// observers are what the demo watches besides the answers: the spans Legate
+// reports and the access-log lines it prints.
+type observers struct {
+	zipkin    *collector   // nil when the config traces to no loopback collector
+	accessLog *lineCounter // counts accessLogPatterns; nil without a stdout access log
+}
+
+// accessLogPatterns pick the demo's requests out of access-log lines in
+// Envoy's default format ("GET /service/1 HTTP/1.1" ...).
+var accessLogPatterns = [2]string{`"GET /service/1 `, `"GET /service/2 `}
+
+// observeTimeout bounds the wait for spans and log lines: Legate sends
+// spans in batches of 5 or every 5 s, and flushes access logs every second.
+const observeTimeout = 30 * time.Second
+
 // check is the demo's smoke test: through Legate, every replica of each
-// service answers; HTTPS works; admin reports the clusters. It runs every
-// step and reports each, so one failure does not hide the others.
-func check(ctx context.Context, dc *demoConfig, reps []replica, n int, warmup time.Duration, out io.Writer) error {
+// service answers; HTTPS works; admin reports the clusters; the requests
+// reach the Zipkin collector, the dashboard's trace list and the access
+// log. It runs every step and reports each, so one failure does not hide
+// the others.
+func check(ctx context.Context, dc *demoConfig, reps []replica, n int, warmup time.Duration, obs observers, out io.Writer) error {
 	client := &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
@@ -96,6 +113,42 @@ func check(ctx context.Context, dc *demoConfig, reps []replica, n int, warmup ti
 			hostLines = append(hostLines, fmt.Sprintf("service%s::%s:%d::", r.service, r.ip, dc.Service))
 		}
 		report("admin /clusters", expectBody(client, base+"/clusters", hostLines...))
+	}
+
+	if obs.zipkin != nil {
+		var name string
+		err := eventually(ctx, observeTimeout, func() error {
+			var err error
+			name, err = checkSpans(obs.zipkin)
+			return err
+		})
+		report(name, err)
+	}
+	if dc.AdminAddr != "" {
+		var name string
+		var skipped bool
+		err := eventually(ctx, observeTimeout, func() error {
+			var err error
+			name, skipped, err = checkDashboard(client, dc.AdminAddr, obs.zipkin)
+			return err
+		})
+		if skipped {
+			fmt.Fprintf(out, "skip dashboard not available: skipped (%s)\n", name)
+		} else {
+			report(name, err)
+		}
+	}
+	if obs.accessLog != nil {
+		var name string
+		err := eventually(ctx, observeTimeout, func() error {
+			one, two := obs.accessLog.count(0), obs.accessLog.count(1)
+			name = fmt.Sprintf("access log: Legate printed %d lines for /service/1 and %d for /service/2", one, two)
+			if one < int64(n) || two < int64(n) {
+				return fmt.Errorf("want at least %d of each", n)
+			}
+			return nil
+		})
+		report(name, err)
 	}
 
 	if failed > 0 {
@@ -189,4 +242,113 @@ func expectBody(client *http.Client, url string, want ...string) error {
 		}
 	}
 	return nil
+}
+
+// eventually retries try every 200 ms until it succeeds or timeout passes,
+// returning its last error.
+func eventually(ctx context.Context, timeout time.Duration, try func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := try()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("interrupted")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// demoServices are the operations (route decorators) and clusters of the
+// demo's two routes.
+var demoServices = []string{"service1", "service2"}
+
+// checkSpans requires the collector to hold spans of both services, by
+// operation name or by the upstream_cluster tag. It returns the line to
+// report.
+func checkSpans(c *collector) (string, error) {
+	reports, total, spans := c.snapshot()
+	name := fmt.Sprintf("zipkin collector on %s: %d spans in %d reports", c.addr(), total, reports)
+	var missing []string
+	for _, svc := range demoServices {
+		if !slices.ContainsFunc(spans, func(s zipkinSpan) bool { return s.Name == svc || s.Tags["upstream_cluster"] == svc }) {
+			missing = append(missing, svc)
+		}
+	}
+	if len(missing) > 0 {
+		return name, fmt.Errorf("no span of %v yet", missing)
+	}
+	return name + ", with spans of " + strings.Join(demoServices, " and "), nil
+}
+
+// dashboardTrace is the part of a /dashboard/data trace summary the check
+// reads.
+type dashboardTrace struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Spans int    `json:"spans"`
+}
+
+// checkDashboard requires the admin dashboard's trace list to show a trace
+// of one of the demo's services, and, with a collector, one the collector
+// also received (the same request seen both ways). skipped is true when
+// this Legate has no dashboard; name then says why.
+func checkDashboard(client *http.Client, adminAddr string, zc *collector) (name string, skipped bool, err error) {
+	url := "http://" + adminAddr + "/dashboard/data"
+	name = "dashboard http://" + adminAddr + "/ lists a recent trace"
+	resp, err := client.Get(url)
+	if err != nil {
+		return name, false, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<24))
+	if err != nil {
+		return name, false, err
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return "GET /dashboard/data: 404; the admin root page is the plain endpoint index", true, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return name, false, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	var data struct {
+		Traces *[]dashboardTrace `json:"traces"`
+	}
+	if err := json.Unmarshal(body, &data); err != nil {
+		return name, false, fmt.Errorf("GET %s: %w", url, err)
+	}
+	if data.Traces == nil {
+		return name, false, fmt.Errorf("GET %s: no trace list (\"traces\" is null: Legate keeps no span ring)", url)
+	}
+	received := map[string]bool{}
+	if zc != nil {
+		_, _, spans := zc.snapshot()
+		for _, s := range spans {
+			received[normTraceID(s.TraceID)] = true
+		}
+	}
+	for _, t := range *data.Traces {
+		if !slices.Contains(demoServices, t.Name) {
+			continue
+		}
+		if zc != nil && !received[normTraceID(t.ID)] {
+			continue
+		}
+		name = fmt.Sprintf("dashboard http://%s/ lists %d recent traces, e.g. %s (%s, %d %s)", adminAddr, len(*data.Traces), t.ID, t.Name, t.Spans, plural(t.Spans, "span", "spans"))
+		if zc != nil {
+			name += ", also received by the collector"
+		}
+		return name, false, nil
+	}
+	if zc != nil {
+		return name, false, fmt.Errorf("none of its %d traces is of %v and received by the collector", len(*data.Traces), demoServices)
+	}
+	return name, false, fmt.Errorf("none of its %d traces is of %v", len(*data.Traces), demoServices)
+}
+
+// normTraceID lets a 64-bit trace id match its 128-bit spelling.
+func normTraceID(id string) string {
+	return strings.TrimLeft(strings.ToLower(id), "0")
 }

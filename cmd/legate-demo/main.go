@@ -7,9 +7,16 @@
 // server. Linux routes all of 127.0.0.0/8 to the loopback interface, so the
 // replicas need no set-up and nothing on the machine changes.
 //
+// Legate traces every request: the demo runs a minimal Zipkin collector
+// where the config's zipkin cluster points and prints a line per report it
+// receives, and prints Legate's access log (its stdout) with an
+// [access-log] prefix. The admin page shows the live dashboard and the
+// recent traces.
+//
 // Without --check it prints curl commands to try and runs until Ctrl-C.
 // With --check it sends requests through Legate, verifies that every replica
-// answers, and exits 0 or 1.
+// answers and that the requests show up as spans, dashboard traces and
+// access-log lines, and exits 0 or 1.
 package main
 
 import (
@@ -93,8 +100,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.ports.Admin, "admin-port", 0, "admin port (default: from the config, 9901)")
 	fs.IntVar(&o.ports.DNS, "dns-port", 0, "port of the demo's DNS server on 127.0.0.1 (default: from the config, 15353)")
 	fs.IntVar(&o.ports.Service, "service-port", 0, "port the replicas listen on (default: from the config, 8080)")
+	fs.IntVar(&o.ports.Zipkin, "zipkin-port", 0, "port of the demo's Zipkin collector on 127.0.0.1 (default: from the config, 9411)")
 	fs.BoolVar(&o.freePorts, "free-ports", false, "pick free ports for every port not given by a flag (for tests)")
-	fs.BoolVar(&o.check, "check", false, "send requests through Legate, verify every replica answers, then exit 0 or 1")
+	fs.BoolVar(&o.check, "check", false, "send requests through Legate, verify every replica answers and the requests are traced and logged, then exit 0 or 1")
 	fs.IntVar(&o.requests, "requests", 12, "requests per service in --check mode")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Legate's -l/--log-level")
 	fs.DurationVar(&o.startTimeout, "start-timeout", 30*time.Second, "how long to wait for each component to come up")
@@ -184,6 +192,18 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		defer dnsSrv.Close()
 	}
 
+	var obs observers
+	if dc.ZipkinAddr != "" {
+		zc, err := startCollector(dc.ZipkinAddr, dc.ZipkinPath, stdout)
+		if err != nil {
+			return fmt.Errorf("%w (is a Zipkin already running there? pass --zipkin-port)", err)
+		}
+		// Deferred before the children's stop, so it runs after Legate
+		// has stopped and sent its last spans.
+		defer zc.close()
+		obs.zipkin = zc
+	}
+
 	// Children report here when they exit; one that exits before we stop it
 	// ends the demo.
 	exited := make(chan *child, len(reps)+1)
@@ -210,7 +230,15 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		}
 	}
 
-	legate, err := startChild("legate", legateBin, []string{"-c", cfgPath, "-l", o.logLevel, "--drain-time-s", "2"}, stderr, exited)
+	// Legate's stdout carries only its access log; give it its own prefix
+	// (and, for --check, count the lines of the demo's requests).
+	legateErr := &prefixWriter{prefix: []byte("[legate] "), w: stderr}
+	legateOut := legateErr
+	if dc.StdoutAccessLog {
+		obs.accessLog = newLineCounter(accessLogPatterns[:]...)
+		legateOut = &prefixWriter{prefix: []byte("[access-log] "), w: stdout, onLine: obs.accessLog.observe}
+	}
+	legate, err := startChildSplit("legate", legateBin, []string{"-c", cfgPath, "-l", o.logLevel, "--drain-time-s", "2"}, legateOut, legateErr, exited)
 	if err != nil {
 		return err
 	}
@@ -220,7 +248,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 
 	if o.check {
-		return check(ctx, dc, reps, o.requests, o.startTimeout, stdout)
+		return check(ctx, dc, reps, o.requests, o.startTimeout, obs, stdout)
 	}
 
 	printUsage(stdout, dc)
@@ -232,6 +260,13 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		return fmt.Errorf("%s exited unexpectedly: %v", c.name, c.err)
 	}
 }
+
+// The trace context printUsage suggests sending, easy to spot in the
+// dashboard and in the [zipkin] lines.
+const (
+	demoTraceID      = "0000000000c0ffee"
+	demoParentSpanID = "00000000000000a1"
+)
 
 func printUsage(w io.Writer, dc *demoConfig) {
 	host := func(addr string) string {
@@ -256,13 +291,28 @@ func printUsage(w io.Writer, dc *demoConfig) {
 	if dc.DNSPort != 0 {
 		fmt.Fprintf(w, "\nservice1 and service2 are answered by the demo's DNS server: dig @127.0.0.1 -p %d service1\n", dc.DNSPort)
 	}
+	if dc.AdminAddr != "" {
+		fmt.Fprintf(w, "\nDashboard: http://%s/\n", host(dc.AdminAddr))
+		fmt.Fprintf(w, "  Live, per listener and cluster: requests per second, p50/p90/p99 latency, error rate,\n"+
+			"  status classes, bytes in and out, host health; the proxy's CPU, memory and connections;\n"+
+			"  and the latest traces, each with a waterfall. A request above appears there within seconds.\n")
+	}
+	if dc.ZipkinAddr != "" {
+		fmt.Fprintf(w, "\nEvery request is traced: Legate reports its spans to the demo's Zipkin collector on %s\n"+
+			"([zipkin] lines). To choose the trace id yourself (B3 headers; Legate joins the trace):\n", dc.ZipkinAddr)
+		fmt.Fprintf(w, "  curl -s -H 'x-b3-traceid: %s' -H 'x-b3-spanid: %s' -H 'x-b3-sampled: 1' %s/service/1\n",
+			demoTraceID, demoParentSpanID, host(dc.HTTPAddr))
+	}
+	if dc.StdoutAccessLog {
+		fmt.Fprintf(w, "\nLegate writes an access-log line per request to its stdout ([access-log] lines, Envoy's default format).\n")
+	}
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n")
 }
 
 // fillFreePorts gives every unset port a free one on 127.0.0.1. The DNS port
 // must be free for both UDP and TCP.
 func fillFreePorts(p *ports) error {
-	for _, f := range []*int{&p.HTTP, &p.HTTPS, &p.Admin, &p.Service} {
+	for _, f := range []*int{&p.HTTP, &p.HTTPS, &p.Admin, &p.Service, &p.Zipkin} {
 		if *f != 0 {
 			continue
 		}

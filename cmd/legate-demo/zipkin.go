@@ -151,8 +151,8 @@ func (c *collector) record(spans []zipkinSpan) {
 	}
 	if c.out != nil {
 		last := &spans[len(spans)-1]
-		fmt.Fprintf(c.out, "[zipkin] %d spans received (%d in all), latest trace %s (%s)\n",
-			len(spans), c.total, last.TraceID, last.label())
+		fmt.Fprintf(c.out, "[zipkin] %d %s received (%d in all), latest trace %s (%s)\n",
+			len(spans), plural(len(spans), "span", "spans"), c.total, last.TraceID, last.label())
 	}
 }
 
@@ -162,4 +162,11 @@ func (c *collector) snapshot() (reports, total int, spans []zipkinSpan) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.reports, c.total, append([]zipkinSpan(nil), c.spans...)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

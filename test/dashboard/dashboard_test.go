@@ -486,6 +486,12 @@ func TestDashboardInBrowser(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the waterfall did not open: %v", err)
 		}
+		// The first span's tags are open; Envoy tags every ingress span
+		// with the request's method.
+		tags, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.querySelector("#waterfall .span-tags").innerText`))
+		if err != nil || !strings.Contains(tags, "http.method") {
+			t.Errorf("the first span's tags (%v):\n%s", err, tags)
+		}
 		t.Logf("%d trace rows; the first has %d spans", n, rows)
 	})
 

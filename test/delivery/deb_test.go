@@ -26,7 +26,7 @@ func TestVersionStamp(t *testing.T) {
 	re := regexp.MustCompile(`^legate  version: ([0-9a-f]{12}|unknown)/([^/]+)/Clean/RELEASE/(go[0-9][^ ]*) built ([0-9TZ:-]+) \(linux/[a-z0-9]+\)\n$`)
 	m := re.FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("--version printed %q, want %s", out, re)
+		t.Fatalf("%s --version printed %q, want %s\n(an unstamped binary: build it with `make build`, as `make test` does)", bin, out, re)
 	}
 	if want := changelogVersion(t); m[2] != want {
 		t.Errorf("version %q, want %q (the newest release in CHANGELOG.md)", m[2], want)

@@ -1,6 +1,7 @@
 // Package demo_test runs the front-proxy case study end to end: the built
-// legate-demo in --check mode starts a DNS server, six demo-service replicas
-// and Legate, and verifies every replica answers through the proxy.
+// legate-demo in --check mode starts a DNS server, a Zipkin collector, six
+// demo-service replicas and Legate, and verifies every replica answers
+// through the proxy and the requests are traced and access-logged.
 package demo_test
 
 import (
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,5 +52,18 @@ func TestDemoCheck(t *testing.T) {
 	t.Logf("legate-demo --check output:\n%s", out)
 	if err != nil {
 		t.Fatalf("legate-demo --check: %v", err)
+	}
+	// The observability checks ran (the exit status alone would not show
+	// a check the demo skipped), and their evidence is in the output.
+	for _, want := range []string{
+		"\nok   zipkin collector on ", "\n[zipkin] ",
+		"\nok   access log: ", "\n[access-log] ",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if !strings.Contains(string(out), "\nok   dashboard ") && !strings.Contains(string(out), "\nskip dashboard not available") {
+		t.Error("output reports no dashboard check")
 	}
 }

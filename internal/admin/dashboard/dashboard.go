@@ -83,7 +83,6 @@ type Deps struct {
 type Dashboard struct {
 	deps    Deps
 	handler http.Handler
-	proc    procReader
 
 	mu sync.Mutex
 	s  sampler
@@ -106,7 +105,7 @@ func New(deps Deps) *Dashboard {
 	if deps.Start.IsZero() {
 		deps.Start = time.Now()
 	}
-	d := &Dashboard{deps: deps, proc: newProcReader()}
+	d := &Dashboard{deps: deps}
 	d.s.init(deps)
 	d.handler = d.routes()
 	return d
@@ -137,7 +136,7 @@ func (d *Dashboard) sample(now time.Time) {
 	if d.deps.Listeners != nil {
 		listeners = d.deps.Listeners()
 	}
-	proc := d.proc.read()
+	proc := readProc()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.s.sample(now, proc, clusters, listeners)

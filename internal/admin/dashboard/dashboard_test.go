@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,7 +29,7 @@ type fixture struct {
 	hTime, cTime      *stats.Histogram
 	lActive, cxActive *stats.Gauge
 	healthy, members  *stats.Gauge
-	hostRq            uint64
+	hostRq            atomic.Uint64 // the first host's rq_total
 	d                 *Dashboard
 }
 
@@ -62,7 +64,7 @@ func newFixture(t *testing.T, deps Deps) *fixture {
 	}
 	deps.Clusters = func() []ClusterView {
 		return []ClusterView{{Name: "svc", StatName: "svc.v1", Hosts: []HostView{
-			{Address: "127.0.0.1:9000", Weight: 1, Healthy: true, RqTotal: f.hostRq},
+			{Address: "127.0.0.1:9000", Weight: 1, Healthy: true, RqTotal: f.hostRq.Load()},
 			{Address: "127.0.0.1:9001", Weight: 2, Healthy: false, HealthFlags: "/failed_active_hc"},
 		}}}
 	}
@@ -84,7 +86,7 @@ func (f *fixture) requests(n int, cls int, ms uint64) {
 		f.cRq.Inc()
 		f.cClass[cls-1].Inc()
 		f.cTime.Record(ms)
-		f.hostRq++
+		f.hostRq.Add(1)
 	}
 }
 
@@ -537,5 +539,30 @@ func TestIndexAndAssets(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST data: %d", resp.StatusCode)
+	}
+}
+
+// Run and the handler share the sampler; under -race this checks the
+// locking.
+func TestRunServesWhileSampling(t *testing.T) {
+	f := newFixture(t, Deps{Interval: 5 * time.Millisecond, Ring: tracing.NewRing(4)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	srv := httptest.NewServer(f.d.Handler())
+	defer srv.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		f.requests(1, 2, 3)
+		var w wire
+		getJSON(t, srv.URL+"/dashboard/data", &w)
+		if len(w.Listeners) == 1 && len(w.Listeners[0].Points) >= 3 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no points after 30 s: %+v", w)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -100,6 +100,7 @@ function setText(id, text) {
 // niceMax rounds a maximum up to 1, 2 or 5 times a power of ten; with
 // binary set, of ten within a power of 1024 (50 MiB rather than 47.7 MiB).
 function niceMax(v, binary) {
+  if (binary && !(v > 1024)) return 1024;
   if (!(v > 0)) return 1;
   if (binary) {
     const u = Math.pow(1024, Math.max(0, Math.floor(Math.log(v) / Math.log(1024))));
@@ -188,10 +189,11 @@ function merge(data) {
 function renderProcess(data) {
   const pts = state.proc;
   const last = pts.length ? pts[pts.length - 1] : {};
-  const st = ["LIVE", "DRAINING", "PRE_INITIALIZING", "INITIALIZING"][state.server.state] || "UNKNOWN";
+  const st = ["LIVE", "DRAINING", "PRE_INITIALIZING", "INITIALIZING"][state.server.state] || "";
   const badge = document.getElementById("state");
   badge.textContent = st;
   badge.className = "badge " + st.toLowerCase();
+  badge.hidden = st === "";
   setText("uptime", "up " + fmtDuration(data.uptime_s));
   setText("updated", "updated " + fmtClock(data.now));
   setText("cpu", isNum(last.cpu) ? last.cpu.toFixed(1) + " %" : "–");
@@ -275,9 +277,15 @@ function renderCard(e) {
   set("err", isNum(last.err) ? (last.err * 100).toFixed(1) + " %" : "–", last.err);
   p.figs.err.classList.toggle("bad", last.err > 0);
   set("cx", String(m.active), m.active);
-  if (e.kind === "cluster" && m.members !== undefined) {
-    p.members.textContent = m.healthy + "/" + m.members + " hosts healthy";
-    p.members.classList.toggle("degraded", m.healthy < m.members);
+  if (e.kind === "cluster") {
+    // The host list when the server lists hosts, else the membership gauges.
+    let healthy = m.healthy || 0, members = m.members || 0;
+    if (m.hosts && m.hosts.length) {
+      members = m.hosts.length;
+      healthy = m.hosts.filter(h => h.healthy).length;
+    }
+    p.members.textContent = members > 0 ? healthy + "/" + members + " hosts healthy" : "no hosts";
+    p.members.classList.toggle("degraded", healthy < members || members === 0);
   }
 
   // Status classes: the share of each over the rate window, with rates.
@@ -339,6 +347,9 @@ function renderTraces(traces) {
   }
   const ids = traces.map(t => t.id + t.spans).join(",");
   if (ids === state.traceIds) return;
+  // Hold the list still while the pointer is on it, so a busy proxy's
+  // traces can be clicked.
+  if (document.querySelector(".trace-list:hover")) return;
   state.traceIds = ids;
   document.getElementById("traces-empty").hidden = traces.length > 0;
   document.getElementById("traces").replaceChildren(...traces.map(t => {
@@ -390,7 +401,7 @@ async function showTrace(id) {
   }
   box.replaceChildren(
     el("h3", {}, t.name),
-    el("div", { class: "meta" }, "trace " + t.id + " · " + t.spans + " spans · " + fmtUs(t.duration_us) + " · started " + fmtClock(t.start)),
+    el("div", { class: "meta" }, "trace " + t.id + " · " + t.spans + (t.spans === 1 ? " span · " : " spans · ") + fmtUs(t.duration_us) + " · started " + fmtClock(t.start)),
     ...rows);
   // The first span's tags open by default: they hold the request's story.
   const first = box.querySelector(".span-tags");
@@ -419,6 +430,7 @@ async function poll() {
   } catch (err) {
     const badge = document.getElementById("state");
     badge.textContent = "OFFLINE";
+    badge.hidden = false;
     badge.className = "badge stale";
     setText("updated", String(err.message || err));
   } finally {
