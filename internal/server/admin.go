@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/legate-proxy/legate/internal/admin"
+	"github.com/legate-proxy/legate/internal/admin/dashboard"
 	"github.com/legate-proxy/legate/internal/listener"
 	"github.com/legate-proxy/legate/internal/logging"
 	"github.com/legate-proxy/legate/internal/stats"
@@ -32,6 +33,7 @@ type adminServer struct {
 	done    chan struct{}
 	stats   *stats.ServerStats
 	logFile *os.File
+	dash    *dashboard.Dashboard
 }
 
 func (s *Server) buildAdmin() error {
@@ -49,7 +51,16 @@ func (s *Server) buildAdmin() error {
 	} else if ab.GetAddress() != nil {
 		return fmt.Errorf("admin.address: only socket_address is supported")
 	}
+	listenerViews := dashboard.ListenersFromBootstrap(s.opts.Bootstrap)
+	s.admin.dash = dashboard.New(dashboard.Deps{
+		Store:     s.store,
+		Clusters:  dashboard.FromClusterManager(s.clusters),
+		Listeners: func() []dashboard.ListenerView { return listenerViews },
+		Ring:      s.spans,
+		Start:     s.start,
+	})
 	handler := admin.New(admin.Deps{
+		Dashboard:   s.admin.dash.Handler(),
 		Store:       s.store,
 		Tags:        s.tags,
 		ReopenLogs:  s.files.Reopen,
@@ -155,6 +166,7 @@ func (s *Server) bindAdmin() error {
 		admin.Serve(ctx, ln, a.handler)
 	}()
 	go s.refreshServerStats(ctx)
+	go a.dash.Run(ctx)
 	s.logger.Info("admin address", "address", ln.Addr().String())
 	return nil
 }

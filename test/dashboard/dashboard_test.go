@@ -396,6 +396,16 @@ func TestDashboardInBrowser(t *testing.T) {
 	go func() { defer wg.Done(); traffic(trafficCtx, fmt.Sprintf("127.0.0.1:%d", p.listener), &sent) }()
 	t.Cleanup(func() { stopTraffic(); wg.Wait() })
 
+	dataURL := fmt.Sprintf("http://127.0.0.1:%d/dashboard/data", p.admin)
+	if resp, err := http.Get(dataURL); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s; the admin server serves no dashboard", dataURL, resp.Status)
+		}
+	}
+
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium),
 		chromedp.NoSandbox,
