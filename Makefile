@@ -29,6 +29,11 @@ endif
 ifeq ($(origin COMMIT),undefined)
 COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 endif
+# TREE is Envoy's "Clean"/"Modified": whether the build had uncommitted
+# changes (a tree without .git counts as clean).
+ifeq ($(origin TREE),undefined)
+TREE := $(shell if git rev-parse --git-dir >/dev/null 2>&1; then git diff --quiet HEAD -- 2>/dev/null && echo Clean || echo Modified; else echo Clean; fi)
+endif
 ifeq ($(origin SOURCE_DATE_EPOCH),undefined)
 SOURCE_DATE_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 endif
@@ -38,7 +43,8 @@ VERSION_PKG := github.com/legate-proxy/legate/internal/version
 # -s -w: no symbol table or DWARF (Debian ships stripped binaries; stack
 # traces still work).
 LDFLAGS     := -s -w -buildid= -X $(VERSION_PKG).Version=$(VERSION) \
-               -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
+               -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).BuildDate=$(BUILD_DATE) \
+               -X $(VERSION_PKG).Tree=$(TREE)
 GOBUILD     := $(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)'
 IMAGE_TAG   ?= $(VERSION)
 # What `make build` builds; a subset (e.g. CMDS=./cmd/legate) builds faster.

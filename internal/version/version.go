@@ -11,11 +11,13 @@ var (
 	Version   = "0.1.0-dev"
 	Commit    = "unknown"
 	BuildDate = "unknown"
+	// Tree is "Clean", or "Modified" when built with uncommitted changes.
+	Tree = "Clean"
 )
 
 // String is the --version line, in the spirit of Envoy's
 // "envoy  version: <sha>/<version>/Clean/RELEASE/BoringSSL".
 func String() string {
-	return fmt.Sprintf("legate  version: %s/%s/Clean/RELEASE/%s built %s (%s/%s)",
-		Commit, Version, runtime.Version(), BuildDate, runtime.GOOS, runtime.GOARCH)
+	return fmt.Sprintf("legate  version: %s/%s/%s/RELEASE/%s built %s (%s/%s)",
+		Commit, Version, Tree, runtime.Version(), BuildDate, runtime.GOOS, runtime.GOARCH)
 }

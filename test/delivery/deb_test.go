@@ -22,8 +22,8 @@ import (
 func TestVersionStamp(t *testing.T) {
 	bin := legateBin(t)
 	out := run(t, "", os.Environ(), time.Minute, bin, "--version")
-	// legate  version: <commit>/<version>/Clean/RELEASE/<go> built <date> (<os>/<arch>)
-	re := regexp.MustCompile(`^legate  version: ([0-9a-f]{12}|unknown)/([^/]+)/Clean/RELEASE/(go[0-9][^ ]*) built ([0-9TZ:-]+) \(linux/[a-z0-9]+\)\n$`)
+	// legate  version: <commit>/<version>/Clean or Modified/RELEASE/<go> built <date> (<os>/<arch>)
+	re := regexp.MustCompile(`^legate  version: ([0-9a-f]{12}|unknown)/([^/]+)/(?:Clean|Modified)/RELEASE/(go[0-9][^ ]*) built ([0-9TZ:-]+) \(linux/[a-z0-9]+\)\n$`)
 	m := re.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("%s --version printed %q, want %s\n(an unstamped binary: build it with `make build`, as `make test` does)", bin, out, re)
