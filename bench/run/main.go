@@ -16,7 +16,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,6 +31,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/legate-proxy/legate/internal/child"
 )
 
 type options struct {
@@ -214,10 +215,10 @@ func benchProxy(ctx context.Context, o options, p proxy, dir string, upPort int,
 		r.skipped = err.Error()
 		return r
 	}
-	defer proc.stop()
+	defer proc.Stop(stopGrace)
 
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	if err := waitOK(ctx, url, proc, 20*time.Second); err != nil {
+	if err := child.WaitHTTP(ctx, url, proc, startTimeout); err != nil {
 		r.skipped = fmt.Sprintf("did not start proxying: %v%s", err, logTail(logPath))
 		return r
 	}
@@ -228,7 +229,7 @@ func benchProxy(ctx context.Context, o options, p proxy, dir string, upPort int,
 		}
 	}
 
-	pid := proc.cmd.Process.Pid
+	pid := proc.Pid()
 	before, err := treeCPU(pid)
 	if err != nil {
 		r.skipped = fmt.Sprintf("read CPU time: %v", err)
@@ -303,89 +304,40 @@ func startUpstream(ctx context.Context, o options, dir string, port int, pinned 
 		if err != nil {
 			return "", nil, err
 		}
-		if err := waitOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/", port), proc, 20*time.Second); err != nil {
-			proc.stop()
+		if err := child.WaitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/", port), proc, startTimeout); err != nil {
+			proc.Stop(stopGrace)
 			return "", nil, fmt.Errorf("upstream nginx: %v%s", err, logTail(logPath))
 		}
-		return "nginx, 1 worker, static reply", proc.stop, nil
+		return "nginx, 1 worker, static reply", func() { proc.Stop(stopGrace) }, nil
 	}
 	return "", nil, fmt.Errorf("unknown --upstream %q (nginx or go)", o.upstream)
 }
 
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *os.File
-}
+// startTimeout bounds the wait for a proxy or the upstream to serve;
+// stopGrace is how long one may take to exit after SIGTERM (a fast
+// shutdown for all three proxies) before it is killed.
+const (
+	startTimeout = 20 * time.Second
+	stopGrace    = 10 * time.Second
+)
 
-func startProcess(argv []string, logPath string) (*process, error) {
+// startProcess runs argv with its stdout and stderr going to a new file at
+// logPath, closed once the process has exited.
+func startProcess(argv []string, logPath string) (*child.Process, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
+	p, err := child.Start(argv[0], argv, child.Options{
+		Stdout: f,
+		Stderr: f,
+		OnExit: func(*child.Process) { f.Close() },
+	})
+	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("start %s: %w", argv[0], err)
+		return nil, err
 	}
-	p := &process{cmd: cmd, done: make(chan struct{}), log: f}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
 	return p, nil
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop asks politely (SIGTERM: fast shutdown for all three), then kills.
-func (p *process) stop() {
-	if !p.exited() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	}
-	p.log.Close()
-}
-
-// waitOK waits until url answers 200 or the process exits.
-func waitOK(ctx context.Context, url string, p *process, timeout time.Duration) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := client.Get(url)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		if p.exited() {
-			return fmt.Errorf("exited (%v)", p.cmd.ProcessState)
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return errors.New("interrupted")
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 func logTail(path string) string {

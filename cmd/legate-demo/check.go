@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/legate-proxy/legate/internal/child"
 )
 
 // serviceReply is the part of demo-service's answer the check reads.
@@ -160,26 +162,11 @@ func check(ctx context.Context, dc *demoConfig, reps []replica, n int, warmup ti
 
 // untilOK retries url until it answers 200 or timeout passes.
 func untilOK(ctx context.Context, client *http.Client, url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := client.Get(url)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no 200 within %v: %w", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return errors.New("interrupted")
-		case <-time.After(200 * time.Millisecond):
-		}
+	err := child.Poll(ctx, nil, timeout, 200*time.Millisecond, func() error { return child.GetOK(client, url) })
+	if te, ok := errors.AsType[*child.TimeoutError](err); ok {
+		return fmt.Errorf("no 200 within %v: %w", timeout, te.Err)
 	}
+	return err
 }
 
 // roundRobin sends n requests and returns the sorted distinct hostnames that
@@ -247,18 +234,11 @@ func expectBody(client *http.Client, url string, want ...string) error {
 // eventually retries try every 200 ms until it succeeds or timeout passes,
 // returning its last error.
 func eventually(ctx context.Context, timeout time.Duration, try func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := try()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return errors.New("interrupted")
-		case <-time.After(200 * time.Millisecond):
-		}
+	err := child.Poll(ctx, nil, timeout, 200*time.Millisecond, try)
+	if te, ok := errors.AsType[*child.TimeoutError](err); ok {
+		return te.Err
 	}
+	return err
 }
 
 // demoServices are the operations (route decorators) and clusters of the

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	frontproxy "github.com/legate-proxy/legate/examples/front-proxy"
+	"github.com/legate-proxy/legate/internal/child"
 )
 
 type options struct {
@@ -206,12 +207,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 
 	// Children report here when they exit; one that exits before we stop it
 	// ends the demo.
-	exited := make(chan *child, len(reps)+1)
-	var children []*child
+	exited := make(chan *child.Process, len(reps)+1)
+	var children []*child.Process
 	defer func() {
 		// Legate first, so that it drains before its upstreams go away.
 		for i := len(children) - 1; i >= 0; i-- {
-			children[i].stop(10 * time.Second)
+			stopChild(children[i], 10*time.Second)
 		}
 	}()
 
@@ -225,7 +226,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	}
 	for i, r := range reps {
 		addr := net.JoinHostPort(r.ip.String(), strconv.Itoa(dc.Service))
-		if err := waitHTTP(ctx, "http://"+addr+"/healthz", children[i], o.startTimeout); err != nil {
+		if err := child.WaitHTTP(ctx, "http://"+addr+"/healthz", children[i], o.startTimeout); err != nil {
 			return fmt.Errorf("replica %s: %w", r.name, err)
 		}
 	}
@@ -243,7 +244,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	children = append(children, legate)
-	if err := waitTCP(ctx, dc.HTTPAddr, legate, o.startTimeout); err != nil {
+	if err := child.WaitTCP(ctx, dc.HTTPAddr, legate, o.startTimeout); err != nil {
 		return fmt.Errorf("legate: %w", err)
 	}
 
@@ -257,7 +258,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 		fmt.Fprintln(stdout, "\nstopping…")
 		return nil
 	case c := <-exited:
-		return fmt.Errorf("%s exited unexpectedly: %v", c.name, c.err)
+		return fmt.Errorf("%s exited unexpectedly: %v", c.Name(), c.Err())
 	}
 }
 

@@ -2,129 +2,50 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/legate-proxy/legate/internal/child"
 )
 
 var execLookPath = exec.LookPath
 
-// child is a process the demo started and must stop.
-type child struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	err  error         // exit status, valid after done
-}
-
 // startChild runs bin with args, its output prefixed with [name] on out.
 // When it exits, it is sent on exited (which must have room).
-func startChild(name, bin string, args []string, out io.Writer, exited chan<- *child) (*child, error) {
+func startChild(name, bin string, args []string, out io.Writer, exited chan<- *child.Process) (*child.Process, error) {
 	w := &prefixWriter{prefix: []byte("[" + name + "] "), w: out}
 	return startChildSplit(name, bin, args, w, w, exited)
 }
 
 // startChildSplit is startChild with the child's stdout and stderr going
 // to writers of their own (Legate's stdout carries its access log).
-func startChildSplit(name, bin string, args []string, stdout, stderr *prefixWriter, exited chan<- *child) (*child, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = childAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		c.err = cmd.Wait()
-		stdout.flush()
-		if stderr != stdout {
-			stderr.flush()
-		}
-		close(c.done)
-		exited <- c
-	}()
-	return c, nil
-}
-
-func (c *child) running() bool {
-	select {
-	case <-c.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// stop sends SIGTERM and waits up to grace before killing.
-func (c *child) stop(grace time.Duration) {
-	if !c.running() {
-		return
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(grace):
-		fmt.Fprintf(os.Stderr, "legate-demo: %s did not stop within %v; killing it\n", c.name, grace)
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
-}
-
-// waitTCP waits until addr accepts connections, c exits, or timeout passes.
-func waitTCP(ctx context.Context, addr string, c *child, timeout time.Duration) error {
-	return poll(ctx, c, timeout, func() error {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return err
-		}
-		return conn.Close()
+func startChildSplit(name, bin string, args []string, stdout, stderr *prefixWriter, exited chan<- *child.Process) (*child.Process, error) {
+	return child.Start(name, append([]string{bin}, args...), child.Options{
+		Stdout:      stdout,
+		Stderr:      stderr,
+		SysProcAttr: childAttr(),
+		OnExit: func(c *child.Process) {
+			// A last line without a newline is still printed, before
+			// anyone reports the exit.
+			stdout.flush()
+			if stderr != stdout {
+				stderr.flush()
+			}
+			exited <- c
+		},
 	})
 }
 
-// waitHTTP waits until url answers 200, c exits, or timeout passes.
-func waitHTTP(ctx context.Context, url string, c *child, timeout time.Duration) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	return poll(ctx, c, timeout, func() error {
-		resp, err := client.Get(url)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		return nil
-	})
-}
-
-func poll(ctx context.Context, c *child, timeout time.Duration, try func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := try()
-		if err == nil {
-			return nil
-		}
-		if !c.running() {
-			return fmt.Errorf("exited before it was ready: %v", c.err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready after %v: %w", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return errors.New("interrupted")
-		case <-c.done:
-		case <-time.After(100 * time.Millisecond):
-		}
+// stopChild stops c (SIGTERM, then a kill after grace) and says when it had
+// to kill.
+func stopChild(c *child.Process, grace time.Duration) {
+	if c.Stop(grace) {
+		fmt.Fprintf(os.Stderr, "legate-demo: %s did not stop within %v; killing it\n", c.Name(), grace)
 	}
 }
 
