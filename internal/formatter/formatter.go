@@ -391,8 +391,10 @@ func (p *part) appendValue(dst []byte, ctx *Context) ([]byte, bool) {
 		// Envoy prints 0 when no response was started.
 		return strconv.AppendInt(dst, int64(si.ResponseCode), 10), true
 	case opResponseFlags:
+		// Envoy renders "no flags" as the value "-", not as a missing
+		// value: JSON logs show "-" rather than null.
 		if si.Flags == 0 {
-			return dst, false
+			return append(dst, '-'), true
 		}
 		return si.Flags.AppendTo(dst), true
 	case opResponseCodeDetails:

@@ -102,7 +102,7 @@ func (s *syncBuffer) String() string {
 
 // Legate is one running legate process.
 type Legate struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	stderr  *syncBuffer
 	stdout  *syncBuffer
@@ -169,7 +169,7 @@ func renderConfig(t testing.TB, tmpl string, data any) (string, map[string]int) 
 // startLegate renders the config, starts legate with -c and extra args and
 // waits until admin /ready answers 200 LIVE. At cleanup it stops legate
 // with SIGTERM and requires exit status 0; on failure its stderr is logged.
-func startLegate(t *testing.T, tmpl string, data any, args ...string) *Legate {
+func startLegate(t testing.TB, tmpl string, data any, args ...string) *Legate {
 	t.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
@@ -187,7 +187,7 @@ func startLegate(t *testing.T, tmpl string, data any, args ...string) *Legate {
 	return nil
 }
 
-func tryStartLegate(t *testing.T, tmpl string, data any, args ...string) (*Legate, error) {
+func tryStartLegate(t testing.TB, tmpl string, data any, args ...string) (*Legate, error) {
 	cfg, ports := renderConfig(t, tmpl, data)
 	if _, ok := ports["admin"]; !ok {
 		return nil, errors.New("config has no {{port \"admin\"}}")
