@@ -252,7 +252,13 @@ func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
 		if cfg.serveStream(c, &req, sc.ResponseWriter(), sc) != endNormal {
 			return
 		}
-		if err := sc.FinishResponse(); err != nil || !sc.KeepAlive() {
+		if err := sc.FinishResponse(); err != nil {
+			return
+		}
+		if !sc.KeepAlive() {
+			// Legate ends the connection: let the peer read the response
+			// before the socket goes (delayed_close_timeout).
+			cfg.delayedClose(c)
 			return
 		}
 		c.Conn.SetWriteDeadline(time.Time{})
