@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	httpfilter "github.com/legate-proxy/legate/internal/filter/http"
@@ -33,7 +34,7 @@ type stream struct {
 	idle         time.Duration
 	idleTimer    *time.Timer
 	reqTimer     *time.Timer
-	lastProgress time.Time
+	lastProgress atomic.Int64 // unix nanoseconds; the body's reader goroutine writes it too
 	body         timedBody
 	guard        bodyGuard
 	counted      countedBody
@@ -157,8 +158,15 @@ func (cfg *Config) endStream(s *stream) streamEnd {
 	st.RqCompleted.Inc()
 	st.RqTime.Record(uint64(s.info.LastDownstreamTxByte.Milliseconds()))
 	end := s.end
-	*s = stream{}
-	streamPool.Put(s)
+	// A request body's wrappers live in s, and the upstream pool's writer
+	// goroutine may still call Read on them after the stream has ended
+	// (an upstream that answered before taking the whole body). Such a
+	// stream is left to the garbage collector instead of being reused, so
+	// a late Read finds its own, fenced body rather than another request's.
+	if s.count.start.IsZero() {
+		*s = stream{}
+		streamPool.Put(s)
+	}
 	return end
 }
 

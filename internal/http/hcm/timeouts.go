@@ -55,11 +55,11 @@ func (s *stream) progress() {
 	if s.idleTimer == nil {
 		return
 	}
-	now := time.Now()
-	if now.Sub(s.lastProgress) < 100*time.Millisecond {
+	now := time.Now().UnixNano()
+	last := s.lastProgress.Load()
+	if now-last < int64(100*time.Millisecond) || !s.lastProgress.CompareAndSwap(last, now) {
 		return
 	}
-	s.lastProgress = now
 	s.idleTimer.Reset(s.idle)
 }
 
