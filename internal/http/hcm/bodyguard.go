@@ -25,6 +25,7 @@ type bodyGuard struct {
 	count  *bodyCount
 	eof    bool
 	closed bool
+	trailers message.Headers // copied at EOF
 	// protoErr is a framing error in the body itself (a bad chunk):
 	// the client is at fault, not the upstream.
 	protoErr *http1.ProtocolError
@@ -41,6 +42,11 @@ func (g *bodyGuard) Read(p []byte) (int, error) {
 	if err != nil {
 		g.eof = true
 		errors.As(err, &g.protoErr)
+		if err == io.EOF {
+			// The codec reuses its trailer memory for the next request;
+			// the reader may ask for them after this stream has ended.
+			g.trailers = g.body.Trailers().Clone()
+		}
 	}
 	return n, err
 }
@@ -55,7 +61,12 @@ func (g *bodyGuard) protocolError() *http1.ProtocolError {
 	return g.protoErr
 }
 
-func (g *bodyGuard) Trailers() message.Headers { return g.body.Trailers() }
+// Trailers are the body's trailers, valid once Read returned io.EOF.
+func (g *bodyGuard) Trailers() message.Headers {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.trailers
+}
 
 // finish stops further reads. It reports whether the body was read to its
 // end; when it was not, a read may be parked on the socket, so the
