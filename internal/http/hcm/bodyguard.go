@@ -20,11 +20,11 @@ var errStreamEnded = errors.New("request body read after its stream ended")
 // reading the whole upload); that reader must be stopped before the
 // codec reads the next request from the same connection.
 type bodyGuard struct {
-	mu     sync.Mutex
-	body   message.Body
-	count  *bodyCount
-	eof    bool
-	closed bool
+	mu       sync.Mutex
+	body     message.Body
+	count    *bodyCount
+	eof      bool
+	closed   bool
 	trailers message.Headers // copied at EOF
 	// protoErr is a framing error in the body itself (a bad chunk):
 	// the client is at fault, not the upstream.
