@@ -4,7 +4,6 @@
 package dashboard
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,58 +12,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/legate-proxy/legate/test/legatetest"
 )
 
-// legateBin is $LEGATE_BIN, or a binary TestMain builds.
-var legateBin string
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	if p := os.Getenv("LEGATE_BIN"); p != "" {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "LEGATE_BIN:", err)
-			return 1
-		}
-		legateBin = abs
-		return m.Run()
-	}
-	if chromiumPath() == "" {
-		return m.Run() // the test skips; no need to build
-	}
-	dir, err := os.MkdirTemp("", "legate-dash-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	legateBin = filepath.Join(dir, "legate")
-	cmd := exec.Command("go", "build", "-o", legateBin, "./cmd/legate")
-	cmd.Dir = repoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building legate: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
+	// Without chromium the test skips, so it need not wait for a build.
+	os.Exit(legatetest.Main(m, legatetest.BuildIf(chromiumPath() != "")))
 }
 
 // chromiumPath finds Debian's chromium: $CHROMIUM, /usr/bin/chromium, or
@@ -89,7 +50,7 @@ func chromiumPath() string {
 func artifactDir(t *testing.T) string {
 	dir := os.Getenv("LEGATE_ARTIFACTS")
 	if dir == "" {
-		dir = filepath.Join(repoRoot(), "bin", "artifacts")
+		dir = filepath.Join(legatetest.RepoRoot(), "bin", "artifacts")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("artifact dir: %v", err)
@@ -108,16 +69,6 @@ func serve(t *testing.T, h http.Handler) string {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // upstream answers "/" at once, "/slow" after a few milliseconds and
@@ -207,81 +158,6 @@ static_resources:
 `, p.admin, p.listener, tr, p.upstream, zc)
 }
 
-// validates reports whether legate accepts cfg in --mode validate, with
-// its complaint when not.
-func validates(t *testing.T, cfg string) (bool, string) {
-	path := filepath.Join(t.TempDir(), "validate.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(legateBin, "-c", path, "--mode", "validate").CombinedOutput()
-	return err == nil, strings.TrimSpace(string(out))
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startLegate runs legate on cfg until the test ends and waits for /ready.
-func startLegate(t *testing.T, cfg string, adminPort int) (stderr *syncBuffer, err error) {
-	path := filepath.Join(t.TempDir(), "legate.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	stderr = &syncBuffer{}
-	cmd := exec.Command(legateBin, "-c", path, "--drain-time-s", "1")
-	cmd.Stderr, cmd.Stdout = stderr, stderr
-	orphanKill(cmd)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-	c := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return stderr, fmt.Errorf("legate exited early:\n%s", stderr)
-		default:
-		}
-		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", adminPort))
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && strings.TrimSpace(string(body)) == "LIVE" {
-				t.Cleanup(stop)
-				return stderr, nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	stop()
-	return stderr, fmt.Errorf("admin /ready did not answer LIVE in time:\n%s", stderr)
-}
-
 // traffic sends requests through the proxy until ctx ends: every tenth
 // fails with 503, every fifth is slow.
 func traffic(ctx context.Context, addr string, sent *atomic.Int64) {
@@ -362,31 +238,15 @@ func TestDashboardInBrowser(t *testing.T) {
 	upPort := upstream(t)
 	zipkinPort, zipkinPosts := zipkinCollector(t)
 
-	var p ports
-	var cfg string
-	var stderr *syncBuffer
-	tracing, why := false, ""
-	for attempt := 0; ; attempt++ {
-		p = ports{admin: freePort(t), listener: freePort(t), upstream: upPort, zipkin: zipkinPort}
-		if attempt == 0 {
-			// Tracing is exercised once the binary accepts a tracing config.
-			tracing, why = validates(t, config(p, true))
-		}
-		cfg = config(p, tracing)
-		var err error
-		stderr, err = startLegate(t, cfg, p.admin)
-		if err == nil {
-			break
-		}
-		// Another process may have taken a port between freePort and bind.
-		if attempt == 2 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatalf("starting legate: %v\nconfig:\n%s", err, cfg)
-		}
+	pick := func() ports {
+		return ports{admin: legatetest.FreePort(t), listener: legatetest.FreePort(t), upstream: upPort, zipkin: zipkinPort}
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("legate output:\n%s", stderr)
-		}
+	// Tracing is exercised once the binary accepts a tracing config.
+	tracing, why := legatetest.Validate(t, config(pick(), true))
+	var p ports
+	legatetest.StartRetry(t, func() (string, legatetest.Options) {
+		p = pick()
+		return config(p, tracing), legatetest.Options{AdminPort: p.admin, Args: []string{"--drain-time-s", "1"}}
 	})
 
 	trafficCtx, stopTraffic := context.WithCancel(context.Background())

@@ -15,10 +15,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/legate-proxy/legate/test/legatetest"
 )
 
 func TestPipelineRejectsUnknownStage(t *testing.T) {
-	out, err := tryRun(repoRoot(t), env(t), time.Minute, "bash", "ci/pipeline.sh", "no-such-stage")
+	out, err := tryRun(legatetest.RepoRoot(), env(t), time.Minute, "bash", "ci/pipeline.sh", "no-such-stage")
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(out, "unknown stage 'no-such-stage'") {
 		t.Fatalf("ci/pipeline.sh no-such-stage: %v\n%s", err, out)

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/legate-proxy/legate/test/legatetest"
 )
 
 func TestVersionStamp(t *testing.T) {
@@ -39,7 +41,7 @@ func TestVersionStamp(t *testing.T) {
 		if buildStamp(t).commit != "unknown" {
 			t.Errorf("commit not stamped although git knows HEAD")
 		}
-	} else if _, err := exec.Command("git", "-C", repoRoot(t), "cat-file", "-e", m[1]+"^{commit}").CombinedOutput(); err != nil && buildStamp(t).commit != "unknown" {
+	} else if _, err := exec.Command("git", "-C", legatetest.RepoRoot(), "cat-file", "-e", m[1]+"^{commit}").CombinedOutput(); err != nil && buildStamp(t).commit != "unknown" {
 		t.Errorf("stamped commit %s is not a commit of this repository", m[1])
 	}
 }
@@ -309,7 +311,7 @@ func TestCopyrightCoversModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.ReadFile(filepath.Join(repoRoot(t), "packaging", "debian", "copyright"))
+	src, err := os.ReadFile(filepath.Join(legatetest.RepoRoot(), "packaging", "debian", "copyright"))
 	if err != nil {
 		t.Fatal(err)
 	}

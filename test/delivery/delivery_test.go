@@ -18,11 +18,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/legate-proxy/legate/test/legatetest"
 )
 
 // tmpRoot holds the tree copies; TestMain removes it.
@@ -40,26 +41,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("cannot locate the test source")
-	}
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
 // legateBin is the binary `make test` built (LEGATE_BIN), else bin/legate.
 func legateBin(t testing.TB) string {
 	t.Helper()
-	p := os.Getenv("LEGATE_BIN")
-	if p == "" {
-		p = filepath.Join(repoRoot(t), "bin", "legate")
-	}
-	if _, err := os.Stat(p); err != nil {
+	p, err := legatetest.Find("legate")
+	if err != nil {
 		t.Skipf("SKIP: no legate binary (%v); run `make test`, which builds it and sets LEGATE_BIN", err)
 	}
-	return p
+	return p[0]
 }
 
 var headingRE = regexp.MustCompile(`(?m)^## ([0-9][0-9A-Za-z.+~]*) - [0-9]{4}-[0-9]{2}-[0-9]{2}\s*$`)
@@ -68,7 +57,7 @@ var headingRE = regexp.MustCompile(`(?m)^## ([0-9][0-9A-Za-z.+~]*) - [0-9]{4}-[0
 // build stamps and the package carries.
 func changelogVersion(t testing.TB) string {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join(repoRoot(t), "CHANGELOG.md"))
+	src, err := os.ReadFile(filepath.Join(legatetest.RepoRoot(), "CHANGELOG.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +81,7 @@ func buildStamp(t testing.TB) stamp {
 	t.Helper()
 	stampOnce.Do(func() {
 		stampVal = stamp{commit: "unknown", epoch: "0"}
-		root := repoRoot(t)
+		root := legatetest.RepoRoot()
 		if out, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output(); err == nil {
 			stampVal.commit = strings.TrimSpace(string(out))
 		}
@@ -222,7 +211,7 @@ func makeDeb(t testing.TB, name string) (build, string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return build{}, err.Error()
 	}
-	copyTree(t, repoRoot(t), dir)
+	copyTree(t, legatetest.RepoRoot(), dir)
 	out, err := tryRun(dir, env(t), 10*time.Minute, "make", "deb")
 	if err != nil {
 		return build{}, fmt.Sprintf("make deb in %s: %v\n%s", dir, err, out)

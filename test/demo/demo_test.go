@@ -6,42 +6,19 @@ package demo_test
 
 import (
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/legate-proxy/legate/test/legatetest"
 )
 
-// binaries finds legate, legate-demo and demo-service: next to $LEGATE_BIN
-// (set by `make test`), else in the repository's bin/ (`make build`).
-func binaries(t *testing.T) (legate, demo, service string) {
-	t.Helper()
-	legate = os.Getenv("LEGATE_BIN")
-	if legate == "" {
-		legate = filepath.Join("..", "..", "bin", "legate")
-	}
-	legate, err := filepath.Abs(legate)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Dir(legate)
-	demo = filepath.Join(dir, "legate-demo")
-	service = filepath.Join(dir, "demo-service")
-	for _, p := range []string{legate, demo, service} {
-		if _, err := os.Stat(p); err != nil {
-			if os.Getenv("LEGATE_BIN") != "" {
-				t.Fatalf("LEGATE_BIN is set but %s is missing: %v", p, err)
-			}
-			t.Skipf("SKIP: %s not built; run `make test` (or `make build`, or set LEGATE_BIN) to run the demo smoke test", p)
-		}
-	}
-	return legate, demo, service
-}
-
 func TestDemoCheck(t *testing.T) {
-	legate, demo, service := binaries(t)
+	// Next to $LEGATE_BIN (set by `make test`), else in the repository's
+	// bin/ (`make build`).
+	bins := legatetest.Prebuilt(t, "legate", "legate-demo", "demo-service")
+	legate, demo, service := bins[0], bins[1], bins[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	// Free ports, so the test neither needs nor disturbs 8080/8443/9901/15353.

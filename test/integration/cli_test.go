@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/legate-proxy/legate/test/legatetest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -60,7 +62,7 @@ func TestCLI(t *testing.T) {
 	t.Parallel()
 
 	t.Run("version", func(t *testing.T) {
-		out, err := exec.Command(legateBin, "--version").CombinedOutput()
+		out, err := exec.Command(legatetest.Bin(), "--version").CombinedOutput()
 		if err != nil {
 			t.Fatalf("--version: %v\n%s", err, out)
 		}
@@ -82,7 +84,7 @@ func TestCLI(t *testing.T) {
 		cfg += "\nadmin:\n  address:\n    socket_address: {address: 127.0.0.1, port_value: " + itoa(port) + "}\n"
 		text, _ := renderConfig(t, cfg, upData{"127.0.0.1", 1})
 		path := writeFile(t, "ok.yaml", text)
-		out, err := exec.Command(legateBin, "--mode", "validate", "-c", path).CombinedOutput()
+		out, err := exec.Command(legatetest.Bin(), "--mode", "validate", "-c", path).CombinedOutput()
 		if err != nil {
 			t.Fatalf("validate: %v\n%s", err, out)
 		}
@@ -92,7 +94,7 @@ func TestCLI(t *testing.T) {
 	})
 
 	t.Run("config errors golden", func(t *testing.T) {
-		cmd := exec.Command(legateBin, "--mode", "validate", "-c", "testdata/bad.yaml")
+		cmd := exec.Command(legatetest.Bin(), "--mode", "validate", "-c", "testdata/bad.yaml")
 		cmd.Dir = thisDir()
 		out, err := cmd.Output()
 		var ee *exec.ExitError
@@ -125,44 +127,12 @@ func TestCLI(t *testing.T) {
 
 	t.Run("config-yaml merged over file", func(t *testing.T) {
 		up := startUpstream(t, "up", nil)
-		adminPort := freePort(t)
+		adminPort := legatetest.FreePort(t)
 		// The file has no admin block; --config-yaml supplies it.
 		text, ports := renderConfig(t, "admin: {}\n"+basicTmpl, upOf(up))
 		text = strings.Replace(text, "admin: {}\n", "", 1)
-		path := writeFile(t, "noadmin.yaml", text)
-		cmd := exec.Command(legateBin, "-c", path, "--config-yaml",
-			"admin: {address: {socket_address: {address: 127.0.0.1, port_value: "+itoa(adminPort)+"}}}")
-		stderr := &syncBuffer{}
-		cmd.Stderr = stderr
-		orphanKill(cmd)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		defer func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("legate exit: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				_ = cmd.Process.Kill()
-				t.Error("legate did not stop")
-			}
-			if t.Failed() {
-				t.Logf("stderr:\n%s", stderr)
-			}
-		}()
-		eventually(t, 20*time.Second, "admin from --config-yaml", func() bool {
-			resp, err := http.Get("http://127.0.0.1:" + itoa(adminPort) + "/ready")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
-		})
+		legatetest.Start(t, text, legatetest.Options{AdminPort: adminPort, Args: []string{"--config-yaml",
+			"admin: {address: {socket_address: {address: 127.0.0.1, port_value: " + itoa(adminPort) + "}}}"}})
 		resp, body := httpGet(t, "http://127.0.0.1:"+itoa(ports["http"])+"/x")
 		if resp.StatusCode != 200 || decodeEcho(t, body).Upstream != "up" {
 			t.Errorf("proxy: %d %s", resp.StatusCode, body)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/legate-proxy/legate/test/legatetest"
 	"sigs.k8s.io/yaml"
 )
 
@@ -33,7 +34,7 @@ func TestEnvoyExamples(t *testing.T) {
 			t.Fatalf("no front-proxy configs: %v", err)
 		}
 		for _, f := range files {
-			out, err := exec.Command(legateBin, "--mode", "validate", "-c", f).CombinedOutput()
+			out, err := exec.Command(legatetest.Bin(), "--mode", "validate", "-c", f).CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "configuration '"+f+"' OK") {
 				t.Errorf("%s: %v\n%s", filepath.Base(f), err, out)
 			}

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -19,48 +18,17 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/legate-proxy/legate/test/legatetest"
 )
 
-// legateBin is the binary under test: $LEGATE_BIN, or one built by TestMain.
-var legateBin string
-
 func TestMain(m *testing.M) {
-	os.Exit(mainWithBinary(m))
-}
-
-func mainWithBinary(m *testing.M) int {
-	if p := os.Getenv("LEGATE_BIN"); p != "" {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "LEGATE_BIN:", err)
-			return 1
-		}
-		legateBin = abs
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "legate-it-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	legateBin = filepath.Join(dir, "legate")
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	cmd := exec.Command("go", "build", "-o", legateBin, "./cmd/legate")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building legate: %v\n%s", err, out)
-		return 1
-	}
-	return m.Run()
+	os.Exit(legatetest.Main(m))
 }
 
 // thisDir is the directory holding this package's sources.
@@ -69,49 +37,11 @@ func thisDir() string {
 	return filepath.Dir(file)
 }
 
-// freePort returns a loopback port that was free a moment ago. Legate binds
-// exactly the configured port, so the port is chosen here; startLegate
-// retries with fresh ports if another process grabbed one in between.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer collects the subprocess's stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// Legate is one running legate process.
+// Legate is one running legate process, started from a port template.
 type Legate struct {
-	t       testing.TB
-	cmd     *exec.Cmd
-	stderr  *syncBuffer
-	stdout  *syncBuffer
-	ports   map[string]int
-	Config  string // rendered config text
-	CfgPath string
-	done    chan struct{}
-	waitErr error
-	stopped atomic.Bool
+	*legatetest.Process
+	t     testing.TB
+	ports map[string]int
 }
 
 // Port returns the port the template asked for with {{port "name"}}.
@@ -131,12 +61,6 @@ func (l *Legate) Addr(name string) string {
 // URL is "http://127.0.0.1:<port name>" + path.
 func (l *Legate) URL(name, path string) string { return "http://" + l.Addr(name) + path }
 
-// AdminURL is the admin endpoint's URL for path.
-func (l *Legate) AdminURL(path string) string { return l.URL("admin", path) }
-
-// Stderr is everything legate logged so far.
-func (l *Legate) Stderr() string { return l.stderr.String() }
-
 // renderConfig executes tmpl with data; {{port "name"}} allocates (once per
 // name) a free loopback port. Without an admin block one is appended.
 func renderConfig(t testing.TB, tmpl string, data any) (string, map[string]int) {
@@ -147,7 +71,7 @@ func renderConfig(t testing.TB, tmpl string, data any) (string, map[string]int) 
 			if p, ok := ports[name]; ok {
 				return p
 			}
-			p := freePort(t)
+			p := legatetest.FreePort(t)
 			ports[name] = p
 			return p
 		},
@@ -166,121 +90,23 @@ func renderConfig(t testing.TB, tmpl string, data any) (string, map[string]int) 
 	return b.String(), ports
 }
 
-// startLegate renders the config, starts legate with -c and extra args and
-// waits until admin /ready answers 200 LIVE. At cleanup it stops legate
-// with SIGTERM and requires exit status 0; on failure its stderr is logged.
+// startLegate renders the config (with fresh ports on each try), starts
+// legate with -c, --drain-time-s 5 and extra args and waits until admin
+// /ready answers 200 LIVE. At cleanup it stops legate with SIGTERM and
+// requires exit status 0; on failure its stderr is logged.
 func startLegate(t testing.TB, tmpl string, data any, args ...string) *Legate {
 	t.Helper()
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		l, err := tryStartLegate(t, tmpl, data, args...)
-		if err == nil {
-			return l
+	var ports map[string]int
+	p := legatetest.StartRetry(t, func() (string, legatetest.Options) {
+		var cfg string
+		cfg, ports = renderConfig(t, tmpl, data)
+		admin, ok := ports["admin"]
+		if !ok {
+			t.Fatalf("starting legate: config has no {{port \"admin\"}}")
 		}
-		lastErr = err
-		// Another process may have taken a port between freePort and bind.
-		if !strings.Contains(err.Error(), "address already in use") {
-			break
-		}
-	}
-	t.Fatalf("starting legate: %v", lastErr)
-	return nil
-}
-
-func tryStartLegate(t testing.TB, tmpl string, data any, args ...string) (*Legate, error) {
-	cfg, ports := renderConfig(t, tmpl, data)
-	if _, ok := ports["admin"]; !ok {
-		return nil, errors.New("config has no {{port \"admin\"}}")
-	}
-	path := filepath.Join(t.TempDir(), "legate.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return nil, err
-	}
-	l := &Legate{t: t, stderr: &syncBuffer{}, stdout: &syncBuffer{}, ports: ports, Config: cfg, CfgPath: path, done: make(chan struct{})}
-	l.cmd = exec.Command(legateBin, append([]string{"-c", path, "--drain-time-s", "5"}, args...)...)
-	l.cmd.Stderr = l.stderr
-	l.cmd.Stdout = l.stdout
-	orphanKill(l.cmd)
-	if err := l.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		l.waitErr = l.cmd.Wait()
-		close(l.done)
-	}()
-	if err := l.waitReady(20 * time.Second); err != nil {
-		_ = l.cmd.Process.Kill()
-		<-l.done
-		return nil, fmt.Errorf("%w\nconfig:\n%s\nstderr:\n%s", err, cfg, l.stderr.String())
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("legate stderr:\n%s", l.stderr.String())
-		}
-		if l.stopped.Load() {
-			return
-		}
-		if code := l.Stop(); code != 0 {
-			t.Errorf("legate exited with status %d after SIGTERM\nstderr:\n%s", code, l.stderr.String())
-		}
+		return cfg, legatetest.Options{AdminPort: admin, Args: append([]string{"--drain-time-s", "5"}, args...)}
 	})
-	return l, nil
-}
-
-func (l *Legate) waitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	c := &http.Client{Timeout: time.Second}
-	for time.Now().Before(deadline) {
-		select {
-		case <-l.done:
-			return fmt.Errorf("legate exited early: %v", l.waitErr)
-		default:
-		}
-		resp, err := c.Get(l.AdminURL("/ready"))
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && strings.TrimSpace(string(body)) == "LIVE" {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return errors.New("admin /ready did not answer 200 LIVE in time")
-}
-
-// Signal sends sig to legate.
-func (l *Legate) Signal(sig os.Signal) {
-	if err := l.cmd.Process.Signal(sig); err != nil {
-		l.t.Errorf("signal: %v", err)
-	}
-}
-
-// Wait waits for legate to exit and returns its exit status (-1 on timeout,
-// after killing it).
-func (l *Legate) Wait(timeout time.Duration) int {
-	select {
-	case <-l.done:
-	case <-time.After(timeout):
-		l.t.Errorf("legate did not exit within %v", timeout)
-		_ = l.cmd.Process.Kill()
-		<-l.done
-		return -1
-	}
-	l.stopped.Store(true)
-	return l.cmd.ProcessState.ExitCode()
-}
-
-// Stop sends SIGTERM and returns the exit status.
-func (l *Legate) Stop() int {
-	l.stopped.Store(true)
-	select {
-	case <-l.done:
-		return l.cmd.ProcessState.ExitCode()
-	default:
-	}
-	_ = l.cmd.Process.Signal(syscall.SIGTERM)
-	return l.Wait(15 * time.Second)
+	return &Legate{Process: p, t: t, ports: ports}
 }
 
 // Stats fetches /stats as a name → value map (counters and gauges).
@@ -492,7 +318,7 @@ func serveUpstream(t testing.TB, name string, ln net.Listener, h http.Handler, o
 }
 
 // closedPort returns a loopback port with nothing listening.
-func closedPort(t testing.TB) int { return freePort(t) }
+func closedPort(t testing.TB) int { return legatetest.FreePort(t) }
 
 // rawExchange writes req on a new connection to addr and reads one
 // response (status 0 and an error when there is none before timeout).

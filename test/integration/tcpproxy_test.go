@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/legate-proxy/legate/test/legatetest"
 )
 
 const tcpProxyType = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
@@ -184,7 +186,7 @@ func TestTCPProxyTLSPassthroughExample(t *testing.T) {
 	if _, err := os.Stat(f); err != nil {
 		t.Skipf("SKIP: %v", err)
 	}
-	out, err := exec.Command(legateBin, "--mode", "validate", "-c", f).CombinedOutput()
+	out, err := exec.Command(legatetest.Bin(), "--mode", "validate", "-c", f).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "OK") {
 		t.Fatalf("%v\n%s", err, out)
 	}

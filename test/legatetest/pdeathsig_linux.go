@@ -1,4 +1,4 @@
-package integration
+package legatetest
 
 import (
 	"os/exec"

@@ -1,7 +1,0 @@
-//go:build !linux
-
-package dashboard
-
-import "os/exec"
-
-func orphanKill(*exec.Cmd) {}
