@@ -78,6 +78,11 @@ demo: build
 test: build
 	$(GO) vet ./...
 	LEGATE_BIN=$(BIN)/legate $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@# The end-to-end suite again, against the proxy built with the race
+	@# detector: races between a stream and the goroutines it hands its body
+	@# to only show there (a race makes the proxy exit non-zero).
+	CGO_ENABLED=1 $(GO) build -race -o $(BIN)/race/legate ./cmd/legate
+	LEGATE_BIN=$(BIN)/race/legate $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./test/integration
 
 lint:
 	@unformatted="$$(gofmt -l .)"; \
