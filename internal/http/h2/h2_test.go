@@ -10,13 +10,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
 
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/testutil/loopback"
 )
 
 // bytesBody is a message.Body over a byte slice with trailers.
@@ -32,62 +32,14 @@ func (b *bytesBody) Trailers() message.Headers  { return b.tr }
 // listener and returns its address.
 func serveLegate(t *testing.T, ctx context.Context, cfg ServerConfig, handle func(*message.Request, message.ResponseWriter)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); Serve(ctx, c, cfg, handle) }()
-		}
-	}()
-	return ln.Addr().String()
+	return loopback.Serve(t, func(c net.Conn) { Serve(ctx, c, cfg, handle) })
 }
 
 // serveXNet runs an x/net h2c server with an ordinary http.Handler.
 func serveXNet(t *testing.T, h http.Handler) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := &http2.Server{}
-	var wg sync.WaitGroup
-	conns := make(chan net.Conn, 64)
-	t.Cleanup(func() {
-		ln.Close()
-		close(conns)
-		for c := range conns {
-			c.Close()
-		}
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			select {
-			case conns <- c:
-			default:
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); srv.ServeConn(c, &http2.ServeConnOpts{Handler: h}) }()
-		}
-	}()
-	return ln.Addr().String()
+	return loopback.Serve(t, func(c net.Conn) { srv.ServeConn(c, &http2.ServeConnOpts{Handler: h}) })
 }
 
 func dialClient(t *testing.T, addr string, cfg ClientConfig) *ClientConn {

@@ -6,13 +6,14 @@ import (
 	"net"
 	"testing"
 
+	"github.com/legate-proxy/legate/internal/testutil/loopback"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
 
 // cannedServer answers every request head with the same small response.
 func cannedServer(b *testing.B) string {
 	const resp = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok"
-	return rawServer(b, func(c net.Conn) {
+	return loopback.Serve(b, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
 			for {

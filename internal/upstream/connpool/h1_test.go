@@ -17,13 +17,14 @@ import (
 	"time"
 
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/testutil/loopback"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
 
 // httpServer serves h on a counting loopback listener.
 func httpServer(t *testing.T, h http.Handler) (string, *countingListener) {
 	t.Helper()
-	ln := &countingListener{Listener: listen(t)}
+	ln := &countingListener{Listener: loopback.Listen(t)}
 	srv := &http.Server{Handler: h}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
@@ -120,7 +121,7 @@ func TestH1ConcurrentRequestsOpenConnections(t *testing.T) {
 // connection without the caller noticing, a request with a body is not.
 func TestH1StaleKeepAliveRetry(t *testing.T) {
 	closed := make(chan struct{}, 4)
-	addr := rawServer(t, func(c net.Conn) {
+	addr := loopback.Serve(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		if _, err := readRequestHead(br); err != nil {
 			return
@@ -172,7 +173,7 @@ func (b *strBody) Read(p []byte) (int, error) { return b.r.Read(p) }
 func (b *strBody) Trailers() message.Headers  { return b.tr }
 
 func TestConnectRefused(t *testing.T) {
-	ln := listen(t)
+	ln := loopback.Listen(t)
 	addr := ln.Addr().String()
 	ln.Close()
 	for _, proto := range []cluster.Protocol{cluster.HTTP1, cluster.HTTP2} {
@@ -198,7 +199,7 @@ func TestConnectRefused(t *testing.T) {
 // TestConnectTimeout dials a listener that accepts TCP but never answers
 // the TLS handshake, so the connect timeout always fires.
 func TestConnectTimeout(t *testing.T) {
-	addr := rawServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	addr := loopback.Serve(t, func(c net.Conn) { io.Copy(io.Discard, c) })
 	p := newTestPool(t, addr, cluster.Settings{
 		ConnectTimeout: 100 * time.Millisecond,
 		TLS:            &tls.Config{InsecureSkipVerify: true},
@@ -294,7 +295,7 @@ func TestH1StreamingAndTrailers(t *testing.T) {
 // TestH1Upgrade: a 101 response yields the raw stream, including bytes the
 // upstream sent right behind the 101.
 func TestH1Upgrade(t *testing.T) {
-	addr := rawServer(t, func(c net.Conn) {
+	addr := loopback.Serve(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		head, err := readRequestHead(br)
 		if err != nil || !strings.Contains(strings.ToLower(head), "upgrade: echo") {
@@ -337,7 +338,7 @@ func TestH1Upgrade(t *testing.T) {
 
 func TestH1IdleTimeoutClosesConnection(t *testing.T) {
 	gone := make(chan struct{})
-	addr := rawServer(t, func(c net.Conn) {
+	addr := loopback.Serve(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		if _, err := readRequestHead(br); err != nil {
 			return
@@ -402,7 +403,7 @@ func (b errBody) Trailers() message.Headers { return nil }
 // fails aborts the upstream connection instead of leaving it waiting.
 func TestH1EarlyResponseAndBrokenBody(t *testing.T) {
 	aborted := make(chan struct{}, 1)
-	addr := rawServer(t, func(c net.Conn) {
+	addr := loopback.Serve(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		head, err := readRequestHead(br)
 		if err != nil {

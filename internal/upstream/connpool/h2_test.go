@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -19,37 +20,17 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/testutil/loopback"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
 
 // h2cServer serves h over cleartext HTTP/2 (prior knowledge).
 func h2cServer(t *testing.T, h http.Handler) (string, *countingListener) {
 	t.Helper()
-	ln := &countingListener{Listener: listen(t)}
+	ln := &countingListener{Listener: loopback.Listen(t)}
 	srv := &http2.Server{}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		ln.mu.Lock()
-		for _, c := range ln.conns {
-			c.Close()
-		}
-		ln.mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); srv.ServeConn(c, &http2.ServeConnOpts{Handler: h}) }()
-		}
-	}()
-	return ln.Addr().String(), ln
+	addr := loopback.ServeListener(t, ln, func(c net.Conn) { srv.ServeConn(c, &http2.ServeConnOpts{Handler: h}) })
+	return addr, ln
 }
 
 func h2Settings() cluster.Settings {
@@ -169,54 +150,31 @@ func TestH2MaxConcurrentStreamsOpensMore(t *testing.T) {
 // onHeaders for every request.
 func frameServer(t *testing.T, onHeaders func(fr *http2.Framer, f *http2.MetaHeadersFrame)) (string, *countingListener) {
 	t.Helper()
-	ln := &countingListener{Listener: listen(t)}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		ln.mu.Lock()
-		for _, c := range ln.conns {
-			c.Close()
+	ln := &countingListener{Listener: loopback.Listen(t)}
+	addr := loopback.ServeListener(t, ln, func(c net.Conn) {
+		preface := make([]byte, len(http2.ClientPreface))
+		if _, err := io.ReadFull(c, preface); err != nil {
+			return
 		}
-		ln.mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+		fr := http2.NewFramer(c, c)
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		fr.WriteSettings()
 		for {
-			c, err := ln.Accept()
+			f, err := fr.ReadFrame()
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				preface := make([]byte, len(http2.ClientPreface))
-				if _, err := io.ReadFull(c, preface); err != nil {
-					return
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					fr.WriteSettingsAck()
 				}
-				fr := http2.NewFramer(c, c)
-				fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-				fr.WriteSettings()
-				for {
-					f, err := fr.ReadFrame()
-					if err != nil {
-						return
-					}
-					switch f := f.(type) {
-					case *http2.SettingsFrame:
-						if !f.IsAck() {
-							fr.WriteSettingsAck()
-						}
-					case *http2.MetaHeadersFrame:
-						onHeaders(fr, f)
-					}
-				}
-			}()
+			case *http2.MetaHeadersFrame:
+				onHeaders(fr, f)
+			}
 		}
-	}()
-	return ln.Addr().String(), ln
+	})
+	return addr, ln
 }
 
 func TestH2ResetReasons(t *testing.T) {

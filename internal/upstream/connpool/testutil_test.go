@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -60,67 +59,18 @@ func readAll(t testing.TB, resp *message.Response) string {
 	return string(b)
 }
 
-// countingListener counts accepted connections and tracks them.
+// countingListener counts accepted connections.
 type countingListener struct {
 	net.Listener
 	accepted atomic.Int64
-	mu       sync.Mutex
-	conns    []net.Conn
 }
 
 func (l *countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err == nil {
 		l.accepted.Add(1)
-		l.mu.Lock()
-		l.conns = append(l.conns, c)
-		l.mu.Unlock()
 	}
 	return c, err
-}
-
-func listen(t testing.TB) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln
-}
-
-// rawServer runs handle on every accepted connection.
-func rawServer(t testing.TB, handle func(net.Conn)) string {
-	t.Helper()
-	ln := listen(t)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() { defer wg.Done(); defer c.Close(); handle(c) }()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 // readRequestHead reads one request head (no body) from br.

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,6 +28,7 @@ import (
 	networkfilter "github.com/legate-proxy/legate/internal/filter/network"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/streaminfo"
+	"github.com/legate-proxy/legate/internal/testutil/loopback"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
 
@@ -38,30 +38,10 @@ const waitTimeout = 10 * time.Second
 // startServer runs handle for every connection on a loopback listener.
 func startServer(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(waitTimeout))
-				handle(c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return loopback.Serve(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(waitTimeout))
+		handle(c)
+	})
 }
 
 // echo copies back what it reads and half-closes on EOF.
@@ -149,32 +129,13 @@ func newHarness(t testing.TB, pb *tcpv3.TcpProxy, clusters ...*clusterv3.Cluster
 		cp := *si
 		h.done <- &cp
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.addr = ln.Addr().String()
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	var ids atomic.Uint64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c := &networkfilter.Conn{Conn: nc, ID: ids.Add(1)}
-				c.LocalAddr = nc.LocalAddr().(*net.TCPAddr).AddrPort()
-				c.RemoteAddr = nc.RemoteAddr().(*net.TCPAddr).AddrPort()
-				p.ServeConn(context.Background(), c)
-			}()
-		}
-	}()
+	h.addr = loopback.Serve(t, func(nc net.Conn) {
+		c := &networkfilter.Conn{Conn: nc, ID: ids.Add(1)}
+		c.LocalAddr = nc.LocalAddr().(*net.TCPAddr).AddrPort()
+		c.RemoteAddr = nc.RemoteAddr().(*net.TCPAddr).AddrPort()
+		p.ServeConn(context.Background(), c)
+	})
 	return h
 }
 
