@@ -106,7 +106,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Concurrency:    runtime.GOMAXPROCS(0),
 		Logger:         logger,
 		LogLevel:       &lv,
-		CommandLine:    append([]string{"legate"}, args...),
 	})
 	if err != nil {
 		printErrors(stderr, err)

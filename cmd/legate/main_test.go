@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,10 +52,11 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// validConfig listens on 127.0.0.1:<port>.
 const validConfig = `
 static_resources:
   listeners:
-  - address: {socket_address: {address: 127.0.0.1, port_value: 1}}
+  - address: {socket_address: {address: 127.0.0.1, port_value: %d}}
     filter_chains:
     - filters:
       - name: hcm
@@ -72,12 +75,25 @@ static_resources:
       endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 2}}}}]}]
 `
 
-// Validate mode builds everything but binds nothing: port 1 would need
-// root, so a bind attempt would fail the test.
+// takenPortConfig is validConfig on a port this test holds: in validate
+// mode legate must not bind, and a bind attempt would fail (even as root,
+// which CI is, where a privileged port would not).
+func takenPortConfig(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return fmt.Sprintf(validConfig, ln.Addr().(*net.TCPAddr).Port)
+}
+
+// Validate mode builds everything but binds nothing.
 func TestValidateMode(t *testing.T) {
 	dir := t.TempDir()
+	config := takenPortConfig(t)
 	good := filepath.Join(dir, "good.yaml")
-	os.WriteFile(good, []byte(validConfig), 0o644)
+	os.WriteFile(good, []byte(config), 0o644)
 	var out, errOut bytes.Buffer
 	if code := run([]string{"-c", good, "--mode", "validate"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
@@ -87,7 +103,7 @@ func TestValidateMode(t *testing.T) {
 	}
 
 	bad := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(bad, []byte(strings.Replace(validConfig, "route: {cluster: c}", "route: {cluster: nope}", 1)), 0o644)
+	os.WriteFile(bad, []byte(strings.Replace(config, "route: {cluster: c}", "route: {cluster: nope}", 1)), 0o644)
 	out.Reset()
 	errOut.Reset()
 	if code := run([]string{"-c", bad, "--mode", "validate"}, &out, &errOut); code != 1 {
@@ -101,7 +117,7 @@ func TestValidateMode(t *testing.T) {
 // --config-yaml alone is a complete config source, as in Envoy.
 func TestConfigYAMLOnly(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := run([]string{"--config-yaml", validConfig, "--mode", "validate"}, &out, &errOut); code != 0 {
+	if code := run([]string{"--config-yaml", takenPortConfig(t), "--mode", "validate"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 }

@@ -3,6 +3,7 @@ package accesslog
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -166,6 +167,24 @@ func (m *FileManager) file(path string) (*sink, error) {
 	}
 	s := m.newSinkLocked(key, path, f, true)
 	return s, nil
+}
+
+// Writer returns a writer that appends to path through the same buffered,
+// reopenable writer the access logs use, for other line logs (the admin's
+// access_log_path). Each Write must be one whole line; it never blocks.
+func (m *FileManager) Writer(path string) (io.Writer, error) {
+	s, err := m.file(path)
+	if err != nil {
+		return nil, err
+	}
+	return lineWriter{s}, nil
+}
+
+type lineWriter struct{ s *sink }
+
+func (w lineWriter) Write(line []byte) (int, error) {
+	w.s.write(line)
+	return len(line), nil
 }
 
 // stream returns the sink for the process's stdout or stderr.

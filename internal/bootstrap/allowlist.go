@@ -133,7 +133,7 @@ var allowlist = []area{
 			{"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig", fs("upgrade_type", "enabled")},
 			{"envoy.config.core.v3.HttpProtocolOptions", fs(
 				field{Name: "idle_timeout", Note: "default 1 h downstream"},
-				field{Name: "max_headers_count", Note: "default 100"},
+				field{Name: "max_headers_count", Note: "default 100; downstream only, refused on clusters"},
 				"headers_with_underscores_action")},
 			{"envoy.config.core.v3.Http1ProtocolOptions", nil},
 			{"envoy.config.core.v3.Http2ProtocolOptions", fs(field{Name: "max_concurrent_streams", Note: "downstream capped at 1000"},
@@ -145,7 +145,8 @@ var allowlist = []area{
 		Title: "Routing",
 		Intro: "Inline `route_config` only (no RDS).",
 		Messages: []message{
-			{"envoy.config.route.v3.RouteConfiguration", withHeaders("name", "virtual_hosts", "validate_clusters")},
+			{"envoy.config.route.v3.RouteConfiguration", withHeaders("name", "virtual_hosts", "validate_clusters", "most_specific_header_mutations_wins",
+				field{Name: "max_direct_response_body_size_bytes", Note: "default 4096"}, "ignore_port_in_host_matching")},
 			{"envoy.config.route.v3.VirtualHost", withHeaders("name", "domains", "routes", "retry_policy")},
 			{"envoy.config.route.v3.Route", withHeaders("name", "match", "route", "redirect", "direct_response")},
 			{"envoy.config.route.v3.RouteMatch", fs("prefix", "path", "safe_regex", "path_separated_prefix", "case_sensitive", "headers", "query_parameters")},

@@ -25,22 +25,8 @@ func CompileHeaderMatcher(h *routev3.HeaderMatcher, path string) (*HeaderMatcher
 // Matches reports whether req's headers satisfy the matcher. A nil req (a
 // TCP connection) has no headers at all, not even pseudo-headers.
 func (m *HeaderMatcher) Matches(req *message.Request) bool {
-	if req != nil {
-		return m.m.matches(req)
+	if req == nil {
+		return m.m.matchValue("", false)
 	}
-	hm := &m.m
-	if !hm.treatMissingAsEmpty {
-		// As in matches: a missing header only satisfies presence matchers.
-		return hm.kind == hdrPresent && hm.present == hm.invert
-	}
-	var r bool
-	switch hm.kind {
-	case hdrPresent:
-		r = hm.present
-	case hdrRange:
-		r = false // "" is not a number
-	default:
-		r = hm.str.match("")
-	}
-	return r != hm.invert
+	return m.m.matches(req)
 }

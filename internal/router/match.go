@@ -394,6 +394,11 @@ func headerValue(req *message.Request, name string) (string, bool) {
 
 func (m *headerMatcher) matches(req *message.Request) bool {
 	v, ok := headerValue(req, m.name)
+	return m.matchValue(v, ok)
+}
+
+// matchValue matches the header's value v; ok is false when it is missing.
+func (m *headerMatcher) matchValue(v string, ok bool) bool {
 	if !ok && !m.treatMissingAsEmpty {
 		// A missing header only satisfies presence matchers (present_match
 		// false, or an inverted present_match true).

@@ -32,7 +32,6 @@ type adminServer struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	stats   *stats.ServerStats
-	logFile *os.File
 	dash    *dashboard.Dashboard
 }
 
@@ -86,12 +85,13 @@ func (s *Server) buildAdmin() error {
 	})
 	//lint:ignore SA1019 admin.access_log_path is deprecated but real configs (Envoy's own examples) still use it.
 	if p := ab.GetAccessLogPath(); p != "" && p != os.DevNull {
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		// Through the access logs' files: buffered, reopened by
+		// /reopen_logs and SIGUSR1, closed with them.
+		w, err := s.files.Writer(p)
 		if err != nil {
 			return fmt.Errorf("admin.access_log_path: %w", err)
 		}
-		s.admin.logFile = f
-		handler = accessLogged(handler, f)
+		handler = accessLogged(handler, w)
 	}
 	s.admin.handler = handler
 	return nil
@@ -275,7 +275,10 @@ func listenerAddr(l *listener.Listener) string {
 	return l.Address
 }
 
-// Close releases what New built, for validate mode and failed starts.
+// Close releases what New built: for validate mode and failed starts, and
+// by Run once listeners have drained. The order matters: span exporters'
+// last flush (atShutdown) runs while clusters still resolve, and files
+// close after every access log line has been written.
 func (s *Server) Close() {
 	for _, f := range s.atShutdown {
 		f()
@@ -287,7 +290,4 @@ func (s *Server) Close() {
 		s.flusher.Close()
 	}
 	s.files.Close()
-	if s.admin != nil && s.admin.logFile != nil {
-		s.admin.logFile.Close()
-	}
 }

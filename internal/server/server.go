@@ -65,7 +65,6 @@ type Options struct {
 	Concurrency    int
 	Logger         *slog.Logger
 	LogLevel       *slog.LevelVar
-	CommandLine    []string
 	// InitTimeout bounds the wait for clusters' first DNS resolution.
 	InitTimeout time.Duration
 }
@@ -80,7 +79,6 @@ type Server struct {
 	flusher      *sink.Flusher          // nil without stats_sinks
 	spans        *tracing.Ring          // recent spans, for the dashboard
 	atShutdown   []func()               // run after listeners drain
-	runtime      *runtime.Snapshot
 	clusters     *cluster.Manager
 	listeners    []*listener.Listener
 	admin        *adminServer
@@ -123,7 +121,6 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("layered_runtime: %w", err))
 	}
-	s.runtime = rt
 
 	s.clusters, err = cluster.NewManager(bs.GetStaticResources().GetClusters(), cluster.Options{
 		Stats:  s.store,
@@ -192,7 +189,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.logger.Warn("clusters did not finish initializing; starting listeners anyway", "timeout", initTimeout)
 	case <-ctx.Done():
 		s.shutdownAdmin()
-		s.clusters.Close()
+		s.Close()
 		return nil
 	}
 	for _, l := range s.listeners {
@@ -201,7 +198,7 @@ func (s *Server) Run(ctx context.Context) error {
 				o.Close()
 			}
 			s.shutdownAdmin()
-			s.clusters.Close()
+			s.Close()
 			return err
 		}
 	}
@@ -230,8 +227,14 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-s.quit:
 	}
 	s.drain(startDrain)
+	// The last stats flush and the end of SIGUSR1 handling come before
+	// clusters and files close: a tcp_cluster_name sink still dials, and
+	// no reopen races the files' Close.
 	stopFlush() // the flusher sends a last flush before it returns
 	<-flushDone
+	s.shutdownAdmin()
+	s.Close()
+	s.logger.Info("shutdown complete")
 	return nil
 }
 
@@ -270,13 +273,6 @@ func (s *Server) drain(startDrain context.CancelFunc) {
 			s.logger.Warn("drain time elapsed with connections still open", "listener", l.Name, "open", l.ActiveConnections())
 		}
 	}
-	for _, f := range s.atShutdown {
-		f() // e.g. span exporters' last flush, while clusters still resolve
-	}
-	s.clusters.Close()
-	s.files.Close() // after the listeners: their last lines are written
-	s.shutdownAdmin()
-	s.logger.Info("shutdown complete")
 }
 
 // Quit asks Run to drain and return (POST /quitquitquit).

@@ -55,7 +55,9 @@ func TestReproducibleBuild(t *testing.T) {
 	if err := os.MkdirAll(b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	copyTree(t, a.dir, b) // the same sources as a, whatever happens to the tree meanwhile
+	if err := copyTree(a.dir, b); err != nil { // the same sources as a, whatever happens to the tree meanwhile
+		t.Fatal(err)
+	}
 	run(t, b, env(t), 10*time.Minute, "make", "deb")
 
 	bins, _ := filepath.Glob(filepath.Join(a.dir, "bin", "*"))

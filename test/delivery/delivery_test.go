@@ -44,11 +44,7 @@ func TestMain(m *testing.M) {
 // legateBin is the binary `make test` built (LEGATE_BIN), else bin/legate.
 func legateBin(t testing.TB) string {
 	t.Helper()
-	p, err := legatetest.Find("legate")
-	if err != nil {
-		t.Skipf("SKIP: no legate binary (%v); run `make test`, which builds it and sets LEGATE_BIN", err)
-	}
-	return p[0]
+	return legatetest.Prebuilt(t, "legate")[0]
 }
 
 var headingRE = regexp.MustCompile(`(?m)^## ([0-9][0-9A-Za-z.+~]*) - [0-9]{4}-[0-9]{2}-[0-9]{2}\s*$`)
@@ -136,8 +132,7 @@ func tryRun(dir string, environ []string, timeout time.Duration, name string, ar
 
 // copyTree copies the source tree as a checkout would have it: no .git, no
 // build output, no test binaries.
-func copyTree(t testing.TB, src, dst string) {
-	t.Helper()
+func copyTree(src, dst string) error {
 	skipDir := map[string]bool{".git": true, "bin": true, "dist": true, "bench/results": true}
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -176,8 +171,9 @@ func copyTree(t testing.TB, src, dst string) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("copy %s to %s: %v", src, dst, err)
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
 	}
+	return nil
 }
 
 // build is one copy of the tree after `make deb`.
@@ -189,36 +185,41 @@ type build struct {
 var (
 	buildOnce sync.Once
 	buildA    build
-	buildErr  string
+	buildErr  error
 )
 
 // debBuild copies the tree once and runs `make deb` in the copy, the same
 // path a developer or the pipeline takes; later tests share the result.
+// Nothing inside the Once may skip or fail the test: that would end the
+// Once with neither a build nor an error for the tests after it.
 func debBuild(t testing.TB) build {
 	t.Helper()
-	buildOnce.Do(func() { buildA, buildErr = makeDeb(t, "a") })
-	if buildErr != "" {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("SKIP: make is not installed")
+	}
+	environ := env(t)
+	buildOnce.Do(func() { buildA, buildErr = makeDeb(environ) })
+	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return buildA
 }
 
-func makeDeb(t testing.TB, name string) (build, string) {
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("SKIP: make is not installed")
-	}
-	dir := filepath.Join(tmpRoot, name, "legate")
+func makeDeb(environ []string) (build, error) {
+	dir := filepath.Join(tmpRoot, "a", "legate")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return build{}, err.Error()
+		return build{}, err
 	}
-	copyTree(t, legatetest.RepoRoot(), dir)
-	out, err := tryRun(dir, env(t), 10*time.Minute, "make", "deb")
+	if err := copyTree(legatetest.RepoRoot(), dir); err != nil {
+		return build{}, err
+	}
+	out, err := tryRun(dir, environ, 10*time.Minute, "make", "deb")
 	if err != nil {
-		return build{}, fmt.Sprintf("make deb in %s: %v\n%s", dir, err, out)
+		return build{}, fmt.Errorf("make deb in %s: %w\n%s", dir, err, out)
 	}
 	debs, _ := filepath.Glob(filepath.Join(dir, "dist", "*.deb"))
 	if len(debs) != 1 {
-		return build{}, fmt.Sprintf("make deb left %d packages in dist/: %v\n%s", len(debs), debs, out)
+		return build{}, fmt.Errorf("make deb left %d packages in dist/: %v\n%s", len(debs), debs, out)
 	}
-	return build{dir: dir, deb: debs[0]}, ""
+	return build{dir: dir, deb: debs[0]}, nil
 }

@@ -59,7 +59,7 @@ func staticCluster(name, extra string, addrs ...string) string {
 
 // dnsCluster is a STRICT_DNS cluster resolving name:port through d.
 func dnsCluster(name string, d *DNSServer, extra, host string, port int) string {
-	e := "type: STRICT_DNS\ndns_lookup_family: V4_ONLY\n" + d.resolverYAML("")
+	e := "type: STRICT_DNS\ndns_lookup_family: V4_ONLY\n" + d.resolverYAML()
 	if extra != "" {
 		e += "\n" + extra
 	}

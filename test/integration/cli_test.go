@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"net"
@@ -98,7 +99,7 @@ func TestCLI(t *testing.T) {
 		cmd.Dir = thisDir()
 		out, err := cmd.Output()
 		var ee *exec.ExitError
-		if !errorsAs(err, &ee) || ee.ExitCode() != 1 {
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 			t.Fatalf("bad config: want exit status 1, got %v\nstdout: %s", err, out)
 		}
 		got := string(ee.Stderr)

@@ -383,5 +383,3 @@ const routerFilter = `
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router`
 
 const hcmType = `type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`
-
-func errorsAs(err error, target any) bool { return errors.As(err, target) }

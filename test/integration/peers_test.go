@@ -88,24 +88,13 @@ func (d *DNSServer) serve(w dns.ResponseWriter, r *dns.Msg) {
 }
 
 // resolverYAML is the typed_dns_resolver_config pointing a cluster at d.
-func (d *DNSServer) resolverYAML(indent string) string {
-	s := `typed_dns_resolver_config:
+func (d *DNSServer) resolverYAML() string {
+	return `typed_dns_resolver_config:
   name: envoy.network.dns_resolver.cares
   typed_config:
     "@type": type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig
     resolvers:
     - socket_address: {address: 127.0.0.1, port_value: ` + itoa(d.Port) + `}`
-	return indentLines(s, indent)
-}
-
-func indentLines(s, indent string) string {
-	lines := strings.Split(s, "\n")
-	for i := range lines {
-		if i > 0 {
-			lines[i] = indent + lines[i]
-		}
-	}
-	return strings.Join(lines, "\n")
 }
 
 // sameLoopbackPort binds the same free port on 127.0.0.2, .3, .4 ... so a

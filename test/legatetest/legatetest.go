@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -162,16 +161,4 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// Validate reports whether legate accepts config in --mode validate, with
-// its output (trimmed): the complaint when it does not.
-func Validate(t testing.TB, config string) (bool, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "validate.yaml")
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(Bin(), "-c", path, "--mode", "validate").CombinedOutput()
-	return err == nil, strings.TrimSpace(string(out))
 }

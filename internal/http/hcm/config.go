@@ -48,15 +48,9 @@ const (
 const (
 	defaultIdleTimeout       = time.Hour
 	defaultStreamIdleTimeout = 5 * time.Minute
-	defaultDrainTimeout      = 5 * time.Second
 	defaultMaxHeadersKB      = 60
 	defaultMaxHeaders        = 100
 	defaultServerName        = "envoy"
-	// defaultHeadersTimeout bounds how long a request's headers may take
-	// when request_headers_timeout is unset. Envoy leaves that unbounded
-	// but for the stream idle timeout; Legate applies the stream idle
-	// timeout to the header block as a whole so a client trickling bytes
-	// cannot hold a connection forever.
 )
 
 // Config is a compiled HttpConnectionManager.
@@ -76,10 +70,12 @@ type Config struct {
 	StreamIdleTimeout     time.Duration // 0 = none
 	RequestTimeout        time.Duration // whole request received; 0 = none
 	RequestHeadersTimeout time.Duration // 0 = stream idle timeout
-	DrainTimeout          time.Duration
-	DelayedCloseTimeout   time.Duration
-	Limits                http1.Limits
-	H2                    H2Settings
+	// drain_timeout is accepted but has no setting: HTTP/2 drains with
+	// x/net's single graceful GOAWAY and in-flight streams finish (see the
+	// allowlist note).
+	DelayedCloseTimeout time.Duration
+	Limits              http1.Limits
+	H2                  H2Settings
 	// Upgrades lists upgrade types enabled at HCM level (lower-case).
 	Upgrades []UpgradeConfig
 	// AccessLogs run once per stream, when it ends; nil when none.
@@ -133,7 +129,6 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 		StreamIdleTimeout:     durationOr(pb.GetStreamIdleTimeout(), defaultStreamIdleTimeout),
 		RequestTimeout:        durationOr(pb.GetRequestTimeout(), 0),
 		RequestHeadersTimeout: durationOr(pb.GetRequestHeadersTimeout(), 0),
-		DrainTimeout:          durationOr(pb.GetDrainTimeout(), defaultDrainTimeout),
 		DelayedCloseTimeout:   durationOr(pb.GetDelayedCloseTimeout(), time.Second),
 		Logger:                deps.Logger,
 		healthFailed:          deps.HealthFailed,

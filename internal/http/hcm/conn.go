@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,9 @@ type conn struct {
 	replay []byte
 	// lastRefresh throttles stream-idle deadline updates to one a second.
 	lastRefresh time.Time
+	// peerIP is the peer's address as x-forwarded-for carries it, formatted
+	// once per connection; set only with use_remote_address.
+	peerIP string
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -87,7 +91,9 @@ func (c *conn) draining() bool {
 }
 
 // headersTimeout is request_headers_timeout, or the stream idle timeout
-// when that is unset (see defaultHeadersTimeout's note in config.go).
+// when that is unset. Envoy then bounds headers only by the stream idle
+// timeout between bytes; Legate applies it to the header block as a whole
+// so a client trickling bytes cannot hold a connection forever.
 func (c *conn) headersTimeout() time.Duration {
 	if c.cfg.RequestHeadersTimeout > 0 {
 		return c.cfg.RequestHeadersTimeout
@@ -129,6 +135,9 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 		st.CxSSLTotal.Inc()
 	}
 	c := &conn{Conn: nc.Conn, nc: nc, cfg: cfg, drain: ctx, streamCtx: context.WithoutCancel(ctx)}
+	if cfg.UseRemoteAddress {
+		c.peerIP = nc.RemoteAddr.Addr().String()
+	}
 	defer func() {
 		nc.Close()
 		st.CxActive.Dec()
@@ -153,6 +162,10 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 			MaxHeaderBytes:       cfg.Limits.MaxHeaderBytes,
 			MaxHeaders:           cfg.Limits.MaxHeaders,
 		}, func(req *message.Request, w message.ResponseWriter) {
+			if cfg.Limits.Underscores != http1.AllowUnderscores && !cfg.h2Underscores(req) {
+				// Envoy resets an HTTP/2 stream it rejects for this.
+				h2.AbortStream()
+			}
 			if cfg.serveStream(c, req, w, nil) == endReset {
 				h2.AbortStream()
 			}
@@ -264,6 +277,29 @@ func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
 		c.Conn.SetWriteDeadline(time.Time{})
 		c.state.Store(stateIdle)
 	}
+}
+
+// h2Underscores applies headers_with_underscores_action to an HTTP/2
+// request (the HTTP/1 codec applies it while parsing): it drops such
+// headers, or reports false when the request must be rejected.
+func (cfg *Config) h2Underscores(req *message.Request) bool {
+	h := req.Header
+	j := 0
+	for _, f := range h {
+		if strings.IndexByte(f.Name, '_') < 0 {
+			h[j] = f
+			j++
+			continue
+		}
+		if cfg.Limits.Underscores == http1.RejectUnderscores {
+			cfg.Stats.RejectedUnderscores.Inc()
+			return false
+		}
+		cfg.Stats.DroppedUnderscores.Inc()
+	}
+	clear(h[j:])
+	req.Header = h[:j]
+	return true
 }
 
 // readError handles a failed ReadRequest: a clean close, a timeout, or a

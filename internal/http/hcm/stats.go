@@ -21,9 +21,9 @@ type Stats struct {
 
 	RejectedUnderscores, DroppedUnderscores *stats.Counter
 
-	// Router stats, Envoy keeps them under the HCM prefix too.
-	NoRoute, NoCluster, RqRedirect, RqDirectResponse, RouterRqTotal *stats.Counter
-	RqResetAfterResponseStarted                                     *stats.Counter
+	// A router stat Envoy keeps under the HCM prefix; the router filter
+	// creates the others (no_route, rq_total, ...) under the same prefix.
+	RqResetAfterResponseStarted *stats.Counter
 }
 
 func newStats(sc stats.Scope) *Stats {
@@ -51,8 +51,6 @@ func newStats(sc stats.Scope) *Stats {
 		RejectedUnderscores: c("requests_rejected_with_underscores_in_headers"),
 		DroppedUnderscores:  c("dropped_headers_with_underscores"),
 
-		NoRoute: c("no_route"), NoCluster: c("no_cluster"), RqRedirect: c("rq_redirect"),
-		RqDirectResponse: c("rq_direct_response"), RouterRqTotal: c("rq_total"),
 		RqResetAfterResponseStarted: c("rq_reset_after_downstream_response_started"),
 	}
 	for i, name := range []string{"1xx", "2xx", "3xx", "4xx", "5xx"} {

@@ -117,12 +117,13 @@ func (cfg *Config) serveStream(c *conn, req *message.Request, w message.Response
 		s.startSpan(route, req)
 	}
 	if up, ok := req.Header.Get("upgrade"); ok && route != nil {
+		up = strings.ToLower(up)
 		if !cfg.upgradeAllowed(route, up) {
 			st.RqWsOnNonWsRoute.Inc()
 			cfg.SendLocalReply(&s.fs, http.StatusForbidden, "", "upgrade_failed")
 			return cfg.endStream(s)
 		}
-		s.fs.Upgrade = strings.ToLower(up)
+		s.fs.Upgrade = up
 		if sc != nil {
 			s.fs.HijackDownstream = s.hijack
 		}
@@ -203,16 +204,16 @@ type rawStream struct {
 func (r rawStream) Read(p []byte) (int, error) { return r.Reader.Read(p) }
 
 // upgradeAllowed applies upgrade_configs: the route's setting wins, else the
-// connection manager's.
+// connection manager's. upgrade is lower-case, as are the configured types.
 func (cfg *Config) upgradeAllowed(r *router.Route, upgrade string) bool {
 	hcmDefault := false
 	for _, u := range cfg.Upgrades {
-		if strings.EqualFold(u.Type, upgrade) {
+		if u.Type == upgrade {
 			hcmDefault = u.Enabled
 			break
 		}
 	}
-	return r.UpgradeEnabled(strings.ToLower(upgrade), hcmDefault)
+	return r.UpgradeEnabled(upgrade, hcmDefault)
 }
 
 // prepareRequest applies Envoy's request header processing: scheme,
@@ -237,9 +238,9 @@ func (cfg *Config) prepareRequest(s *stream, req *message.Request, tls bool) {
 		}
 		if !cfg.SkipXffAppend {
 			if xff == "" {
-				req.Header.Set("x-forwarded-for", peer.Addr().String())
+				req.Header.Set("x-forwarded-for", s.c.peerIP)
 			} else {
-				req.Header.Set("x-forwarded-for", xff+","+peer.Addr().String())
+				req.Header.Set("x-forwarded-for", xff+","+s.c.peerIP)
 			}
 		}
 		req.Header.Set("x-forwarded-proto", connScheme)
@@ -263,7 +264,11 @@ func (cfg *Config) prepareRequest(s *stream, req *message.Request, tls bool) {
 		} else {
 			edge = true
 			stripEnvoyHeaders(&req.Header)
-			req.Header.Set("x-envoy-external-address", s.info.DownstreamRemoteAddr.Addr().String())
+			ext := s.c.peerIP
+			if s.info.DownstreamRemoteAddr != peer {
+				ext = s.info.DownstreamRemoteAddr.Addr().String()
+			}
+			req.Header.Set("x-envoy-external-address", ext)
 		}
 	}
 

@@ -3,8 +3,10 @@ package hcm
 import (
 	"net/netip"
 	"regexp"
+	"slices"
 	"testing"
 
+	"github.com/legate-proxy/legate/internal/http/http1"
 	"github.com/legate-proxy/legate/internal/http/message"
 	"github.com/legate-proxy/legate/internal/stats"
 )
@@ -134,7 +136,7 @@ func TestPrepareRequest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := tt.cfg
 			cfg.Stats = newStats(stats.NewStore().Scope("http.test"))
-			s := &stream{cfg: &cfg}
+			s := &stream{cfg: &cfg, c: &conn{peerIP: tt.peer.Addr().String()}}
 			s.info.DownstreamDirectAddr = tt.peer
 			req := &message.Request{Header: tt.in.Clone()}
 			cfg.prepareRequest(s, req, tt.tls)
@@ -166,4 +168,38 @@ func hdrs(kv ...string) message.Headers {
 		h.Add(kv[i], kv[i+1])
 	}
 	return h
+}
+
+func TestH2Underscores(t *testing.T) {
+	in := hdrs("x-fine", "1", "x_under", "2", "x-also", "3", "a_b", "4")
+	tests := []struct {
+		name       string
+		action     http1.UnderscoreAction
+		wantOK     bool
+		wantHeader message.Headers
+		wantDrop   uint64
+		wantReject uint64
+	}{
+		{"drop", http1.DropUnderscores, true, hdrs("x-fine", "1", "x-also", "3"), 2, 0},
+		{"reject", http1.RejectUnderscores, false, nil, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &Config{Limits: http1.Limits{Underscores: tt.action}}
+			cfg.Stats = newStats(stats.NewStore().Scope("http.test"))
+			req := &message.Request{Header: in.Clone()}
+			if ok := cfg.h2Underscores(req); ok != tt.wantOK {
+				t.Fatalf("h2Underscores = %v, want %v", ok, tt.wantOK)
+			}
+			if tt.wantOK && !slices.Equal(req.Header, tt.wantHeader) {
+				t.Errorf("headers = %v, want %v", req.Header, tt.wantHeader)
+			}
+			if got := cfg.Stats.DroppedUnderscores.Value(); got != tt.wantDrop {
+				t.Errorf("dropped_headers_with_underscores = %d, want %d", got, tt.wantDrop)
+			}
+			if got := cfg.Stats.RejectedUnderscores.Value(); got != tt.wantReject {
+				t.Errorf("requests_rejected_with_underscores_in_headers = %d, want %d", got, tt.wantReject)
+			}
+		})
+	}
 }

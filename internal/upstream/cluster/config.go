@@ -284,6 +284,13 @@ func decodeHTTPProtocolOptions(field string, a *anypb.Any, s *Settings) error {
 	if err := a.UnmarshalTo(hpo); err != nil {
 		return fieldErr(field, "%v", err)
 	}
+	// The upstream codecs take no header-count limit (HTTP/1.1 responses
+	// are held to the parser's 100), so a configured one is refused rather
+	// than silently ignored. headers_with_underscores_action is accepted:
+	// Envoy ignores it on clusters too.
+	if hpo.GetCommonHttpProtocolOptions().GetMaxHeadersCount() != nil {
+		return fieldErr(field+".common_http_protocol_options.max_headers_count", "is not supported on clusters")
+	}
 	if c := hpo.GetCommonHttpProtocolOptions(); c != nil && c.GetIdleTimeout() != nil {
 		d := c.GetIdleTimeout()
 		if err := d.CheckValid(); err != nil {

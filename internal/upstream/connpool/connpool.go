@@ -33,7 +33,6 @@ const maxIdlePerHost = 1024
 // Pool is one host's connections.
 type Pool struct {
 	host           *cluster.Host
-	cluster        *cluster.Cluster
 	settings       cluster.Settings
 	stats          *cluster.Stats
 	tlsConfig      *tls.Config
@@ -55,7 +54,6 @@ type Pool struct {
 func New(c *cluster.Cluster, h *cluster.Host) *Pool {
 	p := &Pool{
 		host:           h,
-		cluster:        c,
 		settings:       c.Settings,
 		stats:          c.Stats,
 		connectTimeout: c.Settings.ConnectTimeout,

@@ -117,7 +117,12 @@ func (p *Pool) getH1(ctx context.Context) (*h1conn, error) {
 			return c, nil
 		default:
 		}
+		// The request waits for a new connection: Envoy counts it as
+		// pending until the connection is up.
+		p.stats.UpstreamRqPendingTotal.Inc()
+		p.stats.UpstreamRqPendingActive.Inc()
 		nc, cnt, err := p.dial(ctx)
+		p.stats.UpstreamRqPendingActive.Dec()
 		if err != nil {
 			return nil, err
 		}

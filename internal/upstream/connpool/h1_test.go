@@ -54,6 +54,13 @@ func TestH1KeepAliveReuse(t *testing.T) {
 	if v := p.counter("upstream_cx_http1_total"); v != 1 {
 		t.Errorf("upstream_cx_http1_total = %d", v)
 	}
+	// Only the first request waited for a connection.
+	if v := p.counter("upstream_rq_pending_total"); v != 1 {
+		t.Errorf("upstream_rq_pending_total = %d, want 1", v)
+	}
+	if v := p.stats.UpstreamRqPendingActive.Value(); v != 0 {
+		t.Errorf("upstream_rq_pending_active = %d, want 0", v)
+	}
 	if p.counter("upstream_cx_rx_bytes_total") == 0 || p.counter("upstream_cx_tx_bytes_total") == 0 {
 		t.Error("byte counters did not move")
 	}

@@ -109,6 +109,14 @@ func TestH2StreamingTrailersAndMultiplexing(t *testing.T) {
 	if v := p.counter("upstream_cx_http2_total"); v != 1 {
 		t.Errorf("upstream_cx_http2_total = %d", v)
 	}
+	// Streams that found the connection up did not wait; at least the
+	// first one did.
+	if v := p.counter("upstream_rq_pending_total"); v < 1 || v > streams {
+		t.Errorf("upstream_rq_pending_total = %d, want 1..%d", v, streams)
+	}
+	if v := p.stats.UpstreamRqPendingActive.Value(); v != 0 {
+		t.Errorf("upstream_rq_pending_active = %d, want 0", v)
+	}
 }
 
 // TestH2MaxConcurrentStreamsOpensMore: with a cap of one stream per

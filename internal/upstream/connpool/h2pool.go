@@ -87,6 +87,10 @@ func (p *Pool) getH2(ctx context.Context) (*h2conn, error) {
 		go p.dialH2(d)
 	}
 	p.h2.mu.Unlock()
+	// Pending until the dial ends, as in Envoy.
+	p.stats.UpstreamRqPendingTotal.Inc()
+	p.stats.UpstreamRqPendingActive.Inc()
+	defer p.stats.UpstreamRqPendingActive.Dec()
 	select {
 	case <-d.done:
 		return d.c, d.err
