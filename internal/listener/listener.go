@@ -110,7 +110,7 @@ func Build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *at
 		if err := ts.GetTypedConfig().UnmarshalTo(&dtc); err != nil {
 			return nil, fmt.Errorf("filter_chains[0].transport_socket: %w", err)
 		}
-		cfg, err := legatetls.ServerConfig(&dtc)
+		cfg, err := legatetls.ServerConfig(&dtc, fc.XDS)
 		if err != nil {
 			return nil, fmt.Errorf("filter_chains[0].transport_socket: %w", err)
 		}

@@ -40,7 +40,7 @@ type Route struct {
 	// Forward.
 	clusterKind    clusterKind
 	clusterName    string // static cluster, or the header for cluster_header
-	cluster        *cluster.Cluster
+	cluster        *cluster.Ref
 	weighted       []*WeightedCluster
 	totalWeight    uint64
 	prefixRewrite  string
@@ -49,7 +49,7 @@ type Route struct {
 	hostRewrite    string
 	autoHostRW     bool
 	upgrades       []upgradeConfig
-	resolveCluster func(string) *cluster.Cluster
+	clusters       ClusterSource
 
 	// Redirect.
 	redirect *redirect
@@ -93,7 +93,7 @@ type WeightedCluster struct {
 	Name   string
 	Weight uint32
 
-	cluster *cluster.Cluster
+	cluster *cluster.Ref
 	mut     *levelMutations
 }
 
@@ -105,7 +105,7 @@ func (t *Table) compileRoute(r *routev3.Route, vh *VirtualHost, path string, max
 		Retry:                 vh.Retry,
 		vhMut:                 vh.mut,
 		global:                t.global,
-		resolveCluster:        t.opts.Cluster,
+		clusters:              t.opts.Clusters,
 		insertOriginalPath:    !t.opts.SuppressEnvoyHeaders,
 	}
 	var err error
@@ -166,12 +166,11 @@ func (t *Table) compileRoute(r *routev3.Route, vh *VirtualHost, path string, max
 func hasReq(l *levelMutations) bool  { return l != nil && !l.req.empty() }
 func hasResp(l *levelMutations) bool { return l != nil && !l.resp.empty() }
 
-func (t *Table) lookupCluster(name, path string) (*cluster.Cluster, error) {
-	c := t.opts.Cluster(name)
-	if c == nil && t.opts.ValidateClusters {
+func (t *Table) lookupCluster(name, path string) (*cluster.Ref, error) {
+	if t.opts.ValidateClusters && !t.opts.Clusters.Has(name) {
 		return nil, fmt.Errorf("%s: unknown cluster %q", path, name)
 	}
-	return c, nil
+	return t.opts.Clusters.Ref(name), nil
 }
 
 func (t *Table) compileRouteAction(rt *Route, ra *routev3.RouteAction, path string) error {
@@ -310,25 +309,18 @@ func (r *Route) AutoHostRewrite() bool { return r.autoHostRW }
 func (r *Route) Cluster(req *message.Request, rnd uint64) (c *cluster.Cluster, wc *WeightedCluster, name string) {
 	switch r.clusterKind {
 	case clusterStatic:
-		if r.cluster != nil {
-			return r.cluster, nil, r.clusterName
-		}
-		return r.resolveCluster(r.clusterName), nil, r.clusterName
+		return r.cluster.Load(), nil, r.clusterName
 	case clusterHeader:
 		v, ok := headerValue(req, r.clusterName)
 		if !ok || v == "" {
 			return nil, nil, ""
 		}
-		return r.resolveCluster(v), nil, v
+		return r.clusters.Get(v), nil, v
 	case clusterWeighted:
 		x := rnd % r.totalWeight
 		for _, w := range r.weighted {
 			if x < uint64(w.Weight) {
-				c := w.cluster
-				if c == nil {
-					c = r.resolveCluster(w.Name)
-				}
-				return c, w, w.Name
+				return w.cluster.Load(), w, w.Name
 			}
 			x -= uint64(w.Weight)
 		}

@@ -25,11 +25,10 @@ import (
 
 // Options configure New.
 type Options struct {
-	// Cluster resolves a cluster name; nil when unknown. It is called at
-	// config time for static and weighted clusters and per request for
-	// cluster_header routes (and for names unknown at config time when
-	// ValidateClusters is off).
-	Cluster func(name string) *cluster.Cluster
+	// Clusters resolves cluster names: at config time into Refs for
+	// static and weighted clusters, per request for cluster_header routes.
+	// Nil means no clusters exist.
+	Clusters ClusterSource
 	// ValidateClusters makes an unknown cluster name a config error. Envoy
 	// defaults validate_clusters to true for inline route configs; the
 	// caller decides (RouteConfiguration.validate_clusters, when set,
@@ -40,6 +39,24 @@ type Options struct {
 	// x-envoy-original-path.
 	SuppressEnvoyHeaders bool
 }
+
+// ClusterSource is what a route table needs of the cluster manager
+// (*cluster.Manager implements it).
+type ClusterSource interface {
+	// Ref returns the stable handle for a cluster name.
+	Ref(name string) *cluster.Ref
+	// Has reports whether the cluster exists now (validate_clusters).
+	Has(name string) bool
+	// Get returns the active cluster called name, or nil; called per
+	// request for cluster_header routes.
+	Get(name string) *cluster.Cluster
+}
+
+type noClusters struct{}
+
+func (noClusters) Ref(name string) *cluster.Ref { return cluster.NewRef(name) }
+func (noClusters) Has(string) bool              { return false }
+func (noClusters) Get(string) *cluster.Cluster  { return nil }
 
 // DefaultTimeout is the route timeout when none is configured.
 const DefaultTimeout = 15 * time.Second
@@ -91,8 +108,8 @@ func New(rc *routev3.RouteConfiguration, opts Options) (*Table, error) {
 	if vc := rc.GetValidateClusters(); vc != nil {
 		opts.ValidateClusters = vc.GetValue()
 	}
-	if opts.Cluster == nil {
-		opts.Cluster = func(string) *cluster.Cluster { return nil }
+	if opts.Clusters == nil {
+		opts.Clusters = noClusters{}
 	}
 	t := &Table{Name: rc.GetName(), ignorePort: rc.GetIgnorePortInHostMatching(), opts: opts}
 	var err error

@@ -21,11 +21,15 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/legate-proxy/legate/internal/xds"
 )
 
 // ServerConfig builds the listener side. ALPN from the context is kept as
 // given; the connection manager adds h2/http/1.1 when the context lists none.
-func ServerConfig(ctx *tlsv3.DownstreamTlsContext) (*tls.Config, error) {
+// d resolves sds_config references (SDS); with a nil d.Subscriber they are
+// config errors.
+func ServerConfig(ctx *tlsv3.DownstreamTlsContext, d xds.Deps) (*tls.Config, error) {
 	if ctx == nil {
 		return nil, errors.New("DownstreamTlsContext is required")
 	}
@@ -67,8 +71,9 @@ func ServerConfig(ctx *tlsv3.DownstreamTlsContext) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// ClientConfig builds the upstream side; sni is UpstreamTlsContext.sni.
-func ClientConfig(ctx *tlsv3.UpstreamTlsContext) (*tls.Config, error) {
+// ClientConfig builds the upstream side; sni is UpstreamTlsContext.sni. d is
+// as for ServerConfig.
+func ClientConfig(ctx *tlsv3.UpstreamTlsContext, d xds.Deps) (*tls.Config, error) {
 	if ctx == nil {
 		return nil, errors.New("UpstreamTlsContext is required")
 	}

@@ -23,6 +23,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	"sigs.k8s.io/yaml"
+
+	"github.com/legate-proxy/legate/internal/xds"
 )
 
 type pair struct {
@@ -150,7 +152,7 @@ func handshake(t *testing.T, srv, cli *tls.Config) (state tls.ConnectionState, s
 
 func TestMutualTLSHandshake(t *testing.T) {
 	p := newPKI(t)
-	srv, err := ServerConfig(&tlsv3.DownstreamTlsContext{
+	srv, err := staticServerConfig(&tlsv3.DownstreamTlsContext{
 		CommonTlsContext: withCA(&tlsv3.CommonTlsContext{
 			TlsCertificates: []*tlsv3.TlsCertificate{certOf(p.server)},
 			AlpnProtocols:   []string{"h2", "http/1.1"},
@@ -182,7 +184,7 @@ func TestMutualTLSHandshake(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cli, err := ClientConfig(tc.client)
+			cli, err := staticClientConfig(tc.client)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -209,7 +211,7 @@ func TestMutualTLSHandshake(t *testing.T) {
 
 func TestClientWithoutValidationContextSkipsVerification(t *testing.T) {
 	p := newPKI(t)
-	srv, err := ServerConfig(&tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+	srv, err := staticServerConfig(&tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 		TlsCertificates: []*tlsv3.TlsCertificate{certOf(p.stranger)},
 		TlsParams:       &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_3},
 	}})
@@ -219,7 +221,7 @@ func TestClientWithoutValidationContextSkipsVerification(t *testing.T) {
 	if srv.ClientAuth != tls.NoClientCert {
 		t.Fatalf("ClientAuth = %v", srv.ClientAuth)
 	}
-	cli, err := ClientConfig(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+	cli, err := staticClientConfig(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 		TlsParams: &tlsv3.TlsParameters{TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_3},
 	}})
 	if err != nil {
@@ -236,7 +238,7 @@ func TestClientWithoutValidationContextSkipsVerification(t *testing.T) {
 
 func TestTrustedCAWithoutRequireVerifiesIfGiven(t *testing.T) {
 	p := newPKI(t)
-	srv, err := ServerConfig(&tlsv3.DownstreamTlsContext{CommonTlsContext: withCA(&tlsv3.CommonTlsContext{
+	srv, err := staticServerConfig(&tlsv3.DownstreamTlsContext{CommonTlsContext: withCA(&tlsv3.CommonTlsContext{
 		TlsCertificates: []*tlsv3.TlsCertificate{certOf(p.server)},
 	}, p.ca.pem)})
 	if err != nil {
@@ -245,11 +247,11 @@ func TestTrustedCAWithoutRequireVerifiesIfGiven(t *testing.T) {
 	if srv.ClientAuth != tls.VerifyClientCertIfGiven {
 		t.Fatalf("ClientAuth = %v", srv.ClientAuth)
 	}
-	noCert, _ := ClientConfig(&tlsv3.UpstreamTlsContext{})
+	noCert, _ := staticClientConfig(&tlsv3.UpstreamTlsContext{})
 	if _, serr, cerr := handshake(t, srv, noCert); serr != nil || cerr != nil {
 		t.Fatalf("without cert: server err %v, client err %v", serr, cerr)
 	}
-	bad, _ := ClientConfig(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+	bad, _ := staticClientConfig(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 		TlsCertificates: []*tlsv3.TlsCertificate{certOf(p.stranger)},
 	}})
 	if _, serr, cerr := handshake(t, srv, bad); serr == nil && cerr == nil {
@@ -257,7 +259,7 @@ func TestTrustedCAWithoutRequireVerifiesIfGiven(t *testing.T) {
 	}
 
 	// require without trusted_ca: a certificate is demanded, not verified.
-	srv2, err := ServerConfig(&tlsv3.DownstreamTlsContext{
+	srv2, err := staticServerConfig(&tlsv3.DownstreamTlsContext{
 		CommonTlsContext:         &tlsv3.CommonTlsContext{TlsCertificates: []*tlsv3.TlsCertificate{certOf(p.server)}},
 		RequireClientCertificate: wrapperspb.Bool(true),
 	})
@@ -306,9 +308,9 @@ func TestVersionsAndCiphers(t *testing.T) {
 			var cfg *tls.Config
 			var err error
 			if tc.server {
-				cfg, err = ServerConfig(&tlsv3.DownstreamTlsContext{CommonTlsContext: common})
+				cfg, err = staticServerConfig(&tlsv3.DownstreamTlsContext{CommonTlsContext: common})
 			} else {
-				cfg, err = ClientConfig(&tlsv3.UpstreamTlsContext{CommonTlsContext: common})
+				cfg, err = staticClientConfig(&tlsv3.UpstreamTlsContext{CommonTlsContext: common})
 			}
 			if tc.wantErrMatch != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErrMatch) {
@@ -383,7 +385,7 @@ func TestDataSourcesAndErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := ServerConfig(tc.ctx)
+			cfg, err := staticServerConfig(tc.ctx)
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -399,7 +401,7 @@ func TestDataSourcesAndErrors(t *testing.T) {
 		})
 	}
 
-	_, err := ClientConfig(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+	_, err := staticClientConfig(&tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 		TlsCertificates: []*tlsv3.TlsCertificate{certOf(p.client), certOf(p.server)},
 	}})
 	if err == nil || !strings.Contains(err.Error(), "at most one certificate") {
@@ -412,7 +414,7 @@ func TestFirstExpiry(t *testing.T) {
 	soon := time.Now().Add(3 * time.Hour).Truncate(time.Second)
 	a := newPair(t, "a", ca, false, time.Now().Add(40*time.Hour))
 	b := newPair(t, "b", ca, false, soon)
-	cfg, err := ServerConfig(&tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+	cfg, err := staticServerConfig(&tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 		TlsCertificates: []*tlsv3.TlsCertificate{certOf(a), certOf(b)},
 	}})
 	if err != nil {
@@ -456,11 +458,11 @@ func TestFrontProxyExampleCertificate(t *testing.T) {
 	if err := protojson.Unmarshal(js, &dtc); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := ServerConfig(&dtc)
+	srv, err := staticServerConfig(&dtc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli, err := ClientConfig(&tlsv3.UpstreamTlsContext{Sni: "front-envoy"})
+	cli, err := staticClientConfig(&tlsv3.UpstreamTlsContext{Sni: "front-envoy"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,4 +484,12 @@ func dig(v any, keys ...string) any {
 		v = m[k]
 	}
 	return v
+}
+
+func staticServerConfig(ctx *tlsv3.DownstreamTlsContext) (*tls.Config, error) {
+	return ServerConfig(ctx, xds.Deps{})
+}
+
+func staticClientConfig(ctx *tlsv3.UpstreamTlsContext) (*tls.Config, error) {
+	return ClientConfig(ctx, xds.Deps{})
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/legate-proxy/legate/internal/streaminfo"
 	"github.com/legate-proxy/legate/internal/tracing"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
+	"github.com/legate-proxy/legate/internal/xds"
+	"github.com/legate-proxy/legate/internal/xds/rds"
 )
 
 // Conn is an accepted downstream connection, after the TLS handshake.
@@ -64,6 +66,13 @@ type FactoryContext struct {
 	// AtShutdown registers work to run once listeners have drained (e.g.
 	// flushing span exporters); nil in tests.
 	AtShutdown func(func())
+	// XDS lets the filter subscribe to what it refers to (RDS, SDS): the
+	// listener warms until XDS.Init is done, and XDS.Release cancels the
+	// watches when this listener config is discarded.
+	XDS xds.Deps
+	// Routes shares RDS route configurations between connection managers
+	// and lists them for /config_dump; nil when there is no dynamic config.
+	Routes *rds.Manager
 }
 
 // Factory builds a filter from its typed config.

@@ -214,7 +214,7 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 	}
 	validate := rc.GetValidateClusters() == nil || rc.GetValidateClusters().GetValue()
 	table, err := router.New(rc, router.Options{
-		Cluster:              deps.Clusters.Get,
+		Clusters:             clusterSource(deps.Clusters),
 		ValidateClusters:     validate,
 		SuppressEnvoyHeaders: suppressEnvoyHeaders(pb.GetHttpFilters()),
 	})
@@ -283,4 +283,13 @@ func durationOr(d *durationpb.Duration, def time.Duration) time.Duration {
 		return def
 	}
 	return d.AsDuration()
+}
+
+// clusterSource avoids a typed-nil interface when a test builds an HCM
+// without a cluster manager.
+func clusterSource(m *cluster.Manager) router.ClusterSource {
+	if m == nil {
+		return nil
+	}
+	return m
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	legatetls "github.com/legate-proxy/legate/internal/tls"
+	"github.com/legate-proxy/legate/internal/xds"
 	"github.com/legate-proxy/legate/internal/upstream/lb"
 )
 
@@ -196,7 +197,7 @@ func decode(pc *clusterv3.Cluster) (*config, error) {
 		if err := tc.UnmarshalTo(up); err != nil {
 			return nil, fieldErr("transport_socket.typed_config", "%v", err)
 		}
-		if s.TLS, err = legatetls.ClientConfig(up); err != nil {
+		if s.TLS, err = legatetls.ClientConfig(up, xds.Deps{}); err != nil {
 			return nil, fieldErr("transport_socket", "%v", err)
 		}
 	}
