@@ -38,18 +38,18 @@ type Route struct {
 	match routeMatch
 
 	// Forward.
-	clusterKind    clusterKind
-	clusterName    string // static cluster, or the header for cluster_header
-	cluster        *cluster.Ref
-	weighted       []*WeightedCluster
-	totalWeight    uint64
-	prefixRewrite  string
-	hasPrefixRW    bool
-	regexRewrite   *regexRewrite
-	hostRewrite    string
-	autoHostRW     bool
-	upgrades       []upgradeConfig
-	clusters       ClusterSource
+	clusterKind   clusterKind
+	clusterName   string // static cluster, or the header for cluster_header
+	cluster       *cluster.Ref
+	weighted      []*WeightedCluster
+	totalWeight   uint64
+	prefixRewrite string
+	hasPrefixRW   bool
+	regexRewrite  *regexRewrite
+	hostRewrite   string
+	autoHostRW    bool
+	upgrades      []upgradeConfig
+	clusters      ClusterSource
 
 	// Redirect.
 	redirect *redirect

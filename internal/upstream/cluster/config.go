@@ -15,8 +15,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	legatetls "github.com/legate-proxy/legate/internal/tls"
-	"github.com/legate-proxy/legate/internal/xds"
 	"github.com/legate-proxy/legate/internal/upstream/lb"
+	"github.com/legate-proxy/legate/internal/xds"
 )
 
 // DiscoveryType is a cluster's type.
