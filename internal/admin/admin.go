@@ -52,9 +52,12 @@ type Deps struct {
 	// "cluster::host:port::stat::value" lines) or JSON.
 	Clusters  func(w io.Writer, json bool)
 	Listeners func(w io.Writer, json bool)
-	// ConfigDump returns the dump, usually an *adminv3.ConfigDump; ?resource=
-	// works only on that type.
-	ConfigDump func() (proto.Message, error)
+	// ConfigDump returns the dump, an *adminv3.ConfigDump in Envoy's order
+	// (bootstrap, clusters, endpoints, listeners, routes, secrets) for
+	// ?resource=, ?mask= and ?name_regex= to work. includeEDS is
+	// ?include_eds: an EndpointsConfigDump is wanted; one returned
+	// without it is left out of the answer.
+	ConfigDump func(includeEDS bool) (proto.Message, error)
 	// ServerInfo returns version, node, command line options, … ; State and
 	// uptimes are filled in here when unset.
 	ServerInfo func() *adminv3.ServerInfo
@@ -106,7 +109,10 @@ func New(deps Deps) http.Handler {
 		{path: "/listeners", help: "print listener info", handle: s.writerEndpoint(func() func(io.Writer, bool) { return s.deps.Listeners }),
 			params: []string{"format: text (default) or json"}},
 		{path: "/config_dump", help: "dump current Legate configs", handle: s.configDump, params: []string{
-			"resource: the resource field to dump from each config, e.g. static_clusters"}},
+			"resource: the repeated field to list the elements of, e.g. static_clusters or dynamic_active_clusters",
+			"mask: comma-separated field paths to keep in each config (with resource: in each element, e.g. cluster.name)",
+			"name_regex: dump only the resources whose name fully matches this RE2 expression",
+			"include_eds: include the endpoints (EndpointsConfigDump)"}},
 		{path: "/server_info", help: "print server version/status information", handle: s.serverInfo},
 		{path: "/healthcheck/fail", help: "cause the server to fail health checks", mutates: true, handle: s.healthcheck(true)},
 		{path: "/healthcheck/ok", help: "cause the server to pass health checks", mutates: true, handle: s.healthcheck(false)},
@@ -355,28 +361,46 @@ func (s *server) configDump(w http.ResponseWriter, r *http.Request) {
 		text(w, http.StatusNotImplemented, "not available\n")
 		return
 	}
-	q := r.URL.Query()
-	if q.Has("mask") {
-		text(w, http.StatusBadRequest, "/config_dump?mask= is not supported yet\n")
-		return
+	params := r.URL.Query()
+	q := dumpQuery{resource: params.Get("resource"), includeEDS: params.Has("include_eds")}
+	if params.Has("mask") {
+		q.maskText = params.Get("mask")
+		q.mask = parseMask(q.maskText)
 	}
-	dump, err := s.deps.ConfigDump()
+	if expr := params.Get("name_regex"); expr != "" {
+		re, err := regexp.Compile("^(?:" + expr + ")$")
+		if err != nil {
+			text(w, http.StatusBadRequest, fmt.Sprintf("Error while parsing name_regex from %s: %v\n", expr, err))
+			return
+		}
+		q.nameRE = re
+	}
+	dump, err := s.deps.ConfigDump(q.includeEDS)
 	if err != nil {
 		text(w, http.StatusInternalServerError, err.Error()+"\n")
 		return
 	}
-	if res := q.Get("resource"); res != "" {
-		cd, ok := dump.(*adminv3.ConfigDump)
-		if !ok {
-			text(w, http.StatusBadRequest, "?resource= needs an envoy.admin.v3.ConfigDump\n")
+	if cd, ok := dump.(*adminv3.ConfigDump); ok {
+		out, err := shapeDump(cd, q)
+		var qe *queryError
+		switch {
+		case errors.As(err, &qe):
+			text(w, qe.code, qe.msg+"\n")
 			return
-		}
-		out, err := selectResource(cd, res)
-		if err != nil {
-			text(w, http.StatusNotFound, err.Error()+"\n")
+		case err != nil:
+			text(w, http.StatusInternalServerError, err.Error()+"\n")
 			return
 		}
 		dump = out
+	} else if q.resource != "" || q.mask != nil || q.nameRE != nil {
+		text(w, http.StatusBadRequest, "resource, mask and name_regex need an envoy.admin.v3.ConfigDump\n")
+		return
+	} else {
+		dump = proto.Clone(dump)
+	}
+	if err := redact(dump.ProtoReflect(), false); err != nil {
+		text(w, http.StatusInternalServerError, err.Error()+"\n")
+		return
 	}
 	writeProto(w, dump, jsonOut)
 }

@@ -85,7 +85,7 @@ func start(t *testing.T) *fixture {
 			}
 			io.WriteString(w, "listener_0::0.0.0.0:8080\n")
 		},
-		ConfigDump: func() (proto.Message, error) {
+		ConfigDump: func(bool) (proto.Message, error) {
 			return &adminv3.ConfigDump{Configs: []*anypb.Any{cdAny}}, nil
 		},
 		ServerInfo: func() *adminv3.ServerInfo {

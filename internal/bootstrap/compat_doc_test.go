@@ -31,7 +31,8 @@ Unknown fields (typos) are errors, and the protos' validation rules apply
 (` + "`ValidateAll`" + `, including inside every ` + "`typed_config`" + `). Extensions are identified by
 the type URL of their ` + "`typed_config`" + `; the ` + "`name`" + ` field is only a label.
 ` + "`typed_config`" + ` may be wrapped in ` + "`" + typeXDSTypedStruct + "`" + ` or ` + "`" + typeUDPATypedStruct + "`" + `.
-A message listed without fields may be present but must be empty.
+A message listed without fields may be present but must be empty. As in Envoy, a single
+value may stand for a one-element list (` + "`domains: \"*\"`" + `).
 
 `)
 	for _, a := range allowlist {

@@ -49,3 +49,19 @@ func findMessage(name string) *message {
 	}
 	panic(fmt.Sprintf("bootstrap: allowlist: no message %s to extend", name))
 }
+
+// extendEnum allows more values of an enum field already in the allowlist
+// with a restricted value list (e.g. another cluster type).
+func extendEnum(msg, fieldName string, values ...string) {
+	m := findMessage(msg)
+	for i := range m.Fields {
+		if m.Fields[i].Name == fieldName {
+			if m.Fields[i].Enum == nil {
+				panic(fmt.Sprintf("bootstrap: allowlist: %s.%s allows every value already", msg, fieldName))
+			}
+			m.Fields[i].Enum = append(m.Fields[i].Enum, values...)
+			return
+		}
+	}
+	panic(fmt.Sprintf("bootstrap: allowlist: %s has no listed field %q to extend", msg, fieldName))
+}

@@ -83,6 +83,12 @@ func Load(opts Options) (*bootstrapv3.Bootstrap, error) {
 // reject and never needs types that are not linked. fatal means m could not
 // be filled and nothing further can be checked.
 func decode(data []byte, isJSON bool, source string, m proto.Message) (problems Errors, fatal bool) {
+	return decodeWith(data, isJSON, source, m, nil)
+}
+
+// decodeWith is decode with extra types resolved in an Any besides the
+// supported typed_config types (see walker.extra).
+func decodeWith(data []byte, isJSON bool, source string, m proto.Message, extra map[protoreflect.FullName]bool) (problems Errors, fatal bool) {
 	if !isJSON {
 		j, err := yaml.YAMLToJSONStrict(data) // duplicate keys are errors, not silent overrides
 		if err != nil {
@@ -102,7 +108,7 @@ func decode(data []byte, isJSON bool, source string, m proto.Message) (problems 
 	if tree == nil {
 		return nil, false // an empty document is an empty bootstrap
 	}
-	w := walker{source: source}
+	w := walker{source: source, extra: extra}
 	if !w.value(tree, m.ProtoReflect().Descriptor(), "") {
 		return w.errs, true
 	}
@@ -110,7 +116,8 @@ func decode(data []byte, isJSON bool, source string, m proto.Message) (problems 
 	if err != nil {
 		return append(w.errs, fmt.Errorf("%s: %w", source, err)), true
 	}
-	if err := unmarshalOpts.Unmarshal(data, m); err != nil {
+	opts := protojson.UnmarshalOptions{Resolver: resolver{extra: extra}}
+	if err := opts.Unmarshal(data, m); err != nil {
 		// The walker catches what it can with a path; this is what is left
 		// (e.g. an out-of-range number). protojson's offsets refer to the
 		// converted JSON, not the file, so only its message is useful.
@@ -119,13 +126,13 @@ func decode(data []byte, isJSON bool, source string, m proto.Message) (problems 
 	return w.errs, false
 }
 
-var unmarshalOpts = protojson.UnmarshalOptions{Resolver: resolver{}}
-
 // resolver resolves the types Legate supports and maps every other type URL to
 // an empty placeholder message, so an unsupported or unlinked typed_config
 // parses (its body was removed by the walker) and the support check reports
 // "<type> is not supported" with its path instead of protojson failing.
-type resolver struct{}
+type resolver struct {
+	extra map[protoreflect.FullName]bool // resolved too; see walker.extra
+}
 
 var placeholderType = func() protoreflect.MessageType {
 	fdp := &descriptorpb.FileDescriptorProto{
@@ -141,8 +148,8 @@ var placeholderType = func() protoreflect.MessageType {
 	return dynamicpb.NewMessageType(fd.Messages().Get(0))
 }()
 
-func (resolver) FindMessageByURL(url string) (protoreflect.MessageType, error) {
-	if !compiled().supportedTypes[typeNameOf(url)] {
+func (r resolver) FindMessageByURL(url string) (protoreflect.MessageType, error) {
+	if name := typeNameOf(url); !compiled().supportedTypes[name] && !r.extra[name] {
 		return placeholderType, nil
 	}
 	return protoregistry.GlobalTypes.FindMessageByURL(url)

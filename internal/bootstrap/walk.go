@@ -20,6 +20,10 @@ import (
 type walker struct {
 	source string
 	errs   Errors
+	// extra are message types walked and parsed in an Any besides the
+	// supported typed_config types: the xDS resource types, when decoding
+	// a file of resources.
+	extra map[protoreflect.FullName]bool
 }
 
 func (w *walker) errorf(path, format string, args ...any) {
@@ -135,9 +139,11 @@ func (w *walker) object(obj map[string]any, md protoreflect.MessageDescriptor, p
 		case fd.IsList():
 			list, isList := v.([]any)
 			if !isList {
-				w.errorf(fpath, "expected a list, got %s", jsonKind(v))
-				ok = false
-				break
+				// Envoy's JSON parser (protobuf's legacy syntax) takes a
+				// single value for a one-element list, and Envoy's own
+				// examples rely on it (dynamic-config-fs's lds.yaml).
+				list = []any{v}
+				obj[k] = list
 			}
 			for i, e := range list {
 				ok = w.scalarOrMessage(e, fd, fmt.Sprintf("%s[%d]", fpath, i)) && ok
@@ -232,7 +238,7 @@ func (w *walker) any(v any, path string) bool {
 			}
 			continue // the wrapped type may itself be a TypedStruct
 		}
-		if !compiled().supportedTypes[name] {
+		if !compiled().supportedTypes[name] && !w.extra[name] {
 			for k := range obj {
 				if k != "@type" {
 					delete(obj, k)

@@ -18,7 +18,6 @@ import (
 
 	"github.com/legate-proxy/legate/internal/admin"
 	"github.com/legate-proxy/legate/internal/admin/dashboard"
-	"github.com/legate-proxy/legate/internal/listener"
 	"github.com/legate-proxy/legate/internal/logging"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/version"
@@ -74,7 +73,7 @@ func (s *Server) buildAdmin() error {
 			}
 		},
 		Listeners:       s.writeListeners,
-		ConfigDump:      func() (proto.Message, error) { return s.ConfigDump() },
+		ConfigDump:      func(includeEDS bool) (proto.Message, error) { return s.ConfigDump(includeEDS) },
 		ServerInfo:      s.serverInfo,
 		SetHealthFailed: s.healthFailed.Store,
 		Quit:            s.Quit,
@@ -247,15 +246,16 @@ func (s *Server) node() *corev3.Node {
 // writeListeners renders /listeners: "name::address" lines, or Envoy's
 // envoy.admin.v3.Listeners JSON.
 func (s *Server) writeListeners(w io.Writer, asJSON bool) {
+	ls := s.listeners.Listeners()
 	if !asJSON {
-		for _, l := range s.listeners {
-			fmt.Fprintf(w, "%s::%s\n", l.Name, listenerAddr(l))
+		for _, l := range ls {
+			fmt.Fprintf(w, "%s::%s\n", l.Name, l.Address)
 		}
 		return
 	}
 	out := &adminv3.Listeners{}
-	for _, l := range s.listeners {
-		host, port, _ := net.SplitHostPort(listenerAddr(l))
+	for _, l := range ls {
+		host, port, _ := net.SplitHostPort(l.Address)
 		p, _ := strconv.Atoi(port)
 		out.ListenerStatuses = append(out.ListenerStatuses, &adminv3.ListenerStatus{
 			Name: l.Name,
@@ -266,13 +266,6 @@ func (s *Server) writeListeners(w io.Writer, asJSON bool) {
 	}
 	b, _ := protojson.MarshalOptions{Multiline: true, UseProtoNames: true}.Marshal(out)
 	w.Write(b)
-}
-
-func listenerAddr(l *listener.Listener) string {
-	if a := l.Addr(); a != nil {
-		return a.String()
-	}
-	return l.Address
 }
 
 // Close releases what New built: for validate mode and failed starts, and

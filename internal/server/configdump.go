@@ -13,7 +13,7 @@ import (
 // ConfigDump renders the running configuration in the shape of Envoy's
 // envoy.admin.v3.ConfigDump: bootstrap, clusters, listeners and routes, in
 // that order, so tools that read Envoy's dump read Legate's.
-func (s *Server) ConfigDump() (*adminv3.ConfigDump, error) {
+func (s *Server) ConfigDump(includeEDS bool) (*adminv3.ConfigDump, error) {
 	bs := s.opts.Bootstrap
 	loaded := timestamppb.New(s.start)
 	var dumps []proto.Message

@@ -27,9 +27,17 @@ import (
 
 // ServerConfig builds the listener side. ALPN from the context is kept as
 // given; the connection manager adds h2/http/1.1 when the context lists none.
-// d resolves sds_config references (SDS); with a nil d.Subscriber they are
-// config errors.
-func ServerConfig(ctx *tlsv3.DownstreamTlsContext, d xds.Deps) (*tls.Config, error) {
+//
+// d resolves SDS references (tls_certificate_sds_secret_configs,
+// validation_context_sds_secret_config, combined_validation_context); with
+// a nil d.Subscriber they are config errors. Each reference becomes a watch
+// whose cancel goes to d.Release and an Init target ready on its first
+// valid secret. The returned config reads the latest secrets on every
+// handshake (GetCertificate, VerifyConnection) rather than through
+// GetConfigForClient, so that changes the caller makes to it, such as
+// NextProtos, hold for every handshake; handshakes before a secret has
+// arrived fail.
+func ServerConfig(ctx *tlsv3.DownstreamTlsContext, d xds.Deps) (_ *tls.Config, err error) {
 	if ctx == nil {
 		return nil, errors.New("DownstreamTlsContext is required")
 	}
@@ -43,18 +51,50 @@ func ServerConfig(ctx *tlsv3.DownstreamTlsContext, d xds.Deps) (*tls.Config, err
 	if err != nil {
 		return nil, err
 	}
-	if len(certs) == 0 {
-		return nil, errors.New("common_tls_context.tls_certificates: a server context needs at least one certificate")
-	}
-	cfg.Certificates = certs
-	cfg.NextProtos = append([]string(nil), common.GetAlpnProtocols()...)
-
 	pool, err := trustedCA(common)
 	if err != nil {
 		return nil, err
 	}
+	if len(certs) == 0 && len(common.GetTlsCertificateSdsSecretConfigs()) == 0 {
+		return nil, errors.New("common_tls_context.tls_certificates: a server context needs at least one certificate (tls_certificates or tls_certificate_sds_secret_configs)")
+	}
+	refs := &secretRefs{d: d}
+	defer func() { refs.done(err) }()
+	certSecrets, err := refs.certRefs(common)
+	if err != nil {
+		return nil, err
+	}
+	validation, err := refs.validationRef(common)
+	if err != nil {
+		return nil, err
+	}
+	if len(certSecrets) > 0 {
+		cfg.GetCertificate = serverCertificate(certSecrets)
+	} else {
+		cfg.Certificates = certs
+	}
+	cfg.NextProtos = append([]string(nil), common.GetAlpnProtocols()...)
+
 	require := ctx.GetRequireClientCertificate().GetValue()
 	switch {
+	case validation != nil:
+		// The trusted CAs change with the secret, so Go cannot verify
+		// against a fixed ClientCAs: ask for a certificate and verify it
+		// by hand, with the same rules as Go's own check.
+		cfg.ClientAuth = tls.RequestClientCert
+		if require {
+			cfg.ClientAuth = tls.RequireAnyClientCert
+		}
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			v := validation.cur.Load()
+			if v == nil {
+				return validation.errNotReady()
+			}
+			if v.roots == nil || len(cs.PeerCertificates) == 0 {
+				return nil
+			}
+			return verifyChain(cs.PeerCertificates, v.roots, x509.ExtKeyUsageClientAuth)
+		}
 	case pool != nil && require:
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
@@ -72,8 +112,9 @@ func ServerConfig(ctx *tlsv3.DownstreamTlsContext, d xds.Deps) (*tls.Config, err
 }
 
 // ClientConfig builds the upstream side; sni is UpstreamTlsContext.sni. d is
-// as for ServerConfig.
-func ClientConfig(ctx *tlsv3.UpstreamTlsContext, d xds.Deps) (*tls.Config, error) {
+// as for ServerConfig; the latest secrets are read through
+// GetClientCertificate and VerifyConnection.
+func ClientConfig(ctx *tlsv3.UpstreamTlsContext, d xds.Deps) (_ *tls.Config, err error) {
 	if ctx == nil {
 		return nil, errors.New("UpstreamTlsContext is required")
 	}
@@ -90,8 +131,29 @@ func ClientConfig(ctx *tlsv3.UpstreamTlsContext, d xds.Deps) (*tls.Config, error
 	if len(certs) > 1 {
 		return nil, errors.New("common_tls_context.tls_certificates: a client context takes at most one certificate")
 	}
+	if len(common.GetTlsCertificateSdsSecretConfigs()) > 1 {
+		return nil, errors.New("common_tls_context.tls_certificate_sds_secret_configs: a client context takes at most one certificate")
+	}
+	pool, err := trustedCA(common)
+	if err != nil {
+		return nil, err
+	}
+	refs := &secretRefs{d: d}
+	defer func() { refs.done(err) }()
+	certSecrets, err := refs.certRefs(common)
+	if err != nil {
+		return nil, err
+	}
+	validation, err := refs.validationRef(common)
+	if err != nil {
+		return nil, err
+	}
+
 	cfg.Certificates = certs // kept for FirstExpiry
-	if len(certs) == 1 {
+	switch {
+	case len(certSecrets) == 1:
+		cfg.GetClientCertificate = clientCertificate(certSecrets[0])
+	case len(certs) == 1:
 		// Send the certificate whatever CAs the server names, as BoringSSL
 		// does; Go's default would send none when the issuer is not listed.
 		cert := &certs[0]
@@ -99,26 +161,39 @@ func ClientConfig(ctx *tlsv3.UpstreamTlsContext, d xds.Deps) (*tls.Config, error
 	}
 	cfg.NextProtos = append([]string(nil), common.GetAlpnProtocols()...)
 
-	pool, err := trustedCA(common)
-	if err != nil {
-		return nil, err
-	}
 	// Envoy does not verify the upstream certificate unless a validation
 	// context says how, and then checks the chain but not the host name.
 	// Go always checks the name when it verifies, so verification is done
 	// by hand in VerifyConnection.
 	cfg.InsecureSkipVerify = true
-	if pool != nil {
+	// Every SDS reference must have its secret before a connection is
+	// made, like Envoy's not-ready transport socket; a client certificate
+	// alone would only be noticed if the server asked for it.
+	pending := certSecrets
+	if validation != nil {
+		pending = append(pending, validation)
+	}
+	if pool != nil || len(pending) > 0 {
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			return verifyChain(cs.PeerCertificates, pool)
+			if err := allReady(pending); err != nil {
+				return err
+			}
+			roots := pool
+			if validation != nil {
+				roots = validation.cur.Load().roots
+			}
+			if roots == nil {
+				return nil
+			}
+			return verifyChain(cs.PeerCertificates, roots, x509.ExtKeyUsageAny)
 		}
 	}
 	return cfg, nil
 }
 
-func verifyChain(peer []*x509.Certificate, roots *x509.CertPool) error {
+func verifyChain(peer []*x509.Certificate, roots *x509.CertPool, usage x509.ExtKeyUsage) error {
 	if len(peer) == 0 {
-		return errors.New("upstream presented no certificate")
+		return errors.New("peer presented no certificate")
 	}
 	inter := x509.NewCertPool()
 	for _, c := range peer[1:] {
@@ -127,28 +202,44 @@ func verifyChain(peer []*x509.Certificate, roots *x509.CertPool) error {
 	_, err := peer[0].Verify(x509.VerifyOptions{
 		Roots:         roots,
 		Intermediates: inter,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		KeyUsages:     []x509.ExtKeyUsage{usage},
 	})
 	return err
 }
 
 // FirstExpiry returns the earliest NotAfter among cfg's certificates, for
 // server.days_until_first_cert_expiring; ok is false when there are none.
+// Certificates from SDS count as their current secret, if any has arrived.
 func FirstExpiry(cfg *tls.Config) (t time.Time, ok bool) {
 	if cfg == nil {
 		return time.Time{}, false
 	}
-	for _, c := range cfg.Certificates {
+	consider := func(c *tls.Certificate) {
 		leaf := c.Leaf
 		if leaf == nil && len(c.Certificate) > 0 {
 			l, err := x509.ParseCertificate(c.Certificate[0])
 			if err != nil {
-				continue
+				return
 			}
 			leaf = l
 		}
 		if leaf != nil && (!ok || leaf.NotAfter.Before(t)) {
 			t, ok = leaf.NotAfter, true
+		}
+	}
+	for i := range cfg.Certificates {
+		consider(&cfg.Certificates[i])
+	}
+	// The callbacks this package installs answer the sentinels with the
+	// certificate that expires first.
+	if cfg.GetCertificate != nil {
+		if c, err := cfg.GetCertificate(expiryHello); err == nil && c != nil {
+			consider(c)
+		}
+	}
+	if cfg.GetClientCertificate != nil {
+		if c, err := cfg.GetClientCertificate(expiryRequest); err == nil && c != nil {
+			consider(c)
 		}
 	}
 	return t, ok
@@ -198,31 +289,50 @@ func applyParams(cfg *tls.Config, p *tlsv3.TlsParameters, defMin, defMax uint16,
 func loadCertificates(list []*tlsv3.TlsCertificate) ([]tls.Certificate, error) {
 	var out []tls.Certificate
 	for i, c := range list {
-		path := fmt.Sprintf("common_tls_context.tls_certificates[%d]", i)
-		chain, err := ReadDataSource(c.GetCertificateChain())
+		cert, err := keyPair(c, fmt.Sprintf("common_tls_context.tls_certificates[%d]", i))
 		if err != nil {
-			return nil, fmt.Errorf("%s.certificate_chain: %w", path, err)
-		}
-		key, err := ReadDataSource(c.GetPrivateKey())
-		if err != nil {
-			return nil, fmt.Errorf("%s.private_key: %w", path, err)
-		}
-		cert, err := tls.X509KeyPair(chain, key)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, err
 		}
 		out = append(out, cert)
 	}
 	return out, nil
 }
 
+// keyPair parses one TlsCertificate; path names it in errors. Leaf is
+// always set, for FirstExpiry.
+func keyPair(c *tlsv3.TlsCertificate, path string) (tls.Certificate, error) {
+	chain, err := ReadDataSource(c.GetCertificateChain())
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("%s.certificate_chain: %w", path, err)
+	}
+	key, err := ReadDataSource(c.GetPrivateKey())
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("%s.private_key: %w", path, err)
+	}
+	cert, err := tls.X509KeyPair(chain, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if cert.Leaf == nil {
+		// GODEBUG=x509keypairleaf=0 leaves it unset.
+		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return tls.Certificate{}, fmt.Errorf("%s.certificate_chain: %w", path, err)
+		}
+	}
+	return cert, nil
+}
+
 // trustedCA returns nil when the context has no validation_context.trusted_ca.
 func trustedCA(common *tlsv3.CommonTlsContext) (*x509.CertPool, error) {
-	ds := common.GetValidationContext().GetTrustedCa()
+	return caPool(common.GetValidationContext(), "common_tls_context.validation_context.trusted_ca")
+}
+
+// caPool returns vc's trusted_ca (path names it), or nil when unset.
+func caPool(vc *tlsv3.CertificateValidationContext, path string) (*x509.CertPool, error) {
+	ds := vc.GetTrustedCa()
 	if ds == nil {
 		return nil, nil
 	}
-	const path = "common_tls_context.validation_context.trusted_ca"
 	pem, err := ReadDataSource(ds)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

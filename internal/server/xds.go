@@ -1,0 +1,153 @@
+//go:build xdswiring
+
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/legate-proxy/legate/internal/bootstrap"
+	"github.com/legate-proxy/legate/internal/xds"
+	"github.com/legate-proxy/legate/internal/xds/client"
+)
+
+// dynamicConfig is the server's side of dynamic_resources: the xDS client
+// and the CDS and LDS watches that drive the cluster and listener managers.
+type dynamicConfig struct {
+	client *client.Client
+	// subscriber is the client behind the allowlist check: every resource
+	// that arrives over xDS is refused (NACKed) with its path when it uses
+	// something Legate does not support, before any consumer sees it.
+	subscriber xds.Subscriber
+	cds, lds   *corev3.ConfigSource // nil when not configured
+	cancels    []func()
+}
+
+// newDynamicConfig builds the xDS client for bs; nil when the bootstrap has
+// no dynamic_resources. Nothing connects until start.
+func (s *Server) newDynamicConfig(bs *bootstrapv3.Bootstrap) (*dynamicConfig, error) {
+	dr := bs.GetDynamicResources()
+	if dr == nil {
+		return nil, nil
+	}
+	node := &corev3.Node{Id: s.nodeID, Cluster: s.nodeClstr}
+	if n := bs.GetNode(); n != nil {
+		node.Metadata, node.Locality = n.GetMetadata(), n.GetLocality()
+	}
+	c, err := client.New(client.Options{
+		Node:     node,
+		ADS:      dr.GetAdsConfig(),
+		Clusters: s.clusters,
+		Stats:    s.store,
+		Logger:   s.logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d := &dynamicConfig{client: c, subscriber: checkingSubscriber{c}, cds: dr.GetCdsConfig(), lds: dr.GetLdsConfig()}
+	var errs []error
+	if d.cds != nil {
+		if err := c.CheckSource(d.cds); err != nil {
+			errs = append(errs, fmt.Errorf("dynamic_resources.cds_config: %w", err))
+		}
+	}
+	if d.lds != nil {
+		if err := c.CheckSource(d.lds); err != nil {
+			errs = append(errs, fmt.Errorf("dynamic_resources.lds_config: %w", err))
+		}
+	}
+	if len(errs) > 0 {
+		c.Close()
+		return nil, errors.Join(errs...)
+	}
+	return d, nil
+}
+
+// initialize runs Envoy's initialization order: the client connects, CDS
+// delivers its first update and the clusters it adds warm, then LDS does
+// the same for listeners. Each phase is bounded by its source's
+// initial_fetch_timeout (the watchers give up waiting themselves); wait
+// bounds the whole in case a management server answers but a resource
+// never warms.
+func (s *Server) initializeDynamic(ctx context.Context, wait time.Duration) error {
+	d := s.dynamic
+	if d == nil {
+		return nil
+	}
+	d.client.Start(ctx)
+	deadline := time.After(wait)
+	if d.cds != nil {
+		cancel, err := d.subscriber.Subscribe(xds.Watch{
+			Source: d.cds, TypeURL: xds.ClusterType,
+			Stats: scope(s.store.Scope("cluster_manager").Scope("cds")), Watcher: s.clusters.CDS(),
+		})
+		if err != nil {
+			return fmt.Errorf("dynamic_resources.cds_config: %w", err)
+		}
+		d.cancels = append(d.cancels, cancel)
+		select {
+		case <-s.clusters.CDSInitialized():
+		case <-deadline:
+			s.logger.Warn("CDS did not finish initializing; continuing", "timeout", wait)
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	if d.lds != nil {
+		cancel, err := d.subscriber.Subscribe(xds.Watch{
+			Source: d.lds, TypeURL: xds.ListenerType,
+			Stats: scope(s.store.Scope("listener_manager").Scope("lds")), Watcher: s.listeners.LDS(),
+		})
+		if err != nil {
+			return fmt.Errorf("dynamic_resources.lds_config: %w", err)
+		}
+		d.cancels = append(d.cancels, cancel)
+		select {
+		case <-s.listeners.LDSInitialized():
+		case <-deadline:
+			s.logger.Warn("LDS did not finish initializing; continuing", "timeout", wait)
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	return nil
+}
+
+func (d *dynamicConfig) close() {
+	if d == nil {
+		return
+	}
+	for _, c := range d.cancels {
+		c()
+	}
+	d.client.Close()
+}
+
+func scope[T any](v T) *T { return &v }
+
+// checkingSubscriber runs Legate's support check on every resource before
+// the watcher sees it, so an xDS resource is held to the same allowlist as
+// the bootstrap.
+type checkingSubscriber struct{ next xds.Subscriber }
+
+func (c checkingSubscriber) Subscribe(w xds.Watch) (func(), error) {
+	inner := w.Watcher
+	w.Watcher = xds.WatcherFunc(func(u *xds.Update) error {
+		var errs []error
+		for _, r := range u.Resources {
+			if err := bootstrap.CheckXDSResource(r.Message); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+		return inner.Update(u)
+	})
+	return c.next.Subscribe(w)
+}

@@ -1,0 +1,571 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
+	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
+	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	ltls "github.com/legate-proxy/legate/internal/tls"
+	"github.com/legate-proxy/legate/internal/upstream/cluster"
+	"github.com/legate-proxy/legate/internal/xds"
+)
+
+// grpcTarget is a validated api_config_source (or ads_config).
+type grpcTarget struct {
+	name          string // for logs: "envoy_grpc xds_cluster", "google_grpc host:port"
+	delta         bool
+	nodeFirstOnly bool
+	md            metadata.MD
+	dial          func() (*grpc.ClientConn, error)
+}
+
+// Envoy's xDS reconnect back-off.
+const (
+	backoffBase = 500 * time.Millisecond
+	backoffMax  = 30 * time.Second
+)
+
+func (c *Client) parseAPIConfigSource(a *corev3.ApiConfigSource, field string, ads bool) (*grpcTarget, error) {
+	t := &grpcTarget{nodeFirstOnly: a.GetSetNodeOnFirstMessageOnly()}
+	switch at := a.GetApiType(); at {
+	case corev3.ApiConfigSource_GRPC:
+	case corev3.ApiConfigSource_DELTA_GRPC:
+		t.delta = true
+	case corev3.ApiConfigSource_AGGREGATED_GRPC, corev3.ApiConfigSource_AGGREGATED_DELTA_GRPC:
+		if !ads {
+			return nil, fmt.Errorf("%s.api_type: %v is only for dynamic_resources.ads_config; use ads: {} to share the ADS stream", field, at)
+		}
+		t.delta = at == corev3.ApiConfigSource_AGGREGATED_DELTA_GRPC
+	default:
+		return nil, fmt.Errorf("%s.api_type: %v is not supported (GRPC and DELTA_GRPC are)", field, at)
+	}
+	switch v := a.GetTransportApiVersion(); v {
+	case corev3.ApiVersion_AUTO, corev3.ApiVersion_V3:
+	default:
+		return nil, fmt.Errorf("%s.transport_api_version: %v is not supported, only V3", field, v)
+	}
+	if len(a.GetClusterNames()) > 0 {
+		return nil, fmt.Errorf("%s.cluster_names: is for REST sources; gRPC sources use grpc_services", field)
+	}
+	if len(a.GetConfigValidators()) > 0 {
+		return nil, fmt.Errorf("%s.config_validators: is not supported", field)
+	}
+	if n := len(a.GetGrpcServices()); n != 1 {
+		return nil, fmt.Errorf("%s.grpc_services: exactly one gRPC service is required, got %d", field, n)
+	}
+	gs := a.GetGrpcServices()[0]
+	gfield := field + ".grpc_services[0]"
+	for _, h := range gs.GetInitialMetadata() {
+		if t.md == nil {
+			t.md = metadata.MD{}
+		}
+		t.md.Append(h.GetKey(), h.GetValue())
+	}
+	switch {
+	case gs.GetEnvoyGrpc() != nil:
+		return t, c.envoyGRPC(t, gs.GetEnvoyGrpc(), gfield+".envoy_grpc")
+	case gs.GetGoogleGrpc() != nil:
+		return t, googleGRPC(t, gs.GetGoogleGrpc(), gfield+".google_grpc")
+	default:
+		return nil, fmt.Errorf("%s: one of envoy_grpc or google_grpc must be set", gfield)
+	}
+}
+
+func (c *Client) envoyGRPC(t *grpcTarget, eg *corev3.GrpcService_EnvoyGrpc, field string) error {
+	name := eg.GetClusterName()
+	if c.cm == nil {
+		return fmt.Errorf("%s.cluster_name: %q: no cluster manager", field, name)
+	}
+	cl := c.cm.Get(name)
+	if cl == nil {
+		return fmt.Errorf("%s.cluster_name: %q is not a static cluster", field, name)
+	}
+	if cl.Settings.Protocol != cluster.HTTP2 {
+		return fmt.Errorf("%s.cluster_name: cluster %q must speak HTTP/2 for gRPC (typed_extension_protocol_options %s explicit_http_config.http2_protocol_options)",
+			field, name, "envoy.extensions.upstreams.http.v3.HttpProtocolOptions")
+	}
+	authority := eg.GetAuthority()
+	if authority == "" {
+		authority = name
+	}
+	creds := insecure.NewCredentials()
+	if cl.Settings.TLS != nil {
+		creds = credentials.NewTLS(cl.Settings.TLS.Clone())
+	}
+	cm := c.cm
+	t.name = "envoy_grpc " + name
+	t.dial = func() (*grpc.ClientConn, error) {
+		return grpc.NewClient("passthrough:///"+name,
+			grpc.WithTransportCredentials(creds),
+			grpc.WithAuthority(authority),
+			// Each connection picks a host afresh, as an Envoy cluster does.
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+				cl := cm.Get(name)
+				if cl == nil {
+					return nil, fmt.Errorf("cluster %q is gone", name)
+				}
+				h := cl.Pick(nil)
+				if h == nil {
+					return nil, fmt.Errorf("cluster %q: no healthy upstream", name)
+				}
+				d := net.Dialer{Timeout: cl.Settings.ConnectTimeout}
+				return d.DialContext(ctx, "tcp", h.Address)
+			}))
+	}
+	return nil
+}
+
+func googleGRPC(t *grpcTarget, gg *corev3.GrpcService_GoogleGrpc, field string) error {
+	target := gg.GetTargetUri()
+	if target == "" {
+		return fmt.Errorf("%s.target_uri: must be set", field)
+	}
+	switch {
+	case len(gg.GetCallCredentials()) > 0:
+		return fmt.Errorf("%s.call_credentials: is not supported", field)
+	case len(gg.GetChannelCredentialsPlugin()) > 0 || len(gg.GetCallCredentialsPlugin()) > 0:
+		return fmt.Errorf("%s: credential plugins are not supported", field)
+	case gg.GetCredentialsFactoryName() != "":
+		return fmt.Errorf("%s.credentials_factory_name: is not supported", field)
+	}
+	creds := insecure.NewCredentials()
+	cc := gg.GetChannelCredentials()
+	switch {
+	case cc == nil:
+	case cc.GetSslCredentials() != nil:
+		ssl := cc.GetSslCredentials()
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if ssl.GetRootCerts() != nil {
+			pem, err := ltls.ReadDataSource(ssl.GetRootCerts())
+			if err != nil {
+				return fmt.Errorf("%s.channel_credentials.ssl_credentials.root_certs: %w", field, err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("%s.channel_credentials.ssl_credentials.root_certs: no PEM certificates", field)
+			}
+			cfg.RootCAs = pool
+		}
+		if ssl.GetCertChain() != nil || ssl.GetPrivateKey() != nil {
+			chain, err := ltls.ReadDataSource(ssl.GetCertChain())
+			if err != nil {
+				return fmt.Errorf("%s.channel_credentials.ssl_credentials.cert_chain: %w", field, err)
+			}
+			key, err := ltls.ReadDataSource(ssl.GetPrivateKey())
+			if err != nil {
+				return fmt.Errorf("%s.channel_credentials.ssl_credentials.private_key: %w", field, err)
+			}
+			cert, err := tls.X509KeyPair(chain, key)
+			if err != nil {
+				return fmt.Errorf("%s.channel_credentials.ssl_credentials: %w", field, err)
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		creds = credentials.NewTLS(cfg)
+	default:
+		return fmt.Errorf("%s.channel_credentials: only ssl_credentials is supported (unset means plaintext)", field)
+	}
+	t.name = "google_grpc " + target
+	t.dial = func() (*grpc.ClientConn, error) {
+		return grpc.NewClient(target, grpc.WithTransportCredentials(creds))
+	}
+	return nil
+}
+
+// backoff is Envoy's jittered exponential back-off: a random delay below
+// base·2^n, capped.
+type backoff struct{ n int }
+
+func (b *backoff) next() time.Duration {
+	ceil := backoffMax
+	if b.n < 16 {
+		ceil = min(backoffBase<<b.n, backoffMax)
+	}
+	b.n++
+	return time.Duration(rand.Int64N(int64(ceil))) + time.Millisecond
+}
+
+func (b *backoff) reset() { b.n = 0 }
+
+// typeOrder puts types in the order Envoy's ADS requests them on connect.
+func typeOrder(typeURL string) int {
+	switch typeURL {
+	case xds.ClusterType:
+		return 0
+	case xds.EndpointType:
+		return 1
+	case xds.ListenerType:
+		return 2
+	case xds.RouteType:
+		return 3
+	case xds.SecretType:
+		return 4
+	}
+	return 5
+}
+
+func (f *feed) typesInOrder() []*typeState {
+	f.mu.Lock()
+	ts := slices.Clone(f.order)
+	f.mu.Unlock()
+	slices.SortStableFunc(ts, func(a, b *typeState) int { return typeOrder(a.typeURL) - typeOrder(b.typeURL) })
+	return ts
+}
+
+func (f *feed) runGRPC(ctx context.Context) {
+	var bo backoff
+	for {
+		var err error
+		if f.grpc.delta {
+			err = f.deltaSession(ctx, &bo)
+		} else {
+			err = f.sotwSession(ctx, &bo)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		f.failure()
+		delay := bo.next()
+		f.c.log.Warn("xds stream closed; keeping the last good config", "source", f.name, "error", err, "retry_in", delay.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+}
+
+// open dials and returns a stream context; done releases both.
+func (f *feed) open(ctx context.Context) (*grpc.ClientConn, context.Context, func(), error) {
+	conn, err := f.grpc.dial()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("dial %s: %w", f.grpc.name, err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	if f.grpc.md != nil {
+		sctx = metadata.NewOutgoingContext(sctx, f.grpc.md)
+	}
+	return conn, sctx, func() { cancel(); conn.Close() }, nil
+}
+
+// recvLoop turns a blocking Recv into channels.
+func recvLoop[T any](ctx context.Context, recv func() (*T, error)) (<-chan *T, <-chan error) {
+	msgs, errc := make(chan *T), make(chan error, 1)
+	go func() {
+		for {
+			m, err := recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return msgs, errc
+}
+
+func (f *feed) connected(ts []*typeState) {
+	f.c.setConnected(1)
+	f.c.log.Info("xds stream connected", "source", f.name, "delta", f.grpc.delta)
+	for _, t := range ts {
+		t.sent, t.nonce, t.sentWild, t.sentNames = false, "", false, nil
+	}
+}
+
+func (f *feed) sotwSession(ctx context.Context, bo *backoff) error {
+	conn, sctx, done, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var stream grpc.BidiStreamingClient[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]
+	if f.ads {
+		stream, err = discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(sctx)
+	} else {
+		stream, err = openSotw(sctx, conn, f.typesInOrder()[0].typeURL)
+	}
+	if err != nil {
+		return err
+	}
+	f.connected(f.typesInOrder())
+	defer f.c.setConnected(-1)
+	nodeSent := false
+	send := func(ts *typeState, req *discoveryv3.DiscoveryRequest) error {
+		wild, names := f.desired(ts)
+		req.TypeUrl, req.ResourceNames = ts.typeURL, names
+		if !nodeSent || !f.grpc.nodeFirstOnly {
+			req.Node = f.c.node
+		}
+		if err := stream.Send(req); err != nil {
+			return err
+		}
+		nodeSent = true
+		ts.sent, ts.sentWild, ts.sentNames = true, wild, toSet(names)
+		return nil
+	}
+	subscribe := func() error {
+		for _, ts := range f.typesInOrder() {
+			wild, names := f.desired(ts)
+			if ts.sent && wild == ts.sentWild && sameSet(ts.sentNames, names) {
+				continue
+			}
+			if !ts.sent && !wild && len(names) == 0 {
+				continue // nothing wanted yet
+			}
+			// After the first request an empty list unsubscribes from
+			// every resource of a named type (xDS protocol).
+			if err := send(ts, &discoveryv3.DiscoveryRequest{VersionInfo: ts.version, ResponseNonce: ts.nonce}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := subscribe(); err != nil {
+		return err
+	}
+	msgs, errc := recvLoop(sctx, stream.Recv)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errc:
+			return err
+		case <-f.wake:
+			if err := subscribe(); err != nil {
+				return err
+			}
+		case r := <-msgs:
+			bo.reset()
+			ts := f.typeFor(r.GetTypeUrl())
+			if ts == nil {
+				f.c.log.Warn("xds response for a type not subscribed; ignored", "source", f.name, "type", r.GetTypeUrl())
+				continue
+			}
+			ts.nonce = r.GetNonce()
+			f.c.log.Debug("xds response", "source", f.name, "type", ts.typeURL, "version", r.GetVersionInfo(), "resources", len(r.GetResources()), "nonce", r.GetNonce())
+			res, err := decodeSotw(ts.typeURL, r.GetVersionInfo(), r.GetResources())
+			f.deliverMu.Lock()
+			if err != nil {
+				f.reject(ts)
+			} else {
+				err = f.deliverSotw(ts, r.GetVersionInfo(), res)
+			}
+			f.deliverMu.Unlock()
+			req := &discoveryv3.DiscoveryRequest{VersionInfo: ts.version, ResponseNonce: r.GetNonce()}
+			if err != nil {
+				req.ErrorDetail = nackStatus(err)
+				f.c.log.Warn("xds update rejected (NACK)", "source", f.name, "type", ts.typeURL, "version", r.GetVersionInfo(), "error", err)
+			}
+			if err := send(ts, req); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (f *feed) deltaSession(ctx context.Context, bo *backoff) error {
+	conn, sctx, done, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var stream grpc.BidiStreamingClient[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]
+	if f.ads {
+		stream, err = discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(sctx)
+	} else {
+		stream, err = openDelta(sctx, conn, f.typesInOrder()[0].typeURL)
+	}
+	if err != nil {
+		return err
+	}
+	f.connected(f.typesInOrder())
+	defer f.c.setConnected(-1)
+	nodeSent := false
+	send := func(req *discoveryv3.DeltaDiscoveryRequest) error {
+		if !nodeSent || !f.grpc.nodeFirstOnly {
+			req.Node = f.c.node
+		}
+		if err := stream.Send(req); err != nil {
+			return err
+		}
+		nodeSent = true
+		return nil
+	}
+	subscribe := func() error {
+		for _, ts := range f.typesInOrder() {
+			wild, names := f.desired(ts)
+			req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: ts.typeURL}
+			if !ts.sent {
+				if !wild && len(names) == 0 {
+					continue
+				}
+				// An empty first subscribe list is the (legacy) wildcard.
+				req.ResourceNamesSubscribe = names
+				f.mu.Lock()
+				if len(ts.cache) > 0 {
+					req.InitialResourceVersions = make(map[string]string, len(ts.cache))
+					for n, c := range ts.cache {
+						req.InitialResourceVersions[n] = c.version
+					}
+				}
+				f.mu.Unlock()
+			} else {
+				for _, n := range names {
+					if _, ok := ts.sentNames[n]; !ok {
+						req.ResourceNamesSubscribe = append(req.ResourceNamesSubscribe, n)
+					}
+				}
+				for n := range ts.sentNames {
+					if !slices.Contains(names, n) {
+						req.ResourceNamesUnsubscribe = append(req.ResourceNamesUnsubscribe, n)
+					}
+				}
+				slices.Sort(req.ResourceNamesUnsubscribe)
+				if wild && !ts.sentWild {
+					req.ResourceNamesSubscribe = append(req.ResourceNamesSubscribe, "*")
+				} else if !wild && ts.sentWild {
+					req.ResourceNamesUnsubscribe = append(req.ResourceNamesUnsubscribe, "*")
+				}
+				if len(req.ResourceNamesSubscribe) == 0 && len(req.ResourceNamesUnsubscribe) == 0 {
+					continue
+				}
+			}
+			if err := send(req); err != nil {
+				return err
+			}
+			ts.sent, ts.sentWild, ts.sentNames = true, wild, toSet(names)
+		}
+		return nil
+	}
+	if err := subscribe(); err != nil {
+		return err
+	}
+	msgs, errc := recvLoop(sctx, stream.Recv)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errc:
+			return err
+		case <-f.wake:
+			if err := subscribe(); err != nil {
+				return err
+			}
+		case r := <-msgs:
+			bo.reset()
+			ts := f.typeFor(r.GetTypeUrl())
+			if ts == nil {
+				f.c.log.Warn("xds response for a type not subscribed; ignored", "source", f.name, "type", r.GetTypeUrl())
+				continue
+			}
+			ts.nonce = r.GetNonce()
+			f.c.log.Debug("xds delta response", "source", f.name, "type", ts.typeURL, "version", r.GetSystemVersionInfo(),
+				"resources", len(r.GetResources()), "removed", len(r.GetRemovedResources()), "nonce", r.GetNonce())
+			res, err := decodeDelta(ts.typeURL, r.GetResources())
+			f.deliverMu.Lock()
+			if err != nil {
+				f.reject(ts)
+			} else {
+				err = f.deliverDelta(ts, r.GetSystemVersionInfo(), res, r.GetRemovedResources())
+			}
+			f.deliverMu.Unlock()
+			req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: ts.typeURL, ResponseNonce: r.GetNonce()}
+			if err != nil {
+				req.ErrorDetail = nackStatus(err)
+				f.c.log.Warn("xds update rejected (NACK)", "source", f.name, "type", ts.typeURL, "version", r.GetSystemVersionInfo(), "error", err)
+			}
+			if err := send(req); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// nackStatus is the error_detail Envoy sends with a NACK.
+func nackStatus(err error) *statuspb.Status {
+	return &statuspb.Status{Code: int32(codes.Internal), Message: err.Error()}
+}
+
+func (f *feed) typeFor(typeURL string) *typeState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.types[typeURL]
+}
+
+func toSet(names []string) map[string]struct{} {
+	m := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		m[n] = struct{}{}
+	}
+	return m
+}
+
+func sameSet(m map[string]struct{}, names []string) bool {
+	if len(m) != len(names) {
+		return false
+	}
+	for _, n := range names {
+		if _, ok := m[n]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+var errNoService = errors.New("no per-type discovery service for this type")
+
+func openSotw(ctx context.Context, cc *grpc.ClientConn, typeURL string) (grpc.BidiStreamingClient[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse], error) {
+	switch typeURL {
+	case xds.ListenerType:
+		return listenerservice.NewListenerDiscoveryServiceClient(cc).StreamListeners(ctx)
+	case xds.ClusterType:
+		return clusterservice.NewClusterDiscoveryServiceClient(cc).StreamClusters(ctx)
+	case xds.RouteType:
+		return routeservice.NewRouteDiscoveryServiceClient(cc).StreamRoutes(ctx)
+	case xds.EndpointType:
+		return endpointservice.NewEndpointDiscoveryServiceClient(cc).StreamEndpoints(ctx)
+	case xds.SecretType:
+		return secretservice.NewSecretDiscoveryServiceClient(cc).StreamSecrets(ctx)
+	}
+	return nil, fmt.Errorf("%s: %w", typeURL, errNoService)
+}
+
+func openDelta(ctx context.Context, cc *grpc.ClientConn, typeURL string) (grpc.BidiStreamingClient[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse], error) {
+	switch typeURL {
+	case xds.ListenerType:
+		return listenerservice.NewListenerDiscoveryServiceClient(cc).DeltaListeners(ctx)
+	case xds.ClusterType:
+		return clusterservice.NewClusterDiscoveryServiceClient(cc).DeltaClusters(ctx)
+	case xds.RouteType:
+		return routeservice.NewRouteDiscoveryServiceClient(cc).DeltaRoutes(ctx)
+	case xds.EndpointType:
+		return endpointservice.NewEndpointDiscoveryServiceClient(cc).DeltaEndpoints(ctx)
+	case xds.SecretType:
+		return secretservice.NewSecretDiscoveryServiceClient(cc).DeltaSecrets(ctx)
+	}
+	return nil, fmt.Errorf("%s: %w", typeURL, errNoService)
+}
