@@ -55,7 +55,7 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 		}
 	}
 	r, vh := tbl.Match(req("svc17.example.com", "/api/v4/users/12345"))
-	if vh == nil || vh.Name != "vh17" || r == nil || r.cluster.Name != "b" {
+	if vh == nil || vh.Name != "vh17" || r == nil || r.cluster.Name() != "b" {
 		t.Fatalf("realistic table misroutes: %v %v", r, vh)
 	}
 }

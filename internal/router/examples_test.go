@@ -78,12 +78,7 @@ func TestEnvoyExamples(t *testing.T) {
 				continue
 			}
 			_, err := New(rc, Options{
-				Cluster: func(n string) *cluster.Cluster {
-					if names[n] {
-						return &cluster.Cluster{Name: n}
-					}
-					return nil
-				},
+				Clusters:         sourceOfNames(names),
 				ValidateClusters: true,
 			})
 			switch {
@@ -102,4 +97,15 @@ func TestEnvoyExamples(t *testing.T) {
 		t.Fatal("no example route config compiled")
 	}
 	t.Logf("%d example route configs compiled", compiled)
+}
+
+// sourceOfNames is a ClusterSource where every name in names exists.
+func sourceOfNames(names map[string]bool) mapSource {
+	s := mapSource{}
+	for n := range names {
+		r := cluster.NewRef(n)
+		r.Store(&cluster.Cluster{Name: n})
+		s[n] = r
+	}
+	return s
 }

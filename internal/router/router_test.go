@@ -22,13 +22,29 @@ import (
 
 var testClusters = map[string]*cluster.Cluster{}
 
+// lookup is the ClusterSource the tests compile against.
+var lookup = mapSource{}
+
 func init() {
 	for _, n := range []string{"a", "b", "c", "service1", "service2"} {
 		testClusters[n] = &cluster.Cluster{Name: n}
+		lookup[n] = cluster.NewRef(n)
+		lookup[n].Store(testClusters[n])
 	}
 }
 
-func lookup(name string) *cluster.Cluster { return testClusters[name] }
+// mapSource is a ClusterSource over Refs made up front: a name without one
+// gets a fresh empty Ref, not kept, so that tests may share a source.
+type mapSource map[string]*cluster.Ref
+
+func (s mapSource) Ref(name string) *cluster.Ref {
+	if r := s[name]; r != nil {
+		return r
+	}
+	return cluster.NewRef(name)
+}
+func (s mapSource) Has(name string) bool             { return s[name].Load() != nil }
+func (s mapSource) Get(name string) *cluster.Cluster { return s[name].Load() }
 
 func parseRC(t testing.TB, y string) *routev3.RouteConfiguration {
 	t.Helper()
@@ -45,7 +61,7 @@ func parseRC(t testing.TB, y string) *routev3.RouteConfiguration {
 
 func build(t testing.TB, y string) *Table {
 	t.Helper()
-	tbl, err := New(parseRC(t, y), Options{Cluster: lookup, ValidateClusters: true})
+	tbl, err := New(parseRC(t, y), Options{Clusters: lookup, ValidateClusters: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,13 +351,8 @@ func TestLateClusterResolution(t *testing.T) {
 virtual_hosts:
 - {name: v, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: later}}]}
 `)
-	var known *cluster.Cluster
-	tbl, err := New(rc, Options{Cluster: func(n string) *cluster.Cluster {
-		if n == "later" {
-			return known
-		}
-		return nil
-	}})
+	later := cluster.NewRef("later")
+	tbl, err := New(rc, Options{Clusters: mapSource{"later": later}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +360,8 @@ virtual_hosts:
 	if c, _, _ := r.Cluster(nil, 0); c != nil {
 		t.Fatal("cluster should be unknown")
 	}
-	known = &cluster.Cluster{Name: "later"}
+	known := &cluster.Cluster{Name: "later"}
+	later.Store(known) // as CDS adding the cluster would
 	if c, _, _ := r.Cluster(nil, 0); c != known {
 		t.Fatal("cluster unknown at config time must resolve per request when not validated")
 	}
@@ -413,7 +425,7 @@ virtual_hosts:
 	tbl2, err := New(parseRC(t, `
 virtual_hosts:
 - {name: v, domains: ["*"], routes: [{match: {prefix: "/old/"}, route: {cluster: a, prefix_rewrite: "/new/"}}]}
-`), Options{Cluster: lookup, SuppressEnvoyHeaders: true})
+`), Options{Clusters: lookup, SuppressEnvoyHeaders: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -817,7 +829,7 @@ virtual_hosts:
 			`virtual_hosts[0].routes[0].route.regex_rewrite.substitution: \1 refers to a group the pattern does not have`},
 	}
 	for _, tt := range tests {
-		_, err := New(parseRC(t, tt.yaml), Options{Cluster: lookup, ValidateClusters: true})
+		_, err := New(parseRC(t, tt.yaml), Options{Clusters: lookup, ValidateClusters: true})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("error = %v\nwant it to contain %q", err, tt.want)
 		}
@@ -829,7 +841,7 @@ func TestValidateClustersField(t *testing.T) {
 validate_clusters: false
 virtual_hosts:
 - {name: v, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: x}}]}`)
-	if _, err := New(rc, Options{Cluster: lookup, ValidateClusters: true}); err != nil {
+	if _, err := New(rc, Options{Clusters: lookup, ValidateClusters: true}); err != nil {
 		t.Fatalf("validate_clusters: false must override the caller's default: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -18,20 +19,28 @@ import (
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
 
-var errNoHost = errors.New("no healthy upstream")
+var (
+	errNoHost    = errors.New("no healthy upstream")
+	errNoCluster = errors.New("no such cluster (removed)")
+)
 
 // dialCluster returns a dialer that ignores the address it is given and
-// connects to a host picked from c, as Envoy's async clients go through
-// the cluster's load balancer.
-func dialCluster(c *cluster.Cluster) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	timeout := c.Settings.ConnectTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
+// connects to a host picked from the cluster behind ref, as Envoy's async
+// clients go through the cluster's load balancer. The cluster is loaded
+// per dial, so CDS changes to its hosts apply.
+func dialCluster(ref *cluster.Ref) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, _ string) (net.Conn, error) {
+		c := ref.Load()
+		if c == nil {
+			return nil, fmt.Errorf("cluster %q: %w", ref.Name(), errNoCluster)
+		}
 		h := c.Pick(nil)
 		if h == nil {
 			return nil, fmt.Errorf("cluster %q: %w", c.Name, errNoHost)
+		}
+		timeout := c.Settings.ConnectTimeout
+		if timeout <= 0 {
+			timeout = 5 * time.Second
 		}
 		d := net.Dialer{Timeout: timeout}
 		return d.DialContext(ctx, "tcp", h.Address)
@@ -55,13 +64,23 @@ type httpTarget struct {
 	host    string
 	headers [][2]string
 	ctype   string
-	cluster *cluster.Cluster
+	cluster *cluster.Ref
+	// last is the cluster the pooled connections were dialled through;
+	// when CDS replaces it they are dropped, as Envoy drains a replaced
+	// cluster's pools.
+	last atomic.Pointer[cluster.Cluster]
 }
 
-// newHTTPTarget builds a client for the collector cluster c. host is the
-// Host header; path the request path.
-func newHTTPTarget(c *cluster.Cluster, host, path, ctype string, headers [][2]string) (*httpTarget, error) {
-	dial := dialCluster(c)
+// newHTTPTarget builds a client for the collector cluster behind ref,
+// which must be active now: its TLS and protocol settings shape the
+// client (a later CDS change of those is not followed; its hosts are).
+// host is the Host header; path the request path.
+func newHTTPTarget(ref *cluster.Ref, host, path, ctype string, headers [][2]string) (*httpTarget, error) {
+	c := ref.Load()
+	if c == nil {
+		return nil, fmt.Errorf("unknown cluster %q", ref.Name())
+	}
+	dial := dialCluster(ref)
 	var rt http.RoundTripper
 	scheme := "http"
 	switch {
@@ -104,12 +123,15 @@ func newHTTPTarget(c *cluster.Cluster, host, path, ctype string, headers [][2]st
 	if _, err := url.Parse(u); err != nil {
 		return nil, fmt.Errorf("collector URL %q: %w", u, err)
 	}
-	return &httpTarget{client: &http.Client{Transport: rt}, url: u, host: host, headers: headers, ctype: ctype, cluster: c}, nil
+	return &httpTarget{client: &http.Client{Transport: rt}, url: u, host: host, headers: headers, ctype: ctype, cluster: ref}, nil
 }
 
 // post sends body; it returns the response status, or an error when no
 // response came.
 func (h *httpTarget) post(ctx context.Context, body []byte) (int, error) {
+	if c := h.cluster.Load(); h.last.Swap(c) != c {
+		h.client.CloseIdleConnections()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
@@ -133,7 +155,7 @@ func (h *httpTarget) close() { h.client.CloseIdleConnections() }
 // httpService resolves an HttpService: the cluster, the Host header (the
 // URI's authority, else the cluster name), the path, the timeout and the
 // extra headers.
-func httpService(s *corev3.HttpService, clusters *cluster.Manager) (c *cluster.Cluster, host, path string, timeout time.Duration, headers [][2]string, err error) {
+func httpService(s *corev3.HttpService, clusters *cluster.Manager) (c *cluster.Ref, host, path string, timeout time.Duration, headers [][2]string, err error) {
 	hu := s.GetHttpUri()
 	name := hu.GetCluster()
 	if name == "" {
@@ -167,9 +189,15 @@ func httpService(s *corev3.HttpService, clusters *cluster.Manager) (c *cluster.C
 	return c, host, path, timeout, headers, nil
 }
 
-func lookupCluster(m *cluster.Manager, name string) *cluster.Cluster {
+// lookupCluster returns the Ref of name when that cluster is active now
+// (tracers need it at config time, as Envoy checks), else nil.
+func lookupCluster(m *cluster.Manager, name string) *cluster.Ref {
 	if m == nil {
 		return nil
 	}
-	return m.Get(name)
+	r := m.Ref(name)
+	if r.Load() == nil {
+		return nil
+	}
+	return r
 }

@@ -97,11 +97,11 @@ func newOTelExporter(c *tracev3.OpenTelemetryConfig, deps Deps) (*exporter, erro
 			}
 			authority := eg.GetAuthority()
 			if authority == "" {
-				authority = cl.Name
+				authority = cl.Name()
 			}
 			var creds credentials.TransportCredentials = insecure.NewCredentials()
-			if cl.Settings.TLS != nil {
-				creds = credentials.NewTLS(clusterTLS(cl, "h2"))
+			if c := cl.Load(); c != nil && c.Settings.TLS != nil {
+				creds = credentials.NewTLS(clusterTLS(c, "h2"))
 			}
 			dial := dialCluster(cl)
 			s.conn, err = grpc.NewClient("passthrough:///"+authority,

@@ -84,7 +84,7 @@ func newZipkinExporter(c *tracev3.ZipkinConfig, deps Deps) (*exporter, error) {
 }
 
 func (z *zipkinSender) send(ctx context.Context, spans []*Span) {
-	if len(z.target.cluster.Hosts()) == 0 {
+	if c := z.target.cluster.Load(); c == nil || len(c.Hosts()) == 0 {
 		z.st.skippedNoCluster.Inc()
 		return
 	}

@@ -2,15 +2,21 @@ package tracing
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	zmodel "github.com/openzipkin/zipkin-go/model"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	"sigs.k8s.io/yaml"
 
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/streaminfo"
+	"github.com/legate-proxy/legate/internal/upstream/cluster"
+	"github.com/legate-proxy/legate/internal/xds"
 )
 
 func zipkinCfg(mod func(*tracev3.ZipkinConfig)) *tracev3.ZipkinConfig {
@@ -479,4 +485,61 @@ func TestZipkinHTTP2Collector(t *testing.T) {
 	if col.protos[0] != "HTTP/2.0" {
 		t.Fatalf("collector saw %s", col.protos[0])
 	}
+}
+
+// A collector cluster CDS manages: the tracer holds its Ref, so a move to
+// another collector is followed per export and a removal skips reports.
+func TestZipkinCollectorFollowsCDS(t *testing.T) {
+	st := stats.NewStore()
+	one, two := newZipkinCollector(t), newZipkinCollector(t)
+	cm, err := cluster.NewManager(nil, cluster.Options{Stats: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cm.Close)
+	cds := func(v string, addr string) {
+		t.Helper()
+		u := &xds.Update{Version: v, Full: true}
+		if addr != "" {
+			u.Resources = []xds.Resource{{Name: "zipkin", Message: collectorCluster(t, addr)}}
+		}
+		if err := cm.CDS().Update(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cds("1", one.addr)
+	tr := newTracer(t, hcmTracing(t, zipkinCfg(nil), ""), Deps{Stats: st, Clusters: cm})
+	span := func() { // a batch's worth: no wait for the flush interval
+		for range defaultMinFlushSpans {
+			req := request()
+			info := streamInfo()
+			tr.Start(req, info, "").Finish(req, nil, finished(info))
+		}
+	}
+	span()
+	one.waitSpans(t, defaultMinFlushSpans)
+	cds("2", two.addr)
+	span()
+	two.waitSpans(t, defaultMinFlushSpans)
+	cds("3", "")
+	span()
+	waitCounter(t, st, "tracing.zipkin.reports_skipped_no_cluster", 1)
+}
+
+func collectorCluster(t *testing.T, addr string) *clusterv3.Cluster {
+	ap := netip.MustParseAddrPort(addr)
+	j, err := yaml.YAMLToJSON([]byte(`
+name: zipkin
+type: STATIC
+load_assignment:
+  endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: "` + ap.Addr().String() + `", port_value: ` + itoa(int(ap.Port())) + `}}}}]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clusterv3.Cluster{}
+	if err := protojson.Unmarshal(j, c); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -11,9 +11,10 @@ import (
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
 
-// FromClusterManager adapts the cluster manager for Deps.Clusters. Legate
-// has no active health checking or outlier detection yet, so every host is
-// reported healthy, as /clusters does.
+// FromClusterManager adapts the cluster manager for Deps.Clusters: the
+// active clusters, static and CDS-added. Health is the EDS health_status
+// (Legate has no active health checking or outlier detection yet), as
+// /clusters reports it.
 func FromClusterManager(m *cluster.Manager) func() []ClusterView {
 	return func() []ClusterView {
 		cs := m.Clusters()
@@ -24,7 +25,7 @@ func FromClusterManager(m *cluster.Manager) func() []ClusterView {
 			for _, h := range hosts {
 				cv.Hosts = append(cv.Hosts, HostView{
 					Address: h.Address, Hostname: h.Hostname, Weight: h.Weight,
-					Healthy: true, HealthFlags: "healthy",
+					Healthy: h.Healthy(), HealthFlags: h.HealthFlags(),
 					RqTotal: h.RqTotal.Load(), RqError: h.RqError.Load(),
 					CxActive: h.CxActive.Load(), RqActive: h.RqActive.Load(),
 				})

@@ -53,7 +53,7 @@ var textOrder = [...]int{6, 0, 1, 7, 2, 3, 4, 5}
 // "<cluster>::<host:port>::<stat>::<value>" lines, clusters by name.
 func (m *Manager) WriteText(w io.Writer) {
 	bw := bufio.NewWriter(w)
-	for _, c := range m.clusters {
+	for _, c := range m.Clusters() {
 		n := c.Name
 		fmt.Fprintf(bw, "%s::observability_name::%s\n", n, c.ObservabilityName)
 		for _, prio := range []string{"default", "high"} {
@@ -62,7 +62,7 @@ func (m *Manager) WriteText(w io.Writer) {
 			fmt.Fprintf(bw, "%s::%s_priority::max_requests::%d\n", n, prio, defaultMaxRequests)
 			fmt.Fprintf(bw, "%s::%s_priority::max_retries::%d\n", n, prio, defaultMaxRetries)
 		}
-		fmt.Fprintf(bw, "%s::added_via_api::false\n", n)
+		fmt.Fprintf(bw, "%s::added_via_api::%t\n", n, !c.static)
 		for _, h := range c.Hosts() {
 			a := h.Address
 			st := hostStats(h)
@@ -70,7 +70,7 @@ func (m *Manager) WriteText(w io.Writer) {
 				fmt.Fprintf(bw, "%s::%s::%s::%d\n", n, a, st[i].name, st[i].value)
 			}
 			fmt.Fprintf(bw, "%s::%s::hostname::%s\n", n, a, h.Hostname)
-			fmt.Fprintf(bw, "%s::%s::health_flags::healthy\n", n, a)
+			fmt.Fprintf(bw, "%s::%s::health_flags::%s\n", n, a, h.HealthFlags())
 			fmt.Fprintf(bw, "%s::%s::weight::%d\n", n, a, h.Weight)
 			fmt.Fprintf(bw, "%s::%s::region::\n", n, a)
 			fmt.Fprintf(bw, "%s::%s::zone::\n", n, a)
@@ -88,10 +88,11 @@ func (m *Manager) WriteText(w io.Writer) {
 // ClustersProto returns /clusters as envoy.admin.v3.Clusters.
 func (m *Manager) ClustersProto() *adminv3.Clusters {
 	out := &adminv3.Clusters{}
-	for _, c := range m.clusters {
+	for _, c := range m.Clusters() {
 		cs := &adminv3.ClusterStatus{
 			Name:              c.Name,
 			ObservabilityName: c.ObservabilityName,
+			AddedViaApi:       !c.static,
 			CircuitBreakers:   &clusterv3.CircuitBreakers{},
 		}
 		for _, prio := range []corev3.RoutingPriority{corev3.RoutingPriority_DEFAULT, corev3.RoutingPriority_HIGH} {
@@ -111,7 +112,7 @@ func (m *Manager) ClustersProto() *adminv3.Clusters {
 				}}},
 				Hostname:     h.Hostname,
 				Locality:     &corev3.Locality{},
-				HealthStatus: &adminv3.HostHealthStatus{EdsHealthStatus: corev3.HealthStatus_HEALTHY},
+				HealthStatus: &adminv3.HostHealthStatus{EdsHealthStatus: healthStatus(h)},
 				Weight:       h.Weight,
 			}
 			for _, s := range hostStats(h) {

@@ -2,23 +2,23 @@ package cluster
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"net/netip"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 
-	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/upstream/lb"
+	"github.com/legate-proxy/legate/internal/xds"
 )
 
 // Cluster is one configured cluster. Name, Settings and Stats are fixed;
-// hosts and the picker live in an atomically published snapshot.
+// hosts and the picker live in an atomically published snapshot. A CDS
+// update that changes a cluster builds a new Cluster under the same name
+// (and the same Stats) and swaps it in behind the name's Ref.
 type Cluster struct {
 	Name     string
 	Settings Settings
@@ -33,13 +33,38 @@ type Cluster struct {
 	snap atomic.Pointer[snapshot]
 	mgr  *Manager
 
-	mu      sync.Mutex // serialises host-set rebuilds (never taken by Pick)
-	targets []*target
+	// Config-time state; never touched by Pick.
+	pb          *clusterv3.Cluster
+	static      bool // from the bootstrap, not CDS
+	version     string
+	lastUpdated time.Time
+	// init is what the cluster waits for before it goes live: the first
+	// answer of each DNS target, the first EDS update, SDS secrets.
+	init     *xds.Init
+	edsReady func()
+	// initPending: a static cluster Initialized waits for (under m.mu).
+	initPending bool
+	cancel      context.CancelFunc // stops DNS loops and the warm waiter
+	loops       sync.WaitGroup
+	stopOnce    sync.Once
+
+	mu       sync.Mutex // serialises host-set rebuilds (never taken by Pick)
+	targets  []*target
+	releases []func() // watches (EDS, SDS) to cancel when discarded
+	closed   bool     // discarded: no more host changes
+	cla      *endpointv3.ClusterLoadAssignment
+	claVer   string
+	claAt    time.Time
 }
 
 // snapshot is an immutable host set with its picker.
 type snapshot struct {
-	hosts  []*Host
+	hosts []*Host // every host, for admin and membership
+	// picks are the hosts the picker indexes: the healthy ones, or every
+	// host in panic mode (fewer than half healthy, Envoy's default
+	// healthy_panic_threshold).
+	picks  []*Host
+	panic  bool
 	picker lb.Picker
 }
 
@@ -49,6 +74,8 @@ type snapshot struct {
 type target struct {
 	ep    endpoint
 	hosts []*Host
+	// ready marks the first resolution done (cluster warming).
+	ready func()
 }
 
 // PickContext carries what a load balancer may use to choose.
@@ -66,10 +93,13 @@ type PickContext struct {
 // Pick chooses a host; nil means no healthy upstream.
 func (c *Cluster) Pick(pc *PickContext) *Host {
 	s := c.snap.Load()
-	if s == nil || len(s.hosts) == 0 {
+	if s == nil || len(s.picks) == 0 {
 		return nil
 	}
-	h := s.hosts[s.picker.Pick()]
+	if s.panic {
+		c.Stats.LbHealthyPanic.Inc()
+	}
+	h := s.picks[s.picker.Pick()]
 	if pc == nil || pc.Exclude == nil {
 		return h
 	}
@@ -77,7 +107,7 @@ func (c *Cluster) Pick(pc *PickContext) *Host {
 		if !pc.Exclude(h) {
 			return h
 		}
-		h = s.hosts[s.picker.Pick()]
+		h = s.picks[s.picker.Pick()]
 	}
 	return h
 }
@@ -91,168 +121,6 @@ func (c *Cluster) Hosts() []*Host {
 	return nil
 }
 
-// Options configure a Manager.
-type Options struct {
-	Stats *stats.Store
-	// NewPool creates a host's connection pool when the host is created;
-	// nil means hosts have no pool (tests).
-	NewPool func(*Cluster, *Host) HostPool
-	Logger  *slog.Logger
-	// Now is the clock (time.Now when nil).
-	Now func() time.Time
-
-	// resolver overrides DNS for every cluster (tests).
-	resolver resolver
-}
-
-// Manager owns every cluster.
-type Manager struct {
-	opts     Options
-	clusters []*Cluster // sorted by name
-	byName   map[string]*Cluster
-
-	pending  atomic.Int64 // DNS targets still without a first answer
-	initOnce sync.Once
-	initCh   chan struct{}
-
-	startOnce sync.Once
-	closeOnce sync.Once
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-}
-
-// NewManager decodes and validates every cluster and builds the static
-// host sets. DNS resolution waits for Start.
-func NewManager(protos []*clusterv3.Cluster, opts Options) (*Manager, error) {
-	if opts.Stats == nil {
-		opts.Stats = stats.NewStore()
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	m := &Manager{opts: opts, byName: make(map[string]*Cluster, len(protos)), initCh: make(chan struct{})}
-	cfgs := make([]*config, 0, len(protos))
-	for i, pc := range protos {
-		if pc.GetName() == "" {
-			return nil, fmt.Errorf("clusters[%d]: name: must not be empty", i)
-		}
-		if _, dup := m.byName[pc.GetName()]; dup {
-			return nil, fmt.Errorf("cluster %q: duplicate cluster name", pc.GetName())
-		}
-		cfg, err := decode(pc)
-		if err != nil {
-			return nil, fmt.Errorf("cluster %q: %w", pc.GetName(), err)
-		}
-		m.byName[pc.GetName()] = nil
-		cfgs = append(cfgs, cfg)
-	}
-
-	cm := opts.Stats.Scope("cluster_manager")
-	added := cm.Counter("cluster_added")
-	active := cm.Gauge("active_clusters", stats.NeverImport)
-	cm.Gauge("warming_clusters", stats.NeverImport)
-	cm.Counter("cluster_modified")
-	cm.Counter("cluster_removed")
-
-	for _, cfg := range cfgs {
-		c := &Cluster{
-			Name:              cfg.name,
-			Settings:          cfg.settings,
-			Stats:             newStats(opts.Stats.Scope("cluster").Scope(cfg.statName)),
-			ObservabilityName: cfg.statName,
-			Type:              cfg.typ,
-			LB:                cfg.lb,
-			cfg:               cfg,
-			mgr:               m,
-		}
-		for _, ep := range cfg.endpoints {
-			t := &target{ep: ep}
-			if ep.ip.IsValid() {
-				// IP literals never hit DNS, whatever the cluster type.
-				t.hosts = []*Host{c.newHost(ep, ep.ip)}
-			} else {
-				m.pending.Add(1)
-			}
-			c.targets = append(c.targets, t)
-		}
-		c.rebuild()
-		m.clusters = append(m.clusters, c)
-		m.byName[c.Name] = c
-		added.Inc()
-		active.Inc()
-	}
-	sort.Slice(m.clusters, func(i, j int) bool { return m.clusters[i].Name < m.clusters[j].Name })
-	if m.pending.Load() == 0 {
-		m.markInitialized()
-	}
-	return m, nil
-}
-
-// Get returns the cluster called name, or nil. Config-time callers compile
-// references to *Cluster; cluster_header routes call it per request.
-func (m *Manager) Get(name string) *Cluster { return m.byName[name] }
-
-// Clusters returns every cluster, sorted by name.
-func (m *Manager) Clusters() []*Cluster { return m.clusters }
-
-// Initialized is closed once every cluster has finished its first
-// resolution, successful or not (Envoy's cluster manager initialization).
-// Static-only configs are initialized at construction.
-func (m *Manager) Initialized() <-chan struct{} { return m.initCh }
-
-func (m *Manager) markInitialized() { m.initOnce.Do(func() { close(m.initCh) }) }
-
-// Start begins DNS resolution; loops run until ctx ends or Close.
-func (m *Manager) Start(ctx context.Context) {
-	m.startOnce.Do(func() {
-		ctx, m.cancel = context.WithCancel(ctx)
-		for _, c := range m.clusters {
-			res := m.resolverFor(c.cfg)
-			for _, t := range c.targets {
-				if t.ep.ip.IsValid() {
-					continue
-				}
-				m.wg.Add(1)
-				go func() {
-					defer m.wg.Done()
-					c.resolveLoop(ctx, t, res)
-				}()
-			}
-		}
-	})
-}
-
-func (m *Manager) resolverFor(cfg *config) resolver {
-	if m.opts.resolver != nil {
-		return m.opts.resolver
-	}
-	if len(cfg.resolvers) > 0 {
-		return newDNSResolver(cfg.resolvers)
-	}
-	return systemResolver{}
-}
-
-// Close stops resolution and closes every host's pool.
-func (m *Manager) Close() {
-	m.closeOnce.Do(func() {
-		m.startOnce.Do(func() {}) // a later Start does nothing
-		if m.cancel != nil {
-			m.cancel()
-		}
-		m.wg.Wait()
-		for _, c := range m.clusters {
-			c.mu.Lock()
-			for _, h := range c.Hosts() {
-				closePool(h)
-			}
-			c.mu.Unlock()
-		}
-	})
-}
-
 func closePool(h *Host) {
 	if h.pool != nil {
 		_ = h.pool.Close()
@@ -262,6 +130,7 @@ func closePool(h *Host) {
 func (c *Cluster) newHost(ep endpoint, ip netip.Addr) *Host {
 	ap := netip.AddrPortFrom(ip, ep.port)
 	h := &Host{Address: ap.String(), AddrPort: ap, Hostname: ep.hostname, Weight: ep.weight}
+	h.health.Store(int32(ep.health))
 	if h.Hostname == "" && !ep.ip.IsValid() {
 		// Envoy names DNS-discovered hosts after the name they came from
 		// unless the endpoint sets hostname.
@@ -276,19 +145,29 @@ func (c *Cluster) newHost(ep endpoint, ip netip.Addr) *Host {
 // rebuild publishes a new snapshot from the targets. Caller holds c.mu or
 // owns c exclusively.
 func (c *Cluster) rebuild() {
-	var hosts []*Host
+	var hosts, healthy []*Host
 	for _, t := range c.targets {
 		hosts = append(hosts, t.hosts...)
 	}
-	weights := make([]uint32, len(hosts))
-	for i, h := range hosts {
+	for _, h := range hosts {
+		if h.Healthy() {
+			healthy = append(healthy, h)
+		}
+	}
+	picks, panicMode := healthy, false
+	if len(healthy)*2 < len(hosts) {
+		// Envoy's healthy_panic_threshold (50%): below it, balance over
+		// every host rather than overload the few healthy ones.
+		picks, panicMode = hosts, true
+	}
+	weights := make([]uint32, len(picks))
+	for i, h := range picks {
 		weights[i] = h.Weight
 	}
-	load := func(i int) int64 { return hosts[i].ActiveRequests.Load() }
-	c.snap.Store(&snapshot{hosts: hosts, picker: lb.New(c.LB, weights, load)})
+	load := func(i int) int64 { return picks[i].ActiveRequests.Load() }
+	c.snap.Store(&snapshot{hosts: hosts, picks: picks, panic: panicMode, picker: lb.New(c.LB, weights, load)})
 	c.Stats.MembershipTotal.Set(int64(len(hosts)))
-	// No health checking yet: every host is healthy.
-	c.Stats.MembershipHealthy.Set(int64(len(hosts)))
+	c.Stats.MembershipHealthy.Set(int64(len(healthy)))
 }
 
 // update applies a successful resolution of t. It reports whether the
@@ -296,6 +175,10 @@ func (c *Cluster) rebuild() {
 // pool), removed hosts get their pool closed.
 func (c *Cluster) update(t *target, addrs []netip.Addr) bool {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
 	var removed []*Host
 	changed := false
 	if c.Type == LogicalDNS {
@@ -340,6 +223,7 @@ func (c *Cluster) update(t *target, addrs []netip.Addr) bool {
 	if changed {
 		c.rebuild()
 		c.Stats.MembershipChange.Inc()
+		c.mgr.st.updated.Inc()
 	}
 	c.mu.Unlock()
 	// Requests that loaded the previous snapshot may still be using these
@@ -351,33 +235,21 @@ func (c *Cluster) update(t *target, addrs []netip.Addr) bool {
 }
 
 // resolveLoop resolves t now and then every dns_refresh_rate (or the
-// record TTL with respect_dns_ttl) until ctx ends.
+// record TTL with respect_dns_ttl) until ctx ends. The first answer,
+// successful or not, counts as the target's warm-up.
 func (c *Cluster) resolveLoop(ctx context.Context, t *target, res resolver) {
-	m := c.mgr
-	first := true
+	defer t.ready()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			if first {
-				m.targetDone()
-			}
 			return
 		case <-timer.C:
 		}
 		next := c.resolveOnce(ctx, t, res)
-		if first {
-			first = false
-			m.targetDone()
-		}
+		t.ready()
 		timer.Reset(next)
-	}
-}
-
-func (m *Manager) targetDone() {
-	if m.pending.Add(-1) == 0 {
-		m.markInitialized()
 	}
 }
 

@@ -265,7 +265,12 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{`[{name: a}, {name: a}]`, `cluster "a": duplicate cluster name`},
 		{`[{name: a, connect_timeout: -1s}]`, `cluster "a": connect_timeout: must be greater than 0, got -1s`},
-		{`[{name: a, type: EDS}]`, `cluster "a": type: EDS is not supported`},
+		{`[{name: a, type: EDS}]`, `cluster "a": eds_cluster_config.eds_config: is required for EDS clusters`},
+		{`[{name: a, type: EDS, eds_cluster_config: {eds_config: {ads: {}}}}]`,
+			`cluster "a": eds_cluster_config.eds_config: EDS needs dynamic configuration, and the bootstrap has none`},
+		{`[{name: a, type: EDS, eds_cluster_config: {eds_config: {ads: {}}}, ` + fmt.Sprintf(ep, "127.0.0.1") + `}]`,
+			`cluster "a": load_assignment: is not used by EDS clusters (endpoints come from eds_cluster_config)`},
+		{`[{name: a, type: ORIGINAL_DST}]`, `cluster "a": type: ORIGINAL_DST is not supported`},
 		{`[{name: a, lb_policy: RING_HASH}]`, `cluster "a": lb_policy: RING_HASH is not supported`},
 		{`[{name: a, dns_refresh_rate: 0s}]`, `cluster "a": dns_refresh_rate: must be greater than 0, got 0s`},
 		{`[{name: a, least_request_lb_config: {choice_count: 1}}]`,

@@ -26,6 +26,8 @@ const (
 	Static DiscoveryType = iota
 	StrictDNS
 	LogicalDNS
+	// EDS clusters take their hosts from ClusterLoadAssignments.
+	EDS
 )
 
 func (t DiscoveryType) String() string {
@@ -36,6 +38,8 @@ func (t DiscoveryType) String() string {
 		return "STRICT_DNS"
 	case LogicalDNS:
 		return "LOGICAL_DNS"
+	case EDS:
+		return "EDS"
 	}
 	return "UNKNOWN"
 }
@@ -83,6 +87,8 @@ type endpoint struct {
 	port     uint16
 	weight   uint32
 	hostname string // endpoint.hostname
+	// health is the EDS health_status (UNKNOWN for static endpoints).
+	health corev3.HealthStatus
 }
 
 // config is the decoded, validated form of a Cluster proto.
@@ -96,6 +102,10 @@ type config struct {
 	respectTTL     bool
 	family         DNSFamily
 	resolvers      []netip.AddrPort
+	// EDS: the ClusterLoadAssignment name (service_name, else the
+	// cluster name) and where it comes from.
+	edsService string
+	edsSource  *corev3.ConfigSource
 }
 
 // fieldErr names the offending field, Envoy-path style.
@@ -118,8 +128,9 @@ func positiveDuration(field string, d *durationpb.Duration, def time.Duration) (
 }
 
 // decode turns one Cluster proto into a config. Errors name the field;
-// the caller prefixes the cluster.
-func decode(pc *clusterv3.Cluster) (*config, error) {
+// the caller prefixes the cluster. deps serves SDS references of the
+// transport socket (their watches register with deps.Release).
+func decode(pc *clusterv3.Cluster, deps xds.Deps) (*config, error) {
 	cfg := &config{name: pc.GetName(), statName: pc.GetName()}
 	if alt := pc.GetAltStatName(); alt != "" {
 		cfg.statName = alt
@@ -136,6 +147,21 @@ func decode(pc *clusterv3.Cluster) (*config, error) {
 		cfg.typ = StrictDNS
 	case clusterv3.Cluster_LOGICAL_DNS:
 		cfg.typ = LogicalDNS
+	case clusterv3.Cluster_EDS:
+		cfg.typ = EDS
+		ecc := pc.GetEdsClusterConfig()
+		if ecc.GetEdsConfig() == nil {
+			return nil, fieldErr("eds_cluster_config.eds_config", "is required for EDS clusters")
+		}
+		cfg.edsSource = ecc.GetEdsConfig()
+		cfg.edsService = ecc.GetServiceName()
+		if cfg.edsService == "" {
+			cfg.edsService = cfg.name
+		}
+		if pc.GetLoadAssignment() != nil {
+			// Envoy ignores it for EDS clusters; refusing says so.
+			return nil, fieldErr("load_assignment", "is not used by EDS clusters (endpoints come from eds_cluster_config)")
+		}
 	default:
 		return nil, fieldErr("type", "%v is not supported", pc.GetType())
 	}
@@ -197,7 +223,7 @@ func decode(pc *clusterv3.Cluster) (*config, error) {
 		if err := tc.UnmarshalTo(up); err != nil {
 			return nil, fieldErr("transport_socket.typed_config", "%v", err)
 		}
-		if s.TLS, err = legatetls.ClientConfig(up, xds.Deps{}); err != nil {
+		if s.TLS, err = legatetls.ClientConfig(up, deps); err != nil {
 			return nil, fieldErr("transport_socket", "%v", err)
 		}
 	}

@@ -30,16 +30,3 @@ func NewRef(name string) *Ref { return &Ref{name: name} }
 // Store makes c the cluster behind r (nil: none). Only the manager does
 // this for its own Refs.
 func (r *Ref) Store(c *Cluster) { r.p.Store(c) }
-
-// Ref returns the handle for name, creating it if needed. The same name
-// always yields the same *Ref.
-// STUB: the static manager resolves at once; CDS support replaces this.
-func (m *Manager) Ref(name string) *Ref {
-	r := &Ref{name: name}
-	r.p.Store(m.Get(name))
-	return r
-}
-
-// Has reports whether a cluster called name exists, active or warming
-// (what validate_clusters checks).
-func (m *Manager) Has(name string) bool { return m.Get(name) != nil }

@@ -1,5 +1,5 @@
-// Package cluster builds Envoy clusters (STATIC, STRICT_DNS, LOGICAL_DNS)
-// into runtime values: a Cluster publishes an immutable snapshot of its hosts
+// Package cluster builds Envoy clusters (STATIC, STRICT_DNS, LOGICAL_DNS,
+// EDS) into runtime values: a Cluster publishes an immutable snapshot of its hosts
 // and load-balancer picker through an atomic.Pointer, so picking a host is a
 // load and an atomic increment.
 package cluster
@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	"github.com/legate-proxy/legate/internal/stats"
 )
@@ -67,6 +69,19 @@ type Stats struct {
 	LbHealthyPanic    *stats.Counter
 	UpstreamCxNone    *stats.Counter // "upstream_cx_none_healthy"
 	scope             stats.Scope
+
+	connectAttemptsExceeded atomic.Pointer[stats.Counter]
+}
+
+// ConnectAttemptsExceeded is upstream_cx_connect_attempts_exceeded
+// (tcp_proxy's max_connect_attempts), created on first use.
+func (s *Stats) ConnectAttemptsExceeded() *stats.Counter {
+	c := s.connectAttemptsExceeded.Load()
+	if c == nil {
+		c = s.scope.Counter("upstream_cx_connect_attempts_exceeded")
+		s.connectAttemptsExceeded.Store(c)
+	}
+	return c
 }
 
 // HostPool is what a connection pool looks like to the cluster: the cluster
@@ -93,10 +108,39 @@ type Host struct {
 	CxConnectFail                                   atomic.Uint64
 
 	pool HostPool
+	// health is the EDS health_status (a corev3.HealthStatus); an update
+	// that changes only it keeps the host and its pool.
+	health atomic.Int32
 }
 
 // Pool returns the host's connection pool.
 func (h *Host) Pool() HostPool { return h.pool }
+
+// HealthStatus is the host's EDS health_status (UNKNOWN unless EDS said).
+func (h *Host) HealthStatus() corev3.HealthStatus { return corev3.HealthStatus(h.health.Load()) }
+
+// Healthy reports whether the load balancer uses the host: EDS health
+// HEALTHY or UNKNOWN. (DEGRADED hosts count as unhealthy: Legate has no
+// degraded tier.)
+func (h *Host) Healthy() bool {
+	switch h.HealthStatus() {
+	case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
+		return true
+	}
+	return false
+}
+
+// HealthFlags is the host's health as /clusters prints it: "healthy", or
+// Envoy's flag for an EDS status that takes it out of rotation.
+func (h *Host) HealthFlags() string {
+	switch h.HealthStatus() {
+	case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
+		return "healthy"
+	case corev3.HealthStatus_DEGRADED:
+		return "/degraded_eds_health"
+	}
+	return "/failed_eds_health"
+}
 
 // Settings are a cluster's connection settings, fixed at config time.
 type Settings struct {

@@ -87,15 +87,14 @@ func newStats(sc stats.Scope) *Stats {
 // target is one cluster the proxy may send a connection to.
 type target struct {
 	name string
-	// c is nil when no cluster of that name exists: Envoy accepts the
-	// config (the cluster may come later) and refuses connections with
-	// downstream_cx_no_route.
-	c *cluster.Cluster
+	// ref holds the cluster while one of that name is active. It is
+	// loaded per connection: a cluster CDS adds, changes or removes
+	// applies to the next connection. With none, Envoy refuses the
+	// connection with downstream_cx_no_route.
+	ref *cluster.Ref
 	// cumWeight is the running total of weights up to and including
 	// this target (weighted_clusters).
 	cumWeight uint64
-	// attemptsExceeded is cluster.<name>.upstream_cx_connect_attempts_exceeded.
-	attemptsExceeded *stats.Counter
 }
 
 // Proxy is a compiled TcpProxy config; it is immutable and serves any
@@ -130,15 +129,13 @@ func Build(pb *tcpv3.TcpProxy, fc *networkfilter.FactoryContext) (*Proxy, error)
 		st = stats.NewStore()
 	}
 	resolve := func(name string) target {
-		t := target{name: name}
+		t := target{name: name, ref: cluster.NewRef(name)}
 		if fc.Clusters != nil {
-			t.c = fc.Clusters.Get(name)
+			t.ref = fc.Clusters.Ref(name)
 		}
-		if t.c == nil {
-			p.logger.Warn("tcp_proxy: unknown cluster; its connections will be refused", "stat_prefix", p.statPrefix, "cluster", name)
-			return t
+		if fc.Clusters == nil || !fc.Clusters.Has(name) {
+			p.logger.Warn("tcp_proxy: unknown cluster; its connections are refused until it exists", "stat_prefix", p.statPrefix, "cluster", name)
 		}
-		t.attemptsExceeded = st.Scope("cluster").Scope(t.c.ObservabilityName).Counter("upstream_cx_connect_attempts_exceeded")
 		return t
 	}
 	switch spec := pb.GetClusterSpecifier().(type) {
@@ -261,15 +258,15 @@ func (p *Proxy) ServeConn(_ context.Context, dc *networkfilter.Conn) {
 	p.stats.DownstreamCxTotal.Inc()
 	defer s.finish()
 
-	t := p.pick()
-	if t.c == nil {
+	c := p.pick().ref.Load()
+	if c == nil {
 		p.stats.DownstreamCxNoRoute.Inc()
 		s.si.Flags |= streaminfo.NoClusterFound
 		return
 	}
-	s.c = t.c
-	s.si.UpstreamCluster = t.c.Name
-	if !s.connect(t) {
+	s.c = c
+	s.si.UpstreamCluster = c.Name
+	if !s.connect(c) {
 		return
 	}
 	s.pump()
@@ -286,8 +283,7 @@ func (s *session) finish() {
 
 // connect opens the upstream connection, trying up to max_connect_attempts
 // hosts. It reports whether a connection was made.
-func (s *session) connect(t *target) bool {
-	c := t.c
+func (s *session) connect(c *cluster.Cluster) bool {
 	var pc *cluster.PickContext
 	for attempt := 1; attempt <= s.p.maxAttempts; attempt++ {
 		h := c.Pick(pc)
@@ -319,9 +315,7 @@ func (s *session) connect(t *target) bool {
 		s.tried = append(s.tried, h)
 	}
 	s.si.Flags |= streaminfo.UpstreamRetryLimitExceeded
-	if t.attemptsExceeded != nil {
-		t.attemptsExceeded.Inc()
-	}
+	c.Stats.ConnectAttemptsExceeded().Inc()
 	return false
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/legate-proxy/legate/internal/streaminfo"
 	"github.com/legate-proxy/legate/internal/testutil/loopback"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
+	"github.com/legate-proxy/legate/internal/xds"
 )
 
 // waitTimeout bounds every wait; generous for a loaded machine.
@@ -539,4 +540,52 @@ func textFormat(f string) *filev3.FileAccessLog_LogFormat {
 			Specifier: &corev3.DataSource_InlineString{InlineString: f},
 		}},
 	}}
+}
+
+// TestClusterFollowsCDS builds the proxy before its cluster exists: each
+// connection loads the cluster, so CDS adding, changing and removing it
+// applies to the next connection without rebuilding the proxy.
+func TestClusterFollowsCDS(t *testing.T) {
+	one := startServer(t, func(c net.Conn) { io.WriteString(c, "one") })
+	two := startServer(t, func(c net.Conn) { io.WriteString(c, "two") })
+	h := newHarness(t, simple("dyn"))
+	read := func() (string, *streaminfo.StreamInfo) {
+		t.Helper()
+		c := h.dial()
+		got, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close() // the upstream's FIN only half-closes the session
+		return string(got), h.wait()
+	}
+	if got, si := read(); got != "" || si.Flags.String() != "NC" {
+		t.Fatalf("before CDS: %q %v", got, si.Flags)
+	}
+	cds := h.clusters.CDS()
+	full := func(v string, cs ...*clusterv3.Cluster) {
+		t.Helper()
+		u := &xds.Update{Version: v, Full: true}
+		for _, c := range cs {
+			u.Resources = append(u.Resources, xds.Resource{Name: c.GetName(), Message: c})
+		}
+		if err := cds.Update(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full("1", clusterPB("dyn", one))
+	if got, si := read(); got != "one" || si.UpstreamCluster != "dyn" {
+		t.Fatalf("after add: %q %q", got, si.UpstreamCluster)
+	}
+	full("2", clusterPB("dyn", two))
+	if got, _ := read(); got != "two" {
+		t.Fatalf("after modify: %q", got)
+	}
+	full("3")
+	if got, si := read(); got != "" || si.Flags.String() != "NC" {
+		t.Fatalf("after removal: %q %v", got, si.Flags)
+	}
+	if n := h.counter("tcp.tp.downstream_cx_no_route"); n != 2 {
+		t.Fatalf("downstream_cx_no_route = %d, want 2", n)
+	}
 }
