@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,9 +103,8 @@ func TestListenerAccessLog(t *testing.T) {
 	fc := &networkfilter.FactoryContext{Clusters: cm, Stats: store, Logger: quiet, AccessLogFiles: files}
 
 	logPath := filepath.Join(t.TempDir(), "conn.log")
-	var ids atomic.Uint64
-	build := func(name, clusterName string) *Listener {
-		pb := &listenerv3.Listener{
+	pbFor := func(name, clusterName string) *listenerv3.Listener {
+		return &listenerv3.Listener{
 			Name: name,
 			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 				Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 0},
@@ -120,26 +118,18 @@ func TestListenerAccessLog(t *testing.T) {
 			AccessLog: []*accesslogv3.AccessLog{fileLog(t, logPath,
 				name+" %CONNECTION_ID% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% %BYTES_RECEIVED% %BYTES_SENT% %RESPONSE_FLAGS% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%\n")},
 		}
-		l, err := Build(pb, fc, &ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Bind(); err != nil {
-			t.Fatal(err)
-		}
-		return l
 	}
-	ok, bad := build("ok", "echo"), build("bad", "dead")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, l := range []*Listener{ok, bad} {
-		wg.Add(1)
-		go func() { defer wg.Done(); l.Serve(ctx) }()
+	m := NewManager(ManagerOptions{Factory: *fc, Stats: store, Logger: quiet})
+	if err := m.AddStatic([]*listenerv3.Listener{pbFor("ok", "echo"), pbFor("bad", "dead")}); err != nil {
+		t.Fatal(err)
 	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	addrs := m.Addrs()
 
-	roundTrip := func(l *Listener, msg string) string {
-		c, err := net.DialTimeout("tcp", l.Addr().String(), 10*time.Second)
+	roundTrip := func(name, msg string) string {
+		c, err := net.DialTimeout("tcp", addrs[name].String(), 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,26 +142,22 @@ func TestListenerAccessLog(t *testing.T) {
 		b, _ := io.ReadAll(c)
 		return string(b)
 	}
-	if got := roundTrip(ok, "hello"); got != "hello" {
+	if got := roundTrip("ok", "hello"); got != "hello" {
 		t.Fatalf("echo through the listener: %q", got)
 	}
-	if got := roundTrip(ok, "longer message"); got != "longer message" {
+	if got := roundTrip("ok", "longer message"); got != "longer message" {
 		t.Fatalf("echo through the listener: %q", got)
 	}
-	roundTrip(bad, "")
+	roundTrip("bad", "")
 
-	// Closing and waiting for the listeners means every connection has
+	// Stopping and waiting for the listeners means every connection has
 	// been logged.
-	for _, l := range []*Listener{ok, bad} {
-		l.Close()
-		wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := l.Wait(wctx); err != nil {
-			t.Fatal(err)
-		}
-		wcancel()
+	m.StopListening()
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := m.Wait(wctx); err != nil {
+		t.Fatal(err)
 	}
-	cancel()
-	wg.Wait()
 	files.Flush()
 	data, err := os.ReadFile(logPath)
 	if err != nil {

@@ -1,7 +1,9 @@
-// Package listener builds Envoy listeners and runs their accept loops. A
-// listener owns its socket and its single filter chain (transport socket +
-// terminal network filter); connections keep the chain they were accepted
-// with.
+// Package listener builds Envoy listeners and runs them. A Listener is one
+// built config version of a named listener; the Manager owns every version
+// (static, LDS active, warming and draining) and the sockets they share. A
+// socket's accept loop hands each connection to the version current at
+// that moment, one atomic load; connections keep the version they were
+// accepted with until they close or its drain ends.
 package listener
 
 import (
@@ -28,6 +30,7 @@ import (
 	networkfilter "github.com/legate-proxy/legate/internal/filter/network"
 	"github.com/legate-proxy/legate/internal/stats"
 	legatetls "github.com/legate-proxy/legate/internal/tls"
+	"github.com/legate-proxy/legate/internal/xds"
 )
 
 // handshakeTimeout bounds a downstream TLS handshake. Envoy has no default
@@ -35,7 +38,7 @@ import (
 // connection and never finishes the handshake must not hold it forever.
 const handshakeTimeout = 10 * time.Second
 
-// Listener is one configured listener.
+// Listener is one built version of a listener's config.
 type Listener struct {
 	Name      string
 	Address   string // host:port to bind
@@ -49,11 +52,35 @@ type Listener struct {
 	logger    *slog.Logger
 	// accessLogs log every connection when it closes (access_log).
 	accessLogs accesslog.Loggers
+	nextID     *atomic.Uint64
 
-	ln     net.Listener
-	active atomic.Int64
-	wg     sync.WaitGroup
-	nextID *atomic.Uint64
+	// What the Manager tracks per version.
+	pb       *listenerv3.Listener
+	version  string
+	updated  time.Time
+	init     *xds.Init
+	releases []func()
+	released atomic.Bool
+	// settled is closed when a warming version goes live or is discarded.
+	settled     chan struct{}
+	settledOnce sync.Once
+
+	sock *socket
+	// shutdown is the Manager's: cancelled when the server shuts down.
+	shutdown context.Context
+	// drainCtx is every connection's ServeConn context: cancelled when
+	// this version drains. hardCtx closes the connections that remain
+	// when the drain time ends.
+	drainCtx    context.Context
+	drainCancel context.CancelCauseFunc
+	hardCtx     context.Context
+	hardCancel  context.CancelFunc
+	active      atomic.Int64
+	draining    atomic.Bool
+	// idle is closed once the version drains and its last connection is
+	// gone.
+	idle     chan struct{}
+	idleOnce sync.Once
 }
 
 type listenerStats struct {
@@ -82,7 +109,17 @@ func Build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *at
 		Address: net.JoinHostPort(host, strconv.Itoa(int(port))),
 		logger:  fc.Logger,
 		nextID:  nextID,
+		pb:      pb,
+		updated: time.Now(),
+		init:    fc.XDS.Init,
+		settled: make(chan struct{}),
+		idle:    make(chan struct{}),
 	}
+	if l.logger == nil {
+		l.logger = slog.New(slog.DiscardHandler)
+	}
+	l.drainCtx, l.drainCancel = context.WithCancelCause(context.Background())
+	l.hardCtx, l.hardCancel = context.WithCancel(context.Background())
 	l.StatName = pb.GetStatPrefix()
 	if l.StatName == "" {
 		l.StatName = statAddress(host, port)
@@ -164,8 +201,19 @@ func statAddress(host string, port uint32) string {
 	return host + "_" + strconv.Itoa(int(port))
 }
 
-// Bind opens the listening socket.
-func (l *Listener) Bind() error {
+// socket is a bound listening socket. It outlives a listener version when
+// an update keeps the address: the accept loop then hands connections to
+// the new version (cur) without closing the socket.
+type socket struct {
+	ln      net.Listener
+	cur     atomic.Pointer[Listener] // nil: not serving (closing)
+	serving bool                     // accept loop started; guarded by Manager.mu
+	logger  *slog.Logger
+	closed  atomic.Bool
+}
+
+// bind opens the listening socket for l's address.
+func bind(l *Listener) (*socket, error) {
 	lc := net.ListenConfig{}
 	if strings.Contains(l.Address, "[") {
 		v6only := 0
@@ -182,26 +230,31 @@ func (l *Listener) Bind() error {
 	}
 	ln, err := lc.Listen(context.Background(), "tcp", l.Address)
 	if err != nil {
-		return fmt.Errorf("listener %q: %w", l.Name, err)
+		return nil, fmt.Errorf("listener %q: %w", l.Name, err)
 	}
-	l.ln = ln
-	return nil
+	return &socket{ln: ln, logger: l.logger}, nil
 }
 
-// Addr is the bound address (useful with port 0), nil before Bind.
+func (s *socket) close() {
+	if s.closed.CompareAndSwap(false, true) {
+		s.cur.Store(nil)
+		s.ln.Close()
+	}
+}
+
+// Addr is the bound address, nil before the listener is bound.
 func (l *Listener) Addr() net.Addr {
-	if l.ln == nil {
+	if l.sock == nil {
 		return nil
 	}
-	return l.ln.Addr()
+	return l.sock.ln.Addr()
 }
 
-// Serve accepts until the listener is closed. Connections get ctx; its
-// cancellation asks them to drain.
-func (l *Listener) Serve(ctx context.Context) {
+// serve accepts until the socket is closed.
+func (s *socket) serve() {
 	var tempDelay time.Duration
 	for {
-		nc, err := l.ln.Accept()
+		nc, err := s.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -213,37 +266,88 @@ func (l *Listener) Serve(ctx context.Context) {
 			} else {
 				tempDelay = min(2*tempDelay, time.Second)
 			}
-			l.logger.Warn("accept failed", "listener", l.Name, "err", err)
+			s.logger.Warn("accept failed", "address", s.ln.Addr().String(), "err", err)
 			time.Sleep(tempDelay)
 			continue
 		}
 		tempDelay = 0
-		if l.connLimit > 0 && uint64(l.active.Load()) >= l.connLimit {
-			l.stats.cxOverflow.Inc()
-			nc.Close()
-			continue
-		}
-		l.active.Add(1)
-		l.wg.Add(1)
-		go l.serveConn(ctx, nc)
+		s.dispatch(nc)
 	}
 }
 
-func (l *Listener) serveConn(ctx context.Context, nc net.Conn) {
+// dispatch hands nc to the current version. The count is taken before the
+// version is confirmed still current, so a version whose drain has begun
+// never gains a connection after its drain saw it empty.
+func (s *socket) dispatch(nc net.Conn) {
+	for {
+		l := s.cur.Load()
+		if l == nil {
+			nc.Close()
+			return
+		}
+		n := l.active.Add(1)
+		if s.cur.Load() != l {
+			l.connDone()
+			continue
+		}
+		if l.connLimit > 0 && uint64(n) > l.connLimit {
+			l.stats.cxOverflow.Inc()
+			l.connDone()
+			nc.Close()
+			return
+		}
+		go l.serveConn(nc)
+		return
+	}
+}
+
+func (l *Listener) connDone() {
+	if l.active.Add(-1) == 0 && l.draining.Load() {
+		l.idleOnce.Do(func() { close(l.idle) })
+	}
+}
+
+// startDrain asks this version's connections to finish: cause
+// networkfilter.ErrListenerDrain for an LDS update, nil for shutdown. The
+// version must no longer be any socket's current one.
+func (l *Listener) startDrain(cause error) {
+	l.draining.Store(true)
+	l.drainCancel(cause)
+	if l.active.Load() == 0 {
+		l.idleOnce.Do(func() { close(l.idle) })
+	}
+}
+
+// closeConns closes every remaining connection (the drain time is over).
+func (l *Listener) closeConns() { l.hardCancel() }
+
+// release runs the version's cleanup (RDS/SDS watch cancels) once.
+func (l *Listener) release() {
+	if l.released.CompareAndSwap(false, true) {
+		for _, f := range l.releases {
+			f()
+		}
+	}
+}
+
+func (l *Listener) serveConn(nc net.Conn) {
 	start := time.Now()
 	l.stats.cxTotal.Inc()
 	l.stats.cxActive.Inc()
+	// The drain time is over: close the socket under whatever is running.
+	stop := context.AfterFunc(l.hardCtx, func() { nc.Close() })
 	defer func() {
+		stop()
 		l.stats.cxActive.Dec()
 		l.stats.cxDestroy.Inc()
 		l.stats.cxLengthMs.Record(uint64(time.Since(start).Milliseconds()))
-		l.active.Add(-1)
-		l.wg.Done()
+		l.connDone()
 	}()
+	ctx := l.drainCtx
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	c := &networkfilter.Conn{Conn: nc, ID: l.nextID.Add(1), DrainOnHealthFail: l.drainOnHC}
+	c := &networkfilter.Conn{Conn: nc, ID: l.nextID.Add(1), DrainOnHealthFail: l.drainOnHC, Shutdown: l.shutdown}
 	c.LocalAddr = addrPort(nc.LocalAddr())
 	c.RemoteAddr = addrPort(nc.RemoteAddr())
 	var cl *connLog
@@ -277,26 +381,6 @@ func addrPort(a net.Addr) netip.AddrPort {
 	}
 	ap, _ := netip.ParseAddrPort(a.String())
 	return ap
-}
-
-// Close stops accepting.
-func (l *Listener) Close() error {
-	if l.ln == nil {
-		return nil
-	}
-	return l.ln.Close()
-}
-
-// Wait blocks until every connection has closed or ctx ends.
-func (l *Listener) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { l.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // ActiveConnections is the number of open downstream connections.

@@ -80,7 +80,7 @@ type Server struct {
 	spans        *tracing.Ring          // recent spans, for the dashboard
 	atShutdown   []func()               // run after listeners drain
 	clusters     *cluster.Manager
-	listeners    []*listener.Listener
+	listeners    *listener.Manager
 	admin        *adminServer
 	start        time.Time
 	state        atomic.Int32
@@ -144,20 +144,16 @@ func New(opts Options) (*Server, error) {
 		Spans:          s.spans,
 		AtShutdown:     func(f func()) { s.atShutdown = append(s.atShutdown, f) },
 	}
-	var connIDs atomic.Uint64
-	seen := map[string]int{}
-	for i, pb := range bs.GetStaticResources().GetListeners() {
-		l, err := listener.Build(pb, fc, &connIDs)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("static_resources.listeners[%d]: %w", i, err))
-			continue
-		}
-		if j, dup := seen[l.Name]; dup {
-			errs = append(errs, fmt.Errorf("static_resources.listeners[%d]: duplicate listener name %q (also listeners[%d])", i, l.Name, j))
-			continue
-		}
-		seen[l.Name] = i
-		s.listeners = append(s.listeners, l)
+	// Subscriber and Routes stay nil until dynamic_resources are wired:
+	// an xDS reference in a static listener is then a config error.
+	s.listeners = listener.NewManager(listener.ManagerOptions{
+		Factory:   *fc,
+		DrainTime: opts.DrainTime,
+		Stats:     s.store,
+		Logger:    s.logger,
+	})
+	if err := s.listeners.AddStatic(bs.GetStaticResources().GetListeners()); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.buildAdmin(); err != nil {
 		errs = append(errs, err)
@@ -166,9 +162,6 @@ func New(opts Options) (*Server, error) {
 		s.Close()
 		return nil, errors.Join(errs...)
 	}
-	s.store.Gauge("listener_manager.total_listeners_active", stats.NeverImport).Set(int64(len(s.listeners)))
-	s.store.Counter("listener_manager.listener_added").Add(uint64(len(s.listeners)))
-	s.store.Counter("listener_manager.listener_create_success").Add(uint64(len(s.listeners)))
 	return s, nil
 }
 
@@ -192,21 +185,10 @@ func (s *Server) Run(ctx context.Context) error {
 		s.Close()
 		return nil
 	}
-	for _, l := range s.listeners {
-		if err := l.Bind(); err != nil {
-			for _, o := range s.listeners {
-				o.Close()
-			}
-			s.shutdownAdmin()
-			s.Close()
-			return err
-		}
-	}
-	drainCtx, startDrain := context.WithCancel(context.Background())
-	defer startDrain()
-	for _, l := range s.listeners {
-		s.logger.Info("listener started", "name", l.Name, "address", l.Addr().String())
-		go l.Serve(drainCtx)
+	if err := s.listeners.Start(ctx); err != nil {
+		s.shutdownAdmin()
+		s.Close()
+		return err
 	}
 	flushDone := make(chan struct{})
 	flushCtx, stopFlush := context.WithCancel(context.Background())
@@ -226,7 +208,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-s.quit:
 	}
-	s.drain(startDrain)
+	s.drain()
 	// The last stats flush and the end of SIGUSR1 handling come before
 	// clusters and files close: a tcp_cluster_name sink still dials, and
 	// no reopen races the files' Close.
@@ -255,24 +237,17 @@ func (s *Server) reopenOnSignal(sig <-chan os.Signal, ctx context.Context) {
 
 // drain stops accepting, asks connections to finish their in-flight
 // requests, and waits for them up to the drain time.
-func (s *Server) drain(startDrain context.CancelFunc) {
+func (s *Server) drain() {
 	s.state.Store(int32(Draining))
 	s.logger.Info("draining", "drain_time", s.opts.DrainTime)
-	for _, l := range s.listeners {
-		l.Close()
-	}
-	startDrain()
+	s.listeners.StopListening()
 	dt := s.opts.DrainTime
 	if dt <= 0 {
 		dt = 600 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dt)
 	defer cancel()
-	for _, l := range s.listeners {
-		if err := l.Wait(ctx); err != nil {
-			s.logger.Warn("drain time elapsed with connections still open", "listener", l.Name, "open", l.ActiveConnections())
-		}
-	}
+	s.listeners.Wait(ctx)
 }
 
 // Quit asks Run to drain and return (POST /quitquitquit).
@@ -285,14 +260,8 @@ func (s *Server) Quit() {
 // State reports the life stage.
 func (s *Server) State() State { return State(s.state.Load()) }
 
-// ListenerAddrs returns the bound address of each listener by name.
-func (s *Server) ListenerAddrs() map[string]net.Addr {
-	out := map[string]net.Addr{}
-	for _, l := range s.listeners {
-		out[l.Name] = l.Addr()
-	}
-	return out
-}
+// ListenerAddrs returns the bound address of each active listener by name.
+func (s *Server) ListenerAddrs() map[string]net.Addr { return s.listeners.Addrs() }
 
 // Stats returns the stats store.
 func (s *Server) Stats() *stats.Store { return s.store }

@@ -6,6 +6,7 @@ package networkfilter
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -40,10 +41,24 @@ type Conn struct {
 	// knows more (tcp_proxy: upstream host, flags) fills it in, so the
 	// listener's log line shows it too.
 	Info *streaminfo.StreamInfo
+	// Shutdown, when non-nil, is cancelled when the server shuts down: a
+	// connection draining gently for ErrListenerDrain then drains as for
+	// a server drain (idle HTTP/1 connections close at once).
+	Shutdown context.Context
 }
 
+// ErrListenerDrain is the cancel cause of a ServeConn context whose
+// listener config was replaced or removed by an LDS update, rather than the
+// server shutting down. The connection drains as in Envoy's listener drain:
+// HTTP/1 closes after its next response (Connection: close) and HTTP/2
+// sends GOAWAY, but an idle HTTP/1 connection is not closed early, since
+// its client may be sending a request on it at that moment. The listener
+// closes whatever remains when the drain time ends.
+var ErrListenerDrain = errors.New("listener drained by a configuration update")
+
 // Filter owns a connection until it returns. ctx is cancelled when the
-// listener drains: the filter finishes in-flight work, then returns.
+// listener drains: the filter finishes in-flight work, then returns (see
+// ErrListenerDrain for the gentler drain of an updated listener).
 type Filter interface {
 	ServeConn(ctx context.Context, c *Conn)
 }

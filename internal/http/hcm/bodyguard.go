@@ -24,6 +24,7 @@ type bodyGuard struct {
 	body     message.Body
 	count    *bodyCount
 	eof      bool
+	failed   bool // a read returned an error other than io.EOF
 	closed   bool
 	trailers message.Headers // copied at EOF
 	// protoErr is a framing error in the body itself (a bad chunk):
@@ -41,6 +42,7 @@ func (g *bodyGuard) Read(p []byte) (int, error) {
 	g.count.add(n, err)
 	if err != nil {
 		g.eof = true
+		g.failed = err != io.EOF
 		errors.As(err, &g.protoErr)
 		if err == io.EOF {
 			// The codec reuses its trailer memory for the next request;
@@ -68,18 +70,23 @@ func (g *bodyGuard) Trailers() message.Headers {
 	return g.trailers
 }
 
-// finish stops further reads. It reports whether the body was read to its
-// end; when it was not, a read may be parked on the socket, so the
-// connection's read deadline is pulled in to wake it, and the connection
-// cannot be kept alive.
-func (g *bodyGuard) finish(c *conn) (complete bool) {
+// finish stops further reads. It reports whether the connection may carry
+// another request as far as the body is concerned: no read was parked on
+// the socket (one is woken by pulling in the read deadline, which leaves
+// the codec mid-body) and no read failed. A body nobody read to its end
+// (a direct response or local reply to an upload) is left to the codec,
+// which discards a small rest and keeps the connection, as net/http does.
+func (g *bodyGuard) finish(c *conn) (reusable bool) {
 	if !g.mu.TryLock() {
 		c.Conn.SetReadDeadline(time.Now())
 		g.mu.Lock()
+		g.closed = true
+		g.mu.Unlock()
+		return false
 	}
 	defer g.mu.Unlock()
 	g.closed = true
-	return g.eof
+	return !g.failed
 }
 
 // bodyCount measures a request body for stream info (%BYTES_RECEIVED%,

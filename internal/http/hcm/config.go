@@ -24,6 +24,8 @@ import (
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/tracing"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
+	"github.com/legate-proxy/legate/internal/xds"
+	"github.com/legate-proxy/legate/internal/xds/rds"
 )
 
 // Codec selects the downstream protocol.
@@ -55,9 +57,11 @@ const (
 
 // Config is a compiled HttpConnectionManager.
 type Config struct {
-	StatPrefix            string
-	Codec                 Codec
-	Routes                *router.Table
+	StatPrefix string
+	Codec      Codec
+	// Routes is loaded per request: fixed for an inline route_config,
+	// replaced by RDS updates (nil until the first, answered 404 NR).
+	Routes                *router.TableRef
 	Chain                 httpfilter.Handler
 	ServerName            string
 	ServerHeader          ServerHeader
@@ -113,6 +117,12 @@ type Deps struct {
 	NodeID, ServiceCluster string
 	// AtShutdown registers cleanup to run after listeners drain.
 	AtShutdown func(func())
+	// RDS provides route configurations named by rds; nil (no dynamic
+	// config) makes rds a config error.
+	RDS *rds.Manager
+	// XDS is the listener's warming and release hooks: an rds
+	// subscription waits in XDS.Init and is dropped by XDS.Release.
+	XDS xds.Deps
 }
 
 // New compiles an HttpConnectionManager.
@@ -208,20 +218,35 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 		deps.AtShutdown(c.Tracer.Close)
 	}
 
-	rc := pb.GetRouteConfig()
-	if rc == nil {
-		return nil, fmt.Errorf("route_config is required (rds is not supported yet)")
+	suppress := suppressEnvoyHeaders(pb.GetHttpFilters())
+	switch {
+	case pb.GetRouteConfig() != nil && pb.GetRds() != nil:
+		return nil, fmt.Errorf("route_config and rds: only one may be set")
+	case pb.GetRds() != nil:
+		ref, err := deps.RDS.Subscribe(pb.GetRds(), c.StatPrefix, suppress, deps.XDS)
+		if err != nil {
+			return nil, err
+		}
+		c.Routes = ref
+	case pb.GetRouteConfig() != nil:
+		rc := pb.GetRouteConfig()
+		// Inline route configs validate clusters unless told otherwise
+		// (router.New applies validate_clusters when set).
+		table, err := router.New(rc, router.Options{
+			Clusters:             clusterSource(deps.Clusters),
+			ValidateClusters:     true,
+			SuppressEnvoyHeaders: suppress,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("route_config: %w", err)
+		}
+		c.Routes = router.StaticTable(table)
+		if deps.RDS != nil {
+			deps.XDS.OnRelease(deps.RDS.AddStatic(rc))
+		}
+	default:
+		return nil, fmt.Errorf("route_specifier: one of route_config or rds is required")
 	}
-	validate := rc.GetValidateClusters() == nil || rc.GetValidateClusters().GetValue()
-	table, err := router.New(rc, router.Options{
-		Clusters:             clusterSource(deps.Clusters),
-		ValidateClusters:     validate,
-		SuppressEnvoyHeaders: suppressEnvoyHeaders(pb.GetHttpFilters()),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("route_config: %w", err)
-	}
-	c.Routes = table
 
 	chain, err := buildChain(pb.GetHttpFilters(), &httpfilter.FactoryContext{
 		Clusters:   deps.Clusters,

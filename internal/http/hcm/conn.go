@@ -145,6 +145,7 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 		st.CxLengthMs.Record(uint64(time.Since(start).Milliseconds()))
 	}()
 
+	defer c.watchDrain()()
 	useH2, err := c.detectH2()
 	if err != nil {
 		return
@@ -191,6 +192,11 @@ func (c *conn) detectH2() (bool, error) {
 		return c.nc.TLS.NegotiatedProtocol == "h2", nil
 	}
 	c.Conn.SetReadDeadline(deadline(c.cfg.IdleTimeout))
+	// A drain's wake-up may have come just before that deadline replaced
+	// its own.
+	if c.state.Load() == stateClosing {
+		return false, net.ErrClosed
+	}
 	buf := make([]byte, 0, len(h2Preface))
 	for len(buf) < len(h2Preface) {
 		n, err := c.Conn.Read(buf[len(buf):cap(buf)])
@@ -215,14 +221,6 @@ func (c *conn) detectH2() (bool, error) {
 func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
 	sc := http1.NewServerConn(c, cfg.Limits)
 	defer sc.Release()
-	// Draining wakes a connection parked between requests.
-	stop := context.AfterFunc(ctx, func() {
-		if c.state.CompareAndSwap(stateIdle, stateClosing) {
-			c.Conn.SetReadDeadline(time.Now())
-		}
-	})
-	defer stop()
-
 	var req message.Request
 	for {
 		// Bytes already arrived (sniffed preface) keep the headers deadline.
@@ -233,7 +231,7 @@ func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
 			}
 			// Checked after setting the deadline: a drain that started in
 			// between may have had its wake-up overwritten.
-			if ctx.Err() != nil {
+			if ctx.Err() != nil && !c.gentleDrain() {
 				cfg.Stats.CxDrainClose.Inc()
 				return
 			}
@@ -277,6 +275,51 @@ func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
 		c.Conn.SetWriteDeadline(time.Time{})
 		c.state.Store(stateIdle)
 	}
+}
+
+// watchDrain makes a drain wake a connection parked between requests (or
+// before its first byte) and close it. An updated listener's drain does
+// not (gentleDrain): closing an idle connection races with a request the
+// client may be sending, so the connection is told instead (Connection:
+// close on its next response) and the listener closes it if it stays idle
+// until the drain ends, or the server shuts down. The returned func stops
+// watching.
+func (c *conn) watchDrain() (stop func()) {
+	wake := func() {
+		if c.state.CompareAndSwap(stateIdle, stateClosing) {
+			c.Conn.SetReadDeadline(time.Now())
+		}
+	}
+	// The shutdown watch is only registered once a gentle drain starts.
+	var stopShutdown atomic.Pointer[func() bool]
+	stopDrain := context.AfterFunc(c.drain, func() {
+		if !c.gentleDrain() {
+			wake()
+			return
+		}
+		if c.nc.Shutdown != nil {
+			s := context.AfterFunc(c.nc.Shutdown, wake)
+			stopShutdown.Store(&s)
+		}
+	})
+	return func() {
+		stopDrain()
+		if s := stopShutdown.Load(); s != nil {
+			(*s)()
+		}
+	}
+}
+
+// gentleDrain reports whether the connection drains for an LDS update of
+// its listener while the server keeps running.
+func (c *conn) gentleDrain() bool {
+	return listenerDrain(c.drain) && (c.nc.Shutdown == nil || c.nc.Shutdown.Err() == nil)
+}
+
+// listenerDrain reports whether ctx was cancelled by an LDS update of the
+// listener (networkfilter.ErrListenerDrain) rather than a server drain.
+func listenerDrain(ctx context.Context) bool {
+	return errors.Is(context.Cause(ctx), networkfilter.ErrListenerDrain)
 }
 
 // h2Underscores applies headers_with_underscores_action to an HTTP/2

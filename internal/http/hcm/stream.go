@@ -107,7 +107,13 @@ func (cfg *Config) serveStream(c *conn, req *message.Request, w message.Response
 	s.fs.SetReplier(s)
 
 	cfg.prepareRequest(s, req, c.nc.TLS != nil)
-	route, vh := cfg.Routes.Match(req)
+	var route *router.Route
+	var vh *router.VirtualHost
+	// A listener that went live on initial_fetch_timeout has no table
+	// yet: no route, which the router filter answers 404 NR.
+	if t := cfg.Routes.Load(); t != nil {
+		route, vh = t.Match(req)
+	}
 	s.fs.Route, s.fs.VirtualHost = route, vh
 	if route != nil {
 		s.info.RouteName = route.Name
@@ -139,8 +145,8 @@ func (cfg *Config) endStream(s *stream) streamEnd {
 	st := cfg.Stats
 	s.stopTimers()
 	if s.guard.body != nil && !s.guard.finish(s.c) && s.end == endNormal {
-		// The rest of the body is still on the wire: the connection
-		// cannot carry another request.
+		// A read of the body was cut short: the codec is mid-body and
+		// the connection cannot carry another request.
 		s.sc.CloseAfterResponse()
 	}
 	if s.count.start != (time.Time{}) {

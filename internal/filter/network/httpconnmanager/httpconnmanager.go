@@ -28,5 +28,7 @@ func New(cfg proto.Message, fc *networkfilter.FactoryContext) (networkfilter.Fil
 		NodeID:         fc.NodeID,
 		ServiceCluster: fc.ClusterName,
 		AtShutdown:     fc.AtShutdown,
+		RDS:            fc.Routes,
+		XDS:            fc.XDS,
 	})
 }
