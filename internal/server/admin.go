@@ -276,6 +276,9 @@ func (s *Server) Close() {
 	for _, f := range s.atShutdown {
 		f()
 	}
+	// The xDS client goes first: no update may reach a manager that is
+	// closing.
+	s.dynamic.close()
 	if s.clusters != nil {
 		s.clusters.Close()
 	}

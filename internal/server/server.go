@@ -27,6 +27,8 @@ import (
 	"github.com/legate-proxy/legate/internal/tracing"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 	"github.com/legate-proxy/legate/internal/upstream/connpool"
+	"github.com/legate-proxy/legate/internal/xds"
+	"github.com/legate-proxy/legate/internal/xds/rds"
 
 	// Extensions register themselves by config type.
 	_ "github.com/legate-proxy/legate/internal/filter/http/router"
@@ -80,6 +82,8 @@ type Server struct {
 	spans        *tracing.Ring          // recent spans, for the dashboard
 	atShutdown   []func()               // run after listeners drain
 	clusters     *cluster.Manager
+	routes       *rds.Manager
+	dynamic      *dynamicConfig // nil without dynamic_resources
 	listeners    *listener.Manager
 	admin        *adminServer
 	start        time.Time
@@ -122,9 +126,20 @@ func New(opts Options) (*Server, error) {
 		errs = append(errs, fmt.Errorf("layered_runtime: %w", err))
 	}
 
+	// The xDS client dials through the cluster manager, and the cluster
+	// manager subscribes to EDS through the client: the manager gets a
+	// subscriber that forwards to the client once it exists. Without
+	// dynamic_resources there is no subscriber at all, so an EDS, RDS or
+	// SDS reference is a config error.
+	var sub xds.Subscriber
+	late := &lateSubscriber{}
+	if bs.GetDynamicResources() != nil {
+		sub = late
+	}
 	s.clusters, err = cluster.NewManager(bs.GetStaticResources().GetClusters(), cluster.Options{
 		Stats:  s.store,
 		Logger: s.logger,
+		XDS:    sub,
 		NewPool: func(c *cluster.Cluster, h *cluster.Host) cluster.HostPool {
 			return connpool.New(c, h)
 		},
@@ -133,6 +148,12 @@ func New(opts Options) (*Server, error) {
 		s.files.Close()
 		return nil, errors.Join(append(errs, fmt.Errorf("static_resources.clusters: %w", err))...)
 	}
+	if s.dynamic, err = s.newDynamicConfig(bs); err != nil {
+		errs = append(errs, err)
+	} else if s.dynamic != nil {
+		late.set(s.dynamic.subscriber)
+	}
+	s.routes = rds.NewManager(sub, s.store, s.clusters, s.logger)
 	if s.flusher, err = sink.FromBootstrap(bs, s.store, s.tags, sink.Clusters(s.clusters)); err != nil {
 		errs = append(errs, err)
 	}
@@ -143,14 +164,14 @@ func New(opts Options) (*Server, error) {
 		AccessLogFiles: s.files,
 		Spans:          s.spans,
 		AtShutdown:     func(f func()) { s.atShutdown = append(s.atShutdown, f) },
+		Routes:         s.routes,
 	}
-	// Subscriber and Routes stay nil until dynamic_resources are wired:
-	// an xDS reference in a static listener is then a config error.
 	s.listeners = listener.NewManager(listener.ManagerOptions{
-		Factory:   *fc,
-		DrainTime: opts.DrainTime,
-		Stats:     s.store,
-		Logger:    s.logger,
+		Factory:    *fc,
+		Subscriber: sub,
+		DrainTime:  opts.DrainTime,
+		Stats:      s.store,
+		Logger:     s.logger,
 	})
 	if err := s.listeners.AddStatic(bs.GetStaticResources().GetListeners()); err != nil {
 		errs = append(errs, err)
@@ -172,6 +193,11 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	s.clusters.Start(ctx)
+	if s.dynamic != nil {
+		// Static EDS clusters and the first CDS response need the client
+		// running before anything waits on them.
+		s.dynamic.client.Start(ctx)
+	}
 	initTimeout := s.opts.InitTimeout
 	if initTimeout == 0 {
 		initTimeout = 30 * time.Second
@@ -184,6 +210,11 @@ func (s *Server) Run(ctx context.Context) error {
 		s.shutdownAdmin()
 		s.Close()
 		return nil
+	}
+	if err := s.initializeDynamic(ctx, initTimeout); err != nil {
+		s.shutdownAdmin()
+		s.Close()
+		return err
 	}
 	if err := s.listeners.Start(ctx); err != nil {
 		s.shutdownAdmin()

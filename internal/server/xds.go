@@ -1,11 +1,10 @@
-//go:build xdswiring
-
 package server
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -68,8 +67,8 @@ func (s *Server) newDynamicConfig(bs *bootstrapv3.Bootstrap) (*dynamicConfig, er
 	return d, nil
 }
 
-// initialize runs Envoy's initialization order: the client connects, CDS
-// delivers its first update and the clusters it adds warm, then LDS does
+// initializeDynamic runs Envoy's initialization order once the client is
+// started and static clusters are initialized: CDS delivers its first update and the clusters it adds warm, then LDS does
 // the same for listeners. Each phase is bounded by its source's
 // initial_fetch_timeout (the watchers give up waiting themselves); wait
 // bounds the whole in case a management server answers but a resource
@@ -79,7 +78,6 @@ func (s *Server) initializeDynamic(ctx context.Context, wait time.Duration) erro
 	if d == nil {
 		return nil
 	}
-	d.client.Start(ctx)
 	deadline := time.After(wait)
 	if d.cds != nil {
 		cancel, err := d.subscriber.Subscribe(xds.Watch{
@@ -150,4 +148,20 @@ func (c checkingSubscriber) Subscribe(w xds.Watch) (func(), error) {
 		return inner.Update(u)
 	})
 	return c.next.Subscribe(w)
+}
+
+// lateSubscriber forwards to the xDS client once the server has built it
+// (after the cluster manager, which it dials through).
+type lateSubscriber struct {
+	p atomic.Pointer[xds.Subscriber]
+}
+
+func (l *lateSubscriber) set(s xds.Subscriber) { l.p.Store(&s) }
+
+func (l *lateSubscriber) Subscribe(w xds.Watch) (func(), error) {
+	s := l.p.Load()
+	if s == nil {
+		return nil, errors.New("dynamic_resources: the xDS client could not be built")
+	}
+	return (*s).Subscribe(w)
 }
