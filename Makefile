@@ -1,6 +1,7 @@
 # Legate — an Envoy-config-compatible proxy in Go.
 #
 #   make demo    build, then run the front-proxy case study (Ctrl-C stops it)
+#   make demo-xds the same with service discovery through legate-cp over xDS
 #   make test    build, vet, then run every test (integration tests use bin/)
 #   make lint    gofmt, go vet, staticcheck
 #   make bench   Legate vs nginx vs haproxy on pinned cores (needs nginx, haproxy, wrk)
@@ -50,7 +51,7 @@ IMAGE_TAG   ?= $(VERSION)
 # What `make build` builds; a subset (e.g. CMDS=./cmd/legate) builds faster.
 CMDS        ?= ./cmd/...
 
-.PHONY: all build demo test lint bench clean deb image version
+.PHONY: all build demo demo-xds test lint bench clean deb image version
 
 all: build
 
@@ -72,6 +73,11 @@ image: build
 
 demo: build
 	$(BIN)/legate-demo --legate $(BIN)/legate --service $(BIN)/demo-service
+
+# The case study with service discovery: replicas register with legate-cp,
+# which serves Legate over ADS (docs/control-plane.md).
+demo-xds: build
+	$(BIN)/legate-demo --xds --legate $(BIN)/legate --service $(BIN)/demo-service --legate-cp $(BIN)/legate-cp
 
 # Integration tests (test/...) run the binaries built above; LEGATE_BIN tells
 # them where (legate-demo and demo-service sit next to it).

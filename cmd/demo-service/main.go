@@ -8,6 +8,10 @@
 //
 // A request for another service id gets 404 with "success": false. GET /healthz
 // answers 200 for readiness probes.
+//
+// With --register it registers itself with legate-cp's service registry
+// (as --service/--instance-id at --advertise), heartbeats every --ttl/3, and
+// deregisters on SIGTERM before it stops serving.
 package main
 
 import (
@@ -35,6 +39,13 @@ type config struct {
 	serviceID string
 	hostname  string
 	now       func() time.Time
+
+	// Registration with legate-cp; register is empty when off.
+	register   string
+	service    string
+	instanceID string
+	advertise  string
+	ttl        time.Duration
 }
 
 // reply is the JSON body; field order follows the case study's output.
@@ -76,15 +87,43 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- net.
 		ErrorLog:          logger,
 	}
 	logger.Printf("service %s listening on %s", cfg.serviceID, ln.Addr())
+	var reg *registration
+	if cfg.register != "" {
+		if reg, err = newRegistration(cfg, ln.Addr(), logger); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	if ready != nil {
 		ready <- ln.Addr()
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	regCtx, stopReg := context.WithCancel(ctx)
+	regDone := make(chan struct{})
+	go func() {
+		defer close(regDone)
+		if reg != nil {
+			reg.run(regCtx)
+		}
+	}()
 	select {
 	case err := <-errc:
+		stopReg()
+		<-regDone
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+	}
+	stopReg()
+	<-regDone
+	if reg != nil {
+		// Deregister first: the proxy stops sending new requests here
+		// while the ones in flight finish below.
+		if err := reg.deregister(); err != nil {
+			logger.Printf("deregister: %v", err)
+		} else {
+			logger.Printf("deregistered %s/%s", reg.service, reg.id)
+		}
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -104,6 +143,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.listen, "listen", "0.0.0.0:8080", "address to serve on")
 	fs.StringVar(&cfg.serviceID, "service-id", os.Getenv("SERVICE_ID"), "the id this service answers to in /service/{id} (default $SERVICE_ID)")
 	fs.StringVar(&cfg.hostname, "name", "", "hostname to report (default os.Hostname); lets replicas on one machine differ")
+	fs.StringVar(&cfg.register, "register", "", "legate-cp's HTTP address (e.g. http://127.0.0.1:18001): register this replica in its service registry")
+	fs.StringVar(&cfg.service, "service", "", "service name to register under (default service<service-id>)")
+	fs.StringVar(&cfg.instanceID, "instance-id", "", "instance id to register as (default the --name)")
+	fs.StringVar(&cfg.advertise, "advertise", "", "ip:port to register (default the --listen address, unless it is 0.0.0.0 or [::])")
+	fs.DurationVar(&cfg.ttl, "ttl", 10*time.Second, "registration lease; heartbeats are sent every ttl/3")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -119,6 +163,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return config{}, fmt.Errorf("hostname: %w", err)
 		}
 		cfg.hostname = h
+	}
+	if cfg.service == "" {
+		cfg.service = "service" + cfg.serviceID
+	}
+	if cfg.instanceID == "" {
+		cfg.instanceID = cfg.hostname
 	}
 	return cfg, nil
 }

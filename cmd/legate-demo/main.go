@@ -17,6 +17,10 @@
 // With --check it sends requests through Legate, verifies that every replica
 // answers and that the requests show up as spans, dashboard traces and
 // access-log lines, and exits 0 or 1.
+//
+// With --xds there is no DNS server: legate-cp (cmd/legate-cp) serves Legate
+// its listener, clusters and endpoints over ADS, and the replicas register
+// themselves in legate-cp's service registry (see xds.go).
 package main
 
 import (
@@ -47,6 +51,12 @@ type options struct {
 	requests     int
 	logLevel     string
 	startTimeout time.Duration
+
+	// --xds mode: service discovery through legate-cp.
+	xds     bool
+	cpBin   string
+	xdsPort int
+	cpPort  int
 }
 
 // replica is one instance of a service; its address is what the DNS server
@@ -107,6 +117,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.requests, "requests", 12, "requests per service in --check mode")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Legate's -l/--log-level")
 	fs.DurationVar(&o.startTimeout, "start-timeout", 30*time.Second, "how long to wait for each component to come up")
+	fs.BoolVar(&o.xds, "xds", false, "service discovery instead of DNS: run legate-cp, replicas that register with it, and Legate configured over ADS (see docs/control-plane.md)")
+	fs.StringVar(&o.cpBin, "legate-cp", "", "path of the legate-cp binary for --xds (default: next to this program, else $PATH)")
+	fs.IntVar(&o.xdsPort, "xds-port", 0, "legate-cp's xDS port on 127.0.0.1 with --xds (default 18000)")
+	fs.IntVar(&o.cpPort, "cp-port", 0, "legate-cp's HTTP registry port on 127.0.0.1 with --xds (default 18001)")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -141,9 +155,15 @@ func findBinary(flagValue, name string) (string, error) {
 	return p, nil
 }
 
-var flagFor = map[string]string{"legate": "legate", "demo-service": "service"}
+var flagFor = map[string]string{"legate": "legate", "demo-service": "service", "legate-cp": "legate-cp"}
 
 func run(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
+	if o.xds {
+		if o.configPath != "" {
+			return errors.New("--config and --xds exclude each other: in --xds mode the config comes from legate-cp")
+		}
+		return runXDS(ctx, o, stdout, stderr)
+	}
 	legateBin, err := findBinary(o.legateBin, "legate")
 	if err != nil {
 		return err

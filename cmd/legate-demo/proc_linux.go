@@ -8,3 +8,7 @@ import "syscall"
 func childAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }
+
+// crash kills a child the way a crash would: no SIGTERM, so it cannot
+// deregister (the --xds check uses it to show lease expiry).
+func crash(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }

@@ -1,9 +1,7 @@
 package client
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,10 +10,9 @@ import (
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
-	"sigs.k8s.io/yaml"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/legate-proxy/legate/internal/bootstrap"
 
 	"github.com/legate-proxy/legate/internal/xds"
 )
@@ -95,89 +92,25 @@ func (f *feed) loadFile() {
 }
 
 // readDiscoveryResponse parses a DiscoveryResponse in YAML or JSON (by
-// extension, as Envoy does).
+// extension, as Envoy does) with the bootstrap's decoder, so errors carry
+// the field path and a typed_config of an unsupported type reaches the
+// support check (which refuses it by name) instead of failing to parse.
 func readDiscoveryResponse(path string) (*discoveryv3.DiscoveryResponse, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if !strings.EqualFold(filepath.Ext(path), ".json") {
-		data, err = yaml.YAMLToJSON(data)
+	version, msgs, err := bootstrap.DecodeResources(data, strings.EqualFold(filepath.Ext(path), ".json"), path)
+	if err != nil {
+		return nil, err
+	}
+	resp := &discoveryv3.DiscoveryResponse{VersionInfo: version}
+	for i, m := range msgs {
+		a, err := anypb.New(m)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s: resources[%d]: %w", path, i, err)
 		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var tree any
-	if err := dec.Decode(&tree); err != nil {
-		return nil, fmt.Errorf("%s: invalid JSON: %w", path, err)
-	}
-	resp := &discoveryv3.DiscoveryResponse{}
-	if tree == nil {
-		return resp, nil
-	}
-	tree = listify(tree, resp.ProtoReflect().Descriptor())
-	if data, err = json.Marshal(tree); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if err := protojson.Unmarshal(data, resp); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "proto: "))
+		resp.Resources = append(resp.Resources, a)
 	}
 	return resp, nil
-}
-
-// listify wraps a single value given for a repeated field in a list.
-// Envoy's YAML loader accepts that, and its dynamic-config-fs example's
-// lds.yaml relies on it (filter_chains[0].filters is a single object).
-func listify(v any, md protoreflect.MessageDescriptor) any {
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return v
-	}
-	if md.FullName() == "google.protobuf.Any" {
-		url, _ := obj["@type"].(string)
-		mt, err := protoregistry.GlobalTypes.FindMessageByURL(url)
-		if err != nil {
-			return v // protojson reports it
-		}
-		md = mt.Descriptor()
-	}
-	if strings.HasPrefix(string(md.FullName()), "google.protobuf.") {
-		return v // well-known types have their own JSON forms
-	}
-	fields := md.Fields()
-	for k, val := range obj {
-		fd := fields.ByJSONName(k)
-		if fd == nil {
-			fd = fields.ByTextName(k)
-		}
-		if fd == nil {
-			continue
-		}
-		switch {
-		case fd.IsList():
-			list, isList := val.([]any)
-			if !isList && val != nil {
-				list = []any{val}
-			}
-			if fd.Message() != nil {
-				for i := range list {
-					list[i] = listify(list[i], fd.Message())
-				}
-			}
-			if list != nil {
-				obj[k] = list
-			}
-		case fd.IsMap():
-			if m, isMap := val.(map[string]any); isMap && fd.MapValue().Message() != nil {
-				for mk := range m {
-					m[mk] = listify(m[mk], fd.MapValue().Message())
-				}
-			}
-		case fd.Message() != nil:
-			obj[k] = listify(val, fd.Message())
-		}
-	}
-	return obj
 }
