@@ -12,8 +12,10 @@ import (
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/legate-proxy/legate/internal/admin"
@@ -49,11 +51,10 @@ func (s *Server) buildAdmin() error {
 	} else if ab.GetAddress() != nil {
 		return fmt.Errorf("admin.address: only socket_address is supported")
 	}
-	listenerViews := dashboard.ListenersFromBootstrap(s.opts.Bootstrap)
 	s.admin.dash = dashboard.New(dashboard.Deps{
 		Store:     s.store,
 		Clusters:  dashboard.FromClusterManager(s.clusters),
-		Listeners: func() []dashboard.ListenerView { return listenerViews },
+		Listeners: func() []dashboard.ListenerView { return dashboard.ListenerViews(s.activeListeners()) },
 		Ring:      s.spans,
 		Start:     s.start,
 	})
@@ -286,4 +287,27 @@ func (s *Server) Close() {
 		s.flusher.Close()
 	}
 	s.files.Close()
+}
+
+// activeListeners returns the configs now serving, static and LDS, for the
+// dashboard (its samples are once a second, so the dump's cost is fine).
+func (s *Server) activeListeners() []*listenerv3.Listener {
+	d := s.listeners.ConfigDump()
+	var anys []*anypb.Any
+	for _, l := range d.GetStaticListeners() {
+		anys = append(anys, l.GetListener())
+	}
+	for _, l := range d.GetDynamicListeners() {
+		if a := l.GetActiveState().GetListener(); a != nil {
+			anys = append(anys, a)
+		}
+	}
+	out := make([]*listenerv3.Listener, 0, len(anys))
+	for _, a := range anys {
+		l := &listenerv3.Listener{}
+		if a.UnmarshalTo(l) == nil {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -64,7 +64,7 @@ type Deps struct {
 	// (FromClusterManager adapts the cluster manager).
 	Clusters func() []ClusterView
 	// Listeners joins listener and HCM stats; optional
-	// (ListenersFromBootstrap derives it from the config). Without it
+	// (ListenerViews derives it from the listeners). Without it
 	// listeners and HCM prefixes are shown separately.
 	Listeners func() []ListenerView
 	// Ring holds recent spans; nil hides the traces panel.

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
@@ -36,13 +36,13 @@ func FromClusterManager(m *cluster.Manager) func() []ClusterView {
 	}
 }
 
-// ListenersFromBootstrap links each static listener to the stat_prefix of
-// its HTTP connection manager, for Deps.Listeners. The listener stat name
+// ListenerViews links each listener to the stat_prefix of its HTTP
+// connection manager, for Deps.Listeners. The listener stat name
 // follows internal/listener: stat_prefix, else "<ip>_<port>" with an IPv6
 // address bracketed and its colons replaced by underscores.
-func ListenersFromBootstrap(bs *bootstrapv3.Bootstrap) []ListenerView {
+func ListenerViews(listeners []*listenerv3.Listener) []ListenerView {
 	var out []ListenerView
-	for _, l := range bs.GetStaticResources().GetListeners() {
+	for _, l := range listeners {
 		sa := l.GetAddress().GetSocketAddress()
 		host, port := sa.GetAddress(), sa.GetPortValue()
 		lv := ListenerView{Name: l.GetName(), Address: net.JoinHostPort(host, strconv.Itoa(int(port))), StatName: l.GetStatPrefix()}

@@ -3,7 +3,6 @@ package dashboard
 import (
 	"testing"
 
-	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -20,20 +19,20 @@ func sockAddr(host string, port uint32) *corev3.Address {
 		Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port}}}}
 }
 
-func TestListenersFromBootstrap(t *testing.T) {
+func TestListenerViews(t *testing.T) {
 	hcm, err := anypb.New(&hcmv3.HttpConnectionManager{StatPrefix: "ingress_http"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	other, _ := anypb.New(&clusterv3.Cluster{}) // not an HCM
-	bs := &bootstrapv3.Bootstrap{StaticResources: &bootstrapv3.Bootstrap_StaticResources{Listeners: []*listenerv3.Listener{
+	listeners := []*listenerv3.Listener{
 		{Name: "web", Address: sockAddr("0.0.0.0", 8080), FilterChains: []*listenerv3.FilterChain{
 			{Filters: []*listenerv3.Filter{{Name: "hcm", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: hcm}}}}}},
 		{Address: sockAddr("::1", 9090), StatPrefix: "", FilterChains: []*listenerv3.FilterChain{
 			{Filters: []*listenerv3.Filter{{Name: "tcp", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: other}}}}}},
 		{Name: "named", StatPrefix: "edge", Address: sockAddr("127.0.0.1", 1)},
-	}}}
-	got := ListenersFromBootstrap(bs)
+	}
+	got := ListenerViews(listeners)
 	want := []ListenerView{
 		{Name: "web", Address: "0.0.0.0:8080", StatName: "0.0.0.0_8080", HTTPStatPrefix: "ingress_http"},
 		{Name: "[::1]:9090", Address: "[::1]:9090", StatName: "[__1]_9090"},
