@@ -86,9 +86,10 @@ test: build
 	LEGATE_BIN=$(BIN)/legate $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@# The end-to-end suite again, against the proxy built with the race
 	@# detector: races between a stream and the goroutines it hands its body
-	@# to only show there (a race makes the proxy exit non-zero).
-	CGO_ENABLED=1 $(GO) build -race -o $(BIN)/race/legate ./cmd/legate
-	LEGATE_BIN=$(BIN)/race/legate $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./test/integration
+	@# to only show there, and between xDS updates and the requests they
+	@# must not disturb (a race makes the proxy exit non-zero).
+	CGO_ENABLED=1 $(GO) build -race -o $(BIN)/race/ ./cmd/legate ./cmd/legate-cp
+	LEGATE_BIN=$(BIN)/race/legate $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./test/integration ./test/xds
 
 lint:
 	@unformatted="$$(gofmt -l .)"; \
