@@ -52,7 +52,7 @@ type streamState struct {
 	node  *core.Node
 	types map[string]*TypeStatus
 	// lastNonce maps the last response nonce per type to the version it
-	// carried: delta ACKs carry only the nonce.
+	// carried: delta ACKs carry only the nonce, SotW NACKs the old version.
 	lastNonce map[string][2]string
 }
 
@@ -140,10 +140,15 @@ func (t *tracker) request(id int64, node *core.Node, typeURL, nonce, version, er
 		ts = &TypeStatus{}
 		s.types[typeURL] = ts
 	}
-	if version == "" {
-		if last, ok := s.lastNonce[typeURL]; ok && last[0] == nonce {
+	// The version a request answers is the one sent with its nonce: a
+	// delta ACK carries no version, and a SotW NACK carries the last
+	// accepted one rather than the rejected one.
+	if last, ok := s.lastNonce[typeURL]; ok && nonce != "" && last[0] == nonce {
+		if nack || version == "" {
 			version = last[1]
 		}
+	} else if nack {
+		version = ""
 	}
 	now := t.now()
 	switch {

@@ -180,8 +180,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("--http-address: %w", err)
 	}
 
-	xds := serverv3.NewServer(s.ctx, s.cache, s.tracker.callbacks())
+	xds := serverv3.NewServer(s.ctx, HoldNACKs(s.cache, anyNode{}), s.tracker.callbacks())
 	s.grpc = grpc.NewServer(
+		// Close returns only once every stream handler (and so every
+		// callback into the tracker) has finished.
+		grpc.WaitForHandlers(true),
 		// Proxies keep their streams open for days; let them ping, and
 		// find dead peers ourselves.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 5 * time.Second}),
@@ -347,14 +350,16 @@ func (s *Server) reloadIfChanged() {
 		s.reject(err)
 		return
 	}
-	prev := s.set
+	prev, prevErr := s.set, s.lastErr.Load()
 	s.set = set
+	// The directory is good again: cleared before the snapshot is sent, so
+	// that a proxy holding the new version never sees the old error.
+	s.lastErr.Store(nil)
 	if err := s.publishLocked("resource files changed"); err != nil {
 		s.set = prev
+		s.lastErr.Store(prevErr)
 		s.reject(err)
-		return
 	}
-	s.lastErr.Store(nil) // the directory is good again
 }
 
 // reject logs a refused change; the last good snapshot keeps serving.
@@ -392,10 +397,14 @@ func (s *Server) publishLocked(reason string) error {
 		s.log.Debug("no change to push", "reason", reason)
 		return nil
 	}
-	if err := s.cache.SetSnapshot(s.ctx, snapshotKey, snap); err != nil {
-		return fmt.Errorf("set snapshot: %w", err)
-	}
+	// Recorded before it is sent, so that the API never shows an older
+	// version than a proxy already has.
 	s.current.Store(&served{Version: version, Updated: time.Now(), Contents: contents, Snapshot: snap})
+	// The cache holds the snapshot even when it fails to answer a watch
+	// (only when stopping): nothing to undo.
+	if err := s.cache.SetSnapshot(s.ctx, snapshotKey, snap); err != nil {
+		s.log.Warn("pushing the snapshot", "version", version, "error", err)
+	}
 	args := []any{"reason", reason}
 	for _, t := range []resource.Type{resource.ListenerType, resource.ClusterType, resource.RouteType, resource.EndpointType, resource.SecretType} {
 		args = append(args, shortNames[t], len(contents.Resources[t]))

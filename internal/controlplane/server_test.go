@@ -334,3 +334,53 @@ func TestRegistryAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestSotWNACKHeld: a NACK of the version being served is not answered
+// with that version again (the proxy would reject it in a loop) but with
+// the next change; a NACK of a version the server has since replaced is
+// answered at once with the current one. /v1/nodes shows the rejected
+// version, not the last accepted one the NACK carries.
+func TestSotWNACKHeld(t *testing.T) {
+	s := start(t, controlplane.Options{})
+	ads := cptest.ADS(t, cptest.Dial(t, s.XDSAddr().String()), cptest.Node("nack-node"))
+	put := func(id, addr string) {
+		t.Helper()
+		if code, out := cptest.Do(t, "PUT", api(s, "/v1/services/service1/instances/"+id), `{"address":"`+addr+`","port":80}`); code != 201 {
+			t.Fatalf("PUT %s: %d %s", id, code, out)
+		}
+	}
+	ads.Request(resource.EndpointType, services, "", "", "")
+	accepted := ads.Recv()
+	ads.ACK(accepted, services)
+
+	put("a", "10.0.0.1")
+	rejected := ads.Recv()
+	ads.Request(resource.EndpointType, services, accepted.GetVersionInfo(), rejected.GetNonce(), "endpoint 10.0.0.1: refused")
+	put("b", "10.0.0.2")
+	next := ads.Recv()
+	if next.GetVersionInfo() == rejected.GetVersionInfo() {
+		t.Fatalf("the NACKed version %s was sent again", rejected.GetVersionInfo())
+	}
+	if got := cptest.Endpoints(cptest.LoadAssignments(t, next)["service1"]); !slices.Equal(got, []string{"10.0.0.1:80", "10.0.0.2:80"}) {
+		t.Fatalf("endpoints after the NACK %v", got)
+	}
+
+	var nodes struct {
+		Nodes []controlplane.NodeStatus `json:"nodes"`
+	}
+	_, body := cptest.Do(t, "GET", api(s, "/v1/nodes"), "")
+	if err := json.Unmarshal([]byte(body), &nodes); err != nil || len(nodes.Nodes) != 1 {
+		t.Fatalf("/v1/nodes: %v %s", err, body)
+	}
+	if n := nodes.Nodes[0].Types[resource.EndpointType].LastNack; n == nil || n.Version != rejected.GetVersionInfo() {
+		t.Errorf("last NACK %+v, want version %s", n, rejected.GetVersionInfo())
+	}
+
+	// next is not answered yet, so the change below has no watch to go
+	// to; the NACK of next finds the snapshot moved on.
+	put("c", "10.0.0.3")
+	ads.Request(resource.EndpointType, services, accepted.GetVersionInfo(), next.GetNonce(), "refused again")
+	if got := cptest.Endpoints(cptest.LoadAssignments(t, ads.Recv())["service1"]); len(got) != 3 {
+		t.Fatalf("endpoints after a NACK of a replaced version %v, want three", got)
+	}
+}

@@ -259,8 +259,7 @@ func (m *Manager) LDS() xds.Watcher { return xds.WatcherFunc(m.update) }
 // pending is one listener an LDS update adds or changes.
 type pending struct {
 	l     *Listener
-	prev  *Listener // the version it replaces: warming, else active
-	bound bool      // l.sock was bound for this update
+	bound bool // l.sock was bound for this update
 }
 
 func (m *Manager) update(u *xds.Update) (err error) {
@@ -328,7 +327,7 @@ func (m *Manager) update(u *xds.Update) (err error) {
 			continue
 		}
 		l.version = r.Version
-		changes = append(changes, &pending{l: l, prev: prev})
+		changes = append(changes, &pending{l: l})
 	}
 
 	var removed []string
@@ -354,8 +353,8 @@ func (m *Manager) update(u *xds.Update) (err error) {
 		// Bind during validation: an address in use is refused now, not
 		// after the update was accepted.
 		for _, p := range changes {
-			if p.prev != nil && p.prev.Address == p.l.Address && p.prev.sock != nil {
-				p.l.sock = p.prev.sock
+			if s := m.socketAt(p.l.Name, p.l.Address); s != nil {
+				p.l.sock = s
 				continue
 			}
 			s, err := bind(p.l)
@@ -420,6 +419,23 @@ func (m *Manager) update(u *xds.Update) (err error) {
 		}
 		m.logger.Info("listener removed", "name", name)
 		m.forgetIfEmpty(name)
+	}
+	return nil
+}
+
+// socketAt is the socket of name's warming or active version if it is
+// bound to addr: a version that keeps the address, or returns to the
+// active one's while another warms elsewhere, takes the socket over
+// rather than fail to bind it. Called with m.mu held.
+func (m *Manager) socketAt(name, addr string) *socket {
+	e := m.dyn[name]
+	if e == nil {
+		return nil
+	}
+	for _, o := range []*Listener{e.warming, e.active} {
+		if o != nil && o.sock != nil && o.Address == addr {
+			return o.sock
+		}
 	}
 	return nil
 }

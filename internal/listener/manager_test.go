@@ -328,6 +328,42 @@ func TestLDSAddressChangeMovesSocket(t *testing.T) {
 	}
 }
 
+// TestLDSBackToActiveAddressWhileWarmingElsewhere: while a version on
+// another address warms, a newer version back on the active one's address
+// takes over the active socket instead of failing to bind it.
+func TestLDSBackToActiveAddressWhileWarmingElsewhere(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint32(free.Addr().(*net.TCPAddr).Port)
+	free.Close()
+	if err := h.lds(t, "1", httpListener(t, "l1", "127.0.0.1", port, "v1")); err != nil {
+		t.Fatal(err)
+	}
+	url := h.url(t, "l1")
+	// Waits for RDS, which never answers: stays warming on 127.0.0.2.
+	if err := h.lds(t, "2", httpListener(t, "l1", "127.0.0.2", 0, "v2", withRDS("never"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.lds(t, "3", httpListener(t, "l1", "127.0.0.1", port, "v3")); err != nil {
+		t.Fatalf("back to the active address: %v", err)
+	}
+	if got := h.url(t, "l1"); got != url {
+		t.Fatalf("listener moved: %s → %s", url, got)
+	}
+	if body, _ := get(t, newClient(), url); body != "v3" {
+		t.Fatalf("got %q, want v3", body)
+	}
+	if h.sub.live("never") != 0 {
+		t.Error("the discarded warming version's RDS watch is still open")
+	}
+	if got := h.gauge("total_listeners_warming"); got != 0 {
+		t.Errorf("total_listeners_warming = %d", got)
+	}
+}
+
 // TestLDSNackKeepsServing: an update with one bad listener is refused
 // whole — the good change in it is not applied either — and the old
 // config keeps serving.

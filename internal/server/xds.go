@@ -11,6 +11,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	"github.com/legate-proxy/legate/internal/bootstrap"
+	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/xds"
 	"github.com/legate-proxy/legate/internal/xds/client"
 )
@@ -68,47 +69,40 @@ func (s *Server) newDynamicConfig(bs *bootstrapv3.Bootstrap) (*dynamicConfig, er
 }
 
 // initializeDynamic runs Envoy's initialization order once the client is
-// started and static clusters are initialized: CDS delivers its first update and the clusters it adds warm, then LDS does
-// the same for listeners. Each phase is bounded by its source's
-// initial_fetch_timeout (the watchers give up waiting themselves); wait
-// bounds the whole in case a management server answers but a resource
-// never warms.
+// started and static clusters are initialized: CDS delivers its first
+// update and the clusters it adds warm, then LDS does the same for
+// listeners. Each phase is bounded by its source's initial_fetch_timeout
+// (the watchers give up waiting themselves); wait bounds the whole in case
+// a management server answers but a resource never warms.
 func (s *Server) initializeDynamic(ctx context.Context, wait time.Duration) error {
 	d := s.dynamic
 	if d == nil {
 		return nil
 	}
 	deadline := time.After(wait)
-	if d.cds != nil {
-		cancel, err := d.subscriber.Subscribe(xds.Watch{
-			Source: d.cds, TypeURL: xds.ClusterType,
-			Stats: scope(s.store.Scope("cluster_manager").Scope("cds")), Watcher: s.clusters.CDS(),
-		})
-		if err != nil {
-			return fmt.Errorf("dynamic_resources.cds_config: %w", err)
-		}
-		d.cancels = append(d.cancels, cancel)
-		select {
-		case <-s.clusters.CDSInitialized():
-		case <-deadline:
-			s.logger.Warn("CDS did not finish initializing; continuing", "timeout", wait)
-		case <-ctx.Done():
-			return nil
-		}
+	phases := []struct {
+		field, name, typeURL string
+		src                  *corev3.ConfigSource
+		stats                stats.Scope
+		watcher              xds.Watcher
+		initialized          <-chan struct{}
+	}{
+		{"dynamic_resources.cds_config", "CDS", xds.ClusterType, d.cds, s.store.Scope("cluster_manager").Scope("cds"), s.clusters.CDS(), s.clusters.CDSInitialized()},
+		{"dynamic_resources.lds_config", "LDS", xds.ListenerType, d.lds, s.store.Scope("listener_manager").Scope("lds"), s.listeners.LDS(), s.listeners.LDSInitialized()},
 	}
-	if d.lds != nil {
-		cancel, err := d.subscriber.Subscribe(xds.Watch{
-			Source: d.lds, TypeURL: xds.ListenerType,
-			Stats: scope(s.store.Scope("listener_manager").Scope("lds")), Watcher: s.listeners.LDS(),
-		})
+	for _, p := range phases {
+		if p.src == nil {
+			continue
+		}
+		cancel, err := d.subscriber.Subscribe(xds.Watch{Source: p.src, TypeURL: p.typeURL, Stats: &p.stats, Watcher: p.watcher})
 		if err != nil {
-			return fmt.Errorf("dynamic_resources.lds_config: %w", err)
+			return fmt.Errorf("%s: %w", p.field, err)
 		}
 		d.cancels = append(d.cancels, cancel)
 		select {
-		case <-s.listeners.LDSInitialized():
+		case <-p.initialized:
 		case <-deadline:
-			s.logger.Warn("LDS did not finish initializing; continuing", "timeout", wait)
+			s.logger.Warn(p.name+" did not finish initializing; continuing", "timeout", wait)
 		case <-ctx.Done():
 			return nil
 		}
@@ -125,8 +119,6 @@ func (d *dynamicConfig) close() {
 	}
 	d.client.Close()
 }
-
-func scope[T any](v T) *T { return &v }
 
 // checkingSubscriber runs Legate's support check on every resource before
 // the watcher sees it, so an xDS resource is held to the same allowlist as

@@ -48,10 +48,12 @@ func (s *sdsSecret) errNotReady() error {
 }
 
 // Update implements xds.Watcher: validate, then publish. An error NACKs and
-// leaves the last good secret in place.
+// leaves the last good secret in place. Every update ends warming, a
+// refused one too: Envoy lets start-up go on with a bad config, and
+// handshakes fail until a good secret comes.
 func (s *sdsSecret) Update(u *xds.Update) error {
+	defer s.ready()
 	if u.InitialFetchTimeout {
-		s.ready()
 		return nil
 	}
 	var res *xds.Resource
@@ -77,7 +79,6 @@ func (s *sdsSecret) Update(u *xds.Update) error {
 	}
 	v.version = res.Version
 	s.cur.Store(v)
-	s.ready()
 	return nil
 }
 
@@ -214,6 +215,18 @@ func (r *secretRefs) done(err error) {
 	for _, c := range r.cancels {
 		r.d.OnRelease(c)
 	}
+}
+
+// open resolves every SDS reference of common: its certificates and its
+// validation context (nil when that does not refer to SDS).
+func (r *secretRefs) open(common *tlsv3.CommonTlsContext) (certs []*sdsSecret, validation *sdsSecret, err error) {
+	if certs, err = r.certRefs(common); err != nil {
+		return nil, nil, err
+	}
+	if validation, err = r.validationRef(common); err != nil {
+		return nil, nil, err
+	}
+	return certs, validation, nil
 }
 
 // validationRef resolves the validation_context_type of common when it

@@ -553,30 +553,45 @@ func TestSDSClientRotation(t *testing.T) {
 
 // The listener goes live on initial_fetch_timeout without its secret:
 // Init is released, and handshakes fail until the secret comes.
-func TestSDSInitialFetchTimeout(t *testing.T) {
+// The listener goes live without its secret on initial_fetch_timeout or a
+// refused first secret (Envoy lets start-up go on with a bad config):
+// Init is released, and handshakes fail until a good secret comes.
+func TestSDSWarmingEndsWithoutSecret(t *testing.T) {
 	p := newPKI(t)
-	d := newDeps()
-	srv, err := ServerConfig(&tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
-		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsRef("late")},
-	}}, d.Deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Init.Seal()
-	fw := d.sub.watch(t, "late")
-	if err := fw.w.Watcher.Update(&xds.Update{InitialFetchTimeout: true}); err != nil {
-		t.Fatal(err)
-	}
-	if !initDone(d.Init) {
-		t.Fatal("Init not done after initial_fetch_timeout")
-	}
-	es := serveEcho(t, srv)
-	addr := es.addr
-	cli, _ := staticClientConfig(&tlsv3.UpstreamTlsContext{})
-	es.refused(t, cli, `SDS secret "late" has not been received`)
-	d.sub.mustPush(t, certSecret("late", p.server), "1")
-	if _, err := dialEcho(t, addr, cli); err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct {
+		name    string
+		u       *xds.Update
+		wantErr string
+	}{
+		{"initial_fetch_timeout", &xds.Update{InitialFetchTimeout: true}, ""},
+		{"refused", &xds.Update{Resources: []xds.Resource{{Name: "late", Message: caSecret("late", p.ca.pem)}}},
+			"referenced as a certificate but carries no tls_certificate"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDeps()
+			srv, err := ServerConfig(&tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+				TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsRef("late")},
+			}}, d.Deps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Init.Seal()
+			fw := d.sub.watch(t, "late")
+			err = fw.w.Watcher.Update(tt.u)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			if !initDone(d.Init) {
+				t.Fatal("Init not done")
+			}
+			es := serveEcho(t, srv)
+			cli, _ := staticClientConfig(&tlsv3.UpstreamTlsContext{})
+			es.refused(t, cli, `SDS secret "late" has not been received`)
+			d.sub.mustPush(t, certSecret("late", p.server), "1")
+			if _, err := dialEcho(t, es.addr, cli); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 

@@ -60,11 +60,7 @@ func ServerConfig(ctx *tlsv3.DownstreamTlsContext, d xds.Deps) (_ *tls.Config, e
 	}
 	refs := &secretRefs{d: d}
 	defer func() { refs.done(err) }()
-	certSecrets, err := refs.certRefs(common)
-	if err != nil {
-		return nil, err
-	}
-	validation, err := refs.validationRef(common)
+	certSecrets, validation, err := refs.open(common)
 	if err != nil {
 		return nil, err
 	}
@@ -140,11 +136,7 @@ func ClientConfig(ctx *tlsv3.UpstreamTlsContext, d xds.Deps) (_ *tls.Config, err
 	}
 	refs := &secretRefs{d: d}
 	defer func() { refs.done(err) }()
-	certSecrets, err := refs.certRefs(common)
-	if err != nil {
-		return nil, err
-	}
-	validation, err := refs.validationRef(common)
+	certSecrets, validation, err := refs.open(common)
 	if err != nil {
 		return nil, err
 	}

@@ -84,17 +84,32 @@ func newSotW(t testing.TB, st interface {
 	Recv() (*discovery.DiscoveryResponse, error)
 }, node *core.Node, cancel context.CancelFunc) *SotW {
 	s := &SotW{t: t, stream: st, node: node, recv: make(chan recvd, 64), cancel: cancel}
-	go func() {
-		for {
-			r, err := st.Recv()
-			s.recv <- recvd{r, err}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(cancel)
+	go pump(st.Recv, s.recv, func(r *discovery.DiscoveryResponse, err error) recvd { return recvd{r, err} }, stopped(t, cancel))
 	return s
+}
+
+// stopped cancels the stream with the test and returns a channel closed
+// then, so that a receiving goroutine whose buffer is full does not outlive
+// the test.
+func stopped(t testing.TB, cancel context.CancelFunc) <-chan struct{} {
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); cancel() })
+	return done
+}
+
+// pump forwards a stream's responses, and its final error, to ch.
+func pump[R, V any](recv func() (R, error), ch chan<- V, wrap func(R, error) V, done <-chan struct{}) {
+	for {
+		r, err := recv()
+		select {
+		case ch <- wrap(r, err):
+		case <-done:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // Close ends the stream.
@@ -178,17 +193,8 @@ func DeltaADS(t testing.TB, cc *grpc.ClientConn, node *core.Node) *Delta {
 		cancel()
 		t.Fatal(err)
 	}
-	t.Cleanup(cancel)
 	d := &Delta{t: t, stream: st, node: node, recv: make(chan deltaRecvd, 64)}
-	go func() {
-		for {
-			r, err := st.Recv()
-			d.recv <- deltaRecvd{r, err}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	go pump(st.Recv, d.recv, func(r *discovery.DeltaDiscoveryResponse, err error) deltaRecvd { return deltaRecvd{r, err} }, stopped(t, cancel))
 	return d
 }
 
@@ -278,6 +284,10 @@ func LoadAssignments(t testing.TB, r *discovery.DiscoveryResponse) map[string]*e
 	return out
 }
 
+// httpClient bounds every API call: a hung server fails the test rather
+// than the whole run's timeout.
+var httpClient = &http.Client{Timeout: Timeout}
+
 // Do sends an HTTP request with an optional JSON body and returns the
 // status and body.
 func Do(t testing.TB, method, url, body string) (int, string) {
@@ -287,7 +297,7 @@ func Do(t testing.TB, method, url, body string) (int, string) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -715,3 +715,87 @@ func clusterNames(m *Manager) []string {
 	}
 	return out
 }
+
+// A CDS cluster that warms after its commit but before Start (its EDS
+// answer came in between) goes live at Start.
+func TestCDSClusterWarmedBeforeStart(t *testing.T) {
+	sub := &fakeSub{}
+	m, err := NewManager(nil, Options{XDS: sub, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	if err := m.CDS().Update(sotw("1", parseClusters(t, edsClusterYAML))); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.one(t, "svc").Watcher.Update(eds("1", parseCLA(t,
+		`{cluster_name: svc, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}]}`))); err != nil {
+		t.Fatal(err)
+	}
+	m.Start(context.Background())
+	waitFor(t, "the warm cluster to go live", func() bool { return m.Ref("svc").Load() != nil })
+	waitFor(t, "CDS initialization", func() bool { return isClosed(m.CDSInitialized()) })
+}
+
+// A rejected first EDS update ends warming, as Envoy lets start-up go on
+// with a bad config: the cluster goes live without hosts.
+func TestEDSRejectedFirstUpdateEndsWarming(t *testing.T) {
+	sub := &fakeSub{}
+	m, _ := dynManager(t, sub, &poolRecorder{})
+	if err := m.CDS().Update(sotw("1", parseClusters(t, edsClusterYAML))); err != nil {
+		t.Fatal(err)
+	}
+	err := sub.one(t, "svc").Watcher.Update(eds("1", parseCLA(t,
+		`{cluster_name: svc, endpoints: [{priority: 1, lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}]}`)))
+	if err == nil || !strings.Contains(err.Error(), "endpoints[0].priority") {
+		t.Fatalf("error = %v", err)
+	}
+	waitFor(t, "activation without endpoints", func() bool { return m.Get("svc") != nil })
+	if len(m.Get("svc").Hosts()) != 0 {
+		t.Fatal("a refused assignment must not add hosts")
+	}
+}
+
+// Going back to the active config while a replacement warms builds that
+// config anew, as Envoy does: the replacement is dropped, the active
+// cluster serves until the new copy warms, then the copy takes over.
+func TestCDSBackToActiveWhileWarming(t *testing.T) {
+	sub := &fakeSub{}
+	m, st := dynManager(t, sub, &poolRecorder{})
+	cds := m.CDS()
+	if err := cds.Update(sotw("1", parseClusters(t, edsClusterYAML))); err != nil {
+		t.Fatal(err)
+	}
+	cla := `{cluster_name: %s, endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}]}`
+	if err := sub.one(t, "svc").Watcher.Update(eds("e1", parseCLA(t, fmt.Sprintf(cla, "svc")))); err != nil {
+		t.Fatal(err)
+	}
+	ref := m.Ref("svc")
+	waitFor(t, "activation", func() bool { return ref.Load() != nil })
+	old := ref.Load()
+	if err := cds.Update(sotw("2", parseClusters(t,
+		`[{name: svc, type: EDS, eds_cluster_config: {service_name: svc-v2, eds_config: {ads: {}}}}]`))); err != nil {
+		t.Fatal(err)
+	}
+	if err := cds.Update(sotw("3", parseClusters(t, edsClusterYAML))); err != nil {
+		t.Fatal(err)
+	}
+	if len(sub.live("svc-v2")) != 0 {
+		t.Fatal("the dropped replacement's EDS watch is still open")
+	}
+	if ref.Load() != old || gauge(st, "cluster_manager.warming_clusters") != 1 {
+		t.Fatal("the active cluster must serve while the copy warms")
+	}
+	ws := sub.live("svc")
+	if len(ws) != 2 {
+		t.Fatalf("%d live svc watches, want the active's and the copy's", len(ws))
+	}
+	if err := ws[1].Watcher.Update(eds("e1", parseCLA(t, fmt.Sprintf(cla, "svc")))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the copy to take over", func() bool { return ref.Load() != old && ref.Load() != nil })
+	waitFor(t, "the old cluster's watch to close", func() bool { return len(sub.live("svc")) == 1 })
+	if gauge(st, "cluster_manager.warming_clusters") != 0 || ref.Load().version != "3" {
+		t.Fatal("state after the copy went live")
+	}
+}

@@ -15,13 +15,14 @@ type edsWatcher struct{ c *Cluster }
 
 // Update applies the assignment named by the cluster's service name. An
 // update without it (a delta removal, an empty response) keeps the hosts,
-// as Envoy does (it counts update_empty), and ends warming.
+// as Envoy does (it counts update_empty). Every update ends warming, a
+// refused one too: Envoy lets start-up go on with a bad config.
 func (w edsWatcher) Update(u *xds.Update) error {
 	c := w.c
+	defer c.edsReady()
 	if u.InitialFetchTimeout {
 		c.mgr.opts.Logger.Warn("EDS initial fetch timed out; cluster goes live without endpoints",
 			"cluster", c.Name, "service", c.cfg.edsService)
-		c.edsReady()
 		return nil
 	}
 	var cla *endpointv3.ClusterLoadAssignment
@@ -43,7 +44,6 @@ func (w edsWatcher) Update(u *xds.Update) error {
 		}
 	}
 	if cla == nil {
-		c.edsReady()
 		return nil
 	}
 	eps, err := decodeCLA(cla)
@@ -51,7 +51,6 @@ func (w edsWatcher) Update(u *xds.Update) error {
 		return fmt.Errorf("cluster_load_assignment %q: %w", c.cfg.edsService, err)
 	}
 	c.applyEndpoints(eps, cla, version)
-	c.edsReady()
 	return nil
 }
 

@@ -251,15 +251,11 @@ func (m *Manager) startCluster(c *Cluster) {
 			c.resolveLoop(ctx, t, res)
 		}()
 	}
-	select {
-	case <-c.init.Done():
-		if !c.static {
-			return // a dynamic cluster warm at commit was promoted there
-		}
-	default:
-	}
-	// Static clusters always get a waiter: warmed does the Initialized
-	// accounting, also for a cluster an EDS subscription warmed at once.
+	// Every cluster gets a waiter, even one already warm: a static one
+	// needs warmed's Initialized accounting, and a dynamic one may have
+	// warmed after its commit looked (EDS and SDS deliver concurrently,
+	// and before Start nothing else would promote it). warmed ignores a
+	// cluster that is no longer warming.
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -570,7 +566,7 @@ func (m *Manager) applyCDS(u *xds.Update) error {
 		return nil
 	}
 	var builds []cdsBuild
-	var reverts, removals []string
+	var removals []string
 	for i, pc := range pbs {
 		e := m.entries[pc.GetName()]
 		switch {
@@ -581,11 +577,10 @@ func (m *Manager) applyCDS(u *xds.Update) error {
 			continue
 		case e != nil && e.warming == nil && proto.Equal(e.active.pb, pc):
 			continue
-		case e != nil && e.warming != nil && e.active != nil && proto.Equal(e.active.pb, pc):
-			// Back to what is serving: drop the warming replacement.
-			reverts = append(reverts, pc.GetName())
-			continue
 		}
+		// Back to what is serving while a replacement warms is built
+		// anew, as Envoy does: the warming one may go live before this
+		// commits, so merely dropping it could leave it serving.
 		v := u.Resources[i].Version
 		if v == "" {
 			v = u.Version
@@ -640,14 +635,6 @@ func (m *Manager) applyCDS(u *xds.Update) error {
 	}
 	if !m.cdsSeen && m.cdsWaiting == nil {
 		m.cdsWaiting = map[*Cluster]struct{}{}
-	}
-	for _, name := range reverts {
-		if e := m.entries[name]; e != nil && e.warming != nil {
-			stops = append(stops, e.warming)
-			m.cdsDoneLocked(e.warming)
-			e.warming = nil
-			m.st.warming.Dec()
-		}
 	}
 	for _, c := range built {
 		e := m.entries[c.Name]

@@ -99,18 +99,31 @@ func New(opts Options) (*Client, error) {
 		c.stats = stats.NewStore()
 	}
 	c.node = buildNode(opts.Node)
-	cp := c.stats.Scope("control_plane")
-	c.cpStats.connected = cp.Gauge("connected_state", stats.NeverImport)
-	c.cpStats.pending = cp.Gauge("pending_requests", stats.Accumulate)
-	c.cpStats.rateLimit = cp.Counter("rate_limit_enforced")
 	if opts.ADS != nil {
 		t, err := c.parseAPIConfigSource(opts.ADS, "dynamic_resources.ads_config", true)
 		if err != nil {
 			return nil, err
 		}
 		c.ads = t
+		c.controlPlaneLocked()
 	}
 	return c, nil
+}
+
+// controlPlaneLocked creates the control_plane stats; c.mu is held (or c
+// is not shared yet). As in Envoy they exist only once there is a
+// management server to talk to (ads_config, or a gRPC api_config_source in
+// use), so a proxy fed by files alone does not report itself disconnected.
+func (c *Client) controlPlaneLocked() {
+	if c.cpStats.connected != nil {
+		return
+	}
+	cp := c.stats.Scope("control_plane")
+	c.cpStats.connected = cp.Gauge("connected_state", stats.NeverImport)
+	// Legate never rate-limits its requests; these stay 0, as in an Envoy
+	// without rate_limit_settings.
+	c.cpStats.pending = cp.Gauge("pending_requests", stats.Accumulate)
+	c.cpStats.rateLimit = cp.Counter("rate_limit_enforced")
 }
 
 func buildNode(n *corev3.Node) *corev3.Node {
@@ -211,7 +224,8 @@ func shortType(typeURL string) string {
 }
 
 // Subscribe opens a watch. It may be called before or after Start, and
-// from inside a Watcher's Update.
+// from inside a Watcher's Update (so may cancel): neither waits for a
+// delivery in progress.
 func (c *Client) Subscribe(w xds.Watch) (cancel func(), err error) {
 	if w.Watcher == nil {
 		return nil, errors.New("xds watch: no watcher")
@@ -284,7 +298,10 @@ func (c *Client) startFeed(f *feed) {
 	}()
 }
 
-// Close stops every feed and waits for them.
+// Close stops every feed and waits for every goroutine the client started,
+// including initial_fetch_timeout callbacks and deliveries of cached
+// resources to new watches; no watcher is called once it returns. It must
+// not be called from inside a Watcher.
 func (c *Client) Close() {
 	c.mu.Lock()
 	c.closed = true
@@ -319,6 +336,21 @@ func (c *Client) Resources(typeURL string) []Accepted {
 	return out
 }
 
+// enter counts a goroutine the client starts outside its feeds' own (a
+// timer callback, a catch-up delivery) in c.wg so Close waits for it; false
+// means the client is closed and the goroutine must not run. Adding under
+// c.mu, which Close takes to set closed before it waits, orders every Add
+// before the Wait.
+func (c *Client) enter() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	return true
+}
+
 // setConnected records a gRPC feed's stream opening or closing.
 func (c *Client) setConnected(delta int) {
 	c.mu.Lock()
@@ -327,7 +359,9 @@ func (c *Client) setConnected(delta int) {
 	c.mu.Unlock()
 }
 
-// updateConnectedLocked: connected_state is 1 when every gRPC stream is up.
+// updateConnectedLocked: connected_state is 1 when every gRPC stream is up
+// (Envoy has one gauge that each of its gRPC muxes overwrites; with
+// several streams Legate reports 1 only when none is down).
 func (c *Client) updateConnectedLocked() {
 	v := int64(0)
 	if c.streams > 0 && c.connected == c.streams {

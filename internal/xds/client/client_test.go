@@ -217,6 +217,10 @@ func TestPerTypeDeltaLinear(t *testing.T) {
 	}
 	w.waitFor(t, func(u *xds.Update) bool { return slices.Equal(u.Removed, []string{"svc"}) })
 	waitCounter(t, st, "cluster.svc.update_success", 3)
+	// A per-type gRPC source is a management server too.
+	if gauge(st, "control_plane.connected_state") != 1 {
+		t.Fatal("connected_state != 1 with the per-type stream up")
+	}
 }
 
 // TestReconnect: the server goes away and comes back on the same port;

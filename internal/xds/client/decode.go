@@ -79,16 +79,9 @@ func decodeSotw(typeURL, version string, list []*anypb.Any) ([]xds.Resource, err
 		if err != nil {
 			return nil, err
 		}
-		if name == "" {
-			name = resourceName(m)
+		if name, err = checkName(seen, name, m, field); err != nil {
+			return nil, err
 		}
-		if name == "" {
-			return nil, fmt.Errorf("%s: resource has no name", field)
-		}
-		if seen[name] {
-			return nil, fmt.Errorf("%s: duplicate resource %q", field, name)
-		}
-		seen[name] = true
 		out = append(out, xds.Resource{Name: name, Version: version, Message: m})
 	}
 	return out, nil
@@ -97,6 +90,7 @@ func decodeSotw(typeURL, version string, list []*anypb.Any) ([]xds.Resource, err
 // decodeDelta decodes a delta response's resources.
 func decodeDelta(typeURL string, list []*discoveryv3.Resource) ([]xds.Resource, error) {
 	out := make([]xds.Resource, 0, len(list))
+	seen := make(map[string]bool, len(list))
 	for i, r := range list {
 		field := fmt.Sprintf("resources[%d]", i)
 		if r.GetResource() == nil {
@@ -108,11 +102,27 @@ func decodeDelta(typeURL string, list []*discoveryv3.Resource) ([]xds.Resource, 
 		if err != nil {
 			return nil, err
 		}
-		name := r.GetName()
-		if name == "" {
-			name = resourceName(m)
+		name, err := checkName(seen, r.GetName(), m, field)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, xds.Resource{Name: name, Version: r.GetVersion(), Message: m})
 	}
 	return out, nil
+}
+
+// checkName returns the resource's name (given, or taken from m) and
+// refuses a response that has it twice or not at all.
+func checkName(seen map[string]bool, name string, m proto.Message, field string) (string, error) {
+	if name == "" {
+		name = resourceName(m)
+	}
+	if name == "" {
+		return "", fmt.Errorf("%s: resource has no name", field)
+	}
+	if seen[name] {
+		return "", fmt.Errorf("%s: duplicate resource %q", field, name)
+	}
+	seen[name] = true
+	return name, nil
 }

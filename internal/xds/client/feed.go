@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/legate-proxy/legate/internal/xds"
 )
@@ -86,7 +87,9 @@ func (c *Client) newFeed(name string) *feed {
 }
 
 // newGRPCFeed makes a gRPC feed; typeURL is its one type, or "" for ADS.
+// c.mu is held.
 func (c *Client) newGRPCFeed(name string, t *grpcTarget, typeURL string) *feed {
+	c.controlPlaneLocked()
 	f := c.newFeed(name)
 	f.grpc = t
 	if typeURL == "" {
@@ -155,10 +158,11 @@ func (f *feed) add(w *watch) {
 	w.needInit = owes
 	f.mu.Unlock()
 	f.poke()
-	if owes {
+	if owes && f.c.enter() {
 		// Deliver what is cached on another goroutine: Subscribe may be
 		// called from inside a delivery, which holds deliverMu.
 		go func() {
+			defer f.c.wg.Done()
 			f.deliverMu.Lock()
 			defer f.deliverMu.Unlock()
 			f.initDeliver(w, true)
@@ -222,6 +226,10 @@ func (f *feed) armTimer(w *watch) {
 		return
 	}
 	w.timer = time.AfterFunc(w.timeout, func() {
+		if !f.c.enter() {
+			return
+		}
+		defer f.c.wg.Done()
 		f.deliverMu.Lock()
 		defer f.deliverMu.Unlock()
 		if w.got || w.cancelled.Load() {
@@ -343,6 +351,17 @@ func (f *feed) failure() {
 	}
 }
 
+// applySotw decodes and delivers a state-of-the-world response (or a
+// file's content); deliverMu is held. An error means it was refused.
+func (f *feed) applySotw(ts *typeState, version string, list []*anypb.Any) error {
+	res, err := decodeSotw(ts.typeURL, version, list)
+	if err != nil {
+		f.reject(ts)
+		return err
+	}
+	return f.deliverSotw(ts, version, res)
+}
+
 // deliverSotw delivers a state-of-the-world response (or a file's
 // content); deliverMu is held. A non-nil error means it was refused and
 // nothing was recorded.
@@ -441,8 +460,8 @@ func (f *feed) deliverDelta(ts *typeState, version string, res []xds.Resource, r
 }
 
 // deliver calls every watch build gives an update for; on refusal it counts
-// update_rejected. // The success stats are left to the caller (accept), after it has recorded
-// the resources, so that stats never run ahead of Resources.
+// update_rejected. The success stats are left to the caller (accept), after
+// it has recorded the resources, so that stats never run ahead of Resources.
 func (f *feed) deliver(ws []*watch, build func(*watch) *xds.Update) (scopeSet, error) {
 	var errs []error
 	var ss scopeSet

@@ -13,8 +13,6 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/legate-proxy/legate/internal/bootstrap"
-
-	"github.com/legate-proxy/legate/internal/xds"
 )
 
 // filePoll is how often a file source is checked for changes. Envoy's
@@ -72,23 +70,16 @@ func (f *feed) loadFile() {
 	f.deliverMu.Lock()
 	defer f.deliverMu.Unlock()
 	resp, err := readDiscoveryResponse(f.path)
-	var res []xds.Resource
-	if err == nil {
-		res, err = decodeSotw(ts.typeURL, resp.GetVersionInfo(), resp.GetResources())
-		if err != nil {
-			err = fmt.Errorf("%s: %w", f.path, err)
-		}
-	}
 	if err != nil {
 		f.reject(ts)
-		f.c.log.Warn("xds file rejected; keeping the last good config", "path", f.path, "type", ts.typeURL, "error", err)
-		return
+	} else {
+		err = f.applySotw(ts, resp.GetVersionInfo(), resp.GetResources())
 	}
-	if err := f.deliverSotw(ts, resp.GetVersionInfo(), res); err != nil {
+	if err != nil {
 		f.c.log.Warn("xds file rejected; keeping the last good config", "path", f.path, "type", ts.typeURL, "version", resp.GetVersionInfo(), "error", err)
 		return
 	}
-	f.c.log.Debug("xds file loaded", "path", f.path, "type", ts.typeURL, "version", resp.GetVersionInfo(), "resources", len(res))
+	f.c.log.Debug("xds file loaded", "path", f.path, "type", ts.typeURL, "version", resp.GetVersionInfo(), "resources", len(resp.GetResources()))
 }
 
 // readDiscoveryResponse parses a DiscoveryResponse in YAML or JSON (by

@@ -67,6 +67,11 @@ func TestFileSource(t *testing.T) {
 	if u := cw.waitFor(t, func(*xds.Update) bool { return true }); names(u) != "example_proxy_cluster" {
 		t.Fatalf("cds = %+v", u)
 	}
+	// No management server: no control_plane stats, rather than a
+	// connected_state that reads as disconnected.
+	if got := statNames(st, "^control_plane\\."); got != "" {
+		t.Fatalf("file-only client has control-plane stats:\n%s", got)
+	}
 
 	replace(t, lds, []byte(`version_info: "2"
 resources:

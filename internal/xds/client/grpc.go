@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -268,10 +269,13 @@ func (f *feed) open(ctx context.Context) (*grpc.ClientConn, context.Context, fun
 	return conn, sctx, func() { cancel(); conn.Close() }, nil
 }
 
-// recvLoop turns a blocking Recv into channels.
-func recvLoop[T any](ctx context.Context, recv func() (*T, error)) (<-chan *T, <-chan error) {
+// recvLoop turns a blocking Recv into channels. Its goroutine counts in
+// wg; it ends once Recv fails, which the stream's cancel guarantees.
+func recvLoop[T any](ctx context.Context, wg *sync.WaitGroup, recv func() (*T, error)) (<-chan *T, <-chan error) {
 	msgs, errc := make(chan *T), make(chan error, 1)
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		for {
 			m, err := recv()
 			if err != nil {
@@ -288,31 +292,91 @@ func recvLoop[T any](ctx context.Context, recv func() (*T, error)) (<-chan *T, <
 	return msgs, errc
 }
 
-func (f *feed) connected(ts []*typeState) {
-	f.c.setConnected(1)
-	f.c.log.Info("xds stream connected", "source", f.name, "delta", f.grpc.delta)
-	for _, t := range ts {
-		t.sent, t.nonce, t.sentWild, t.sentNames = false, "", false, nil
-	}
-}
-
-func (f *feed) sotwSession(ctx context.Context, bo *backoff) error {
+// serve runs one stream, SotW or delta alike: open starts it on a fresh
+// connection; then serve sends the subscription, follows changes to it and
+// answers each response until the stream or ctx ends.
+func serve[R any](ctx context.Context, f *feed, bo *backoff, open func(context.Context, *grpc.ClientConn) (recv func() (*R, error), err error),
+	subscribe func() error, handle func(*R) error) error {
 	conn, sctx, done, err := f.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
-	var stream grpc.BidiStreamingClient[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]
-	if f.ads {
-		stream, err = discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(sctx)
-	} else {
-		stream, err = openSotw(sctx, conn, f.typesInOrder()[0].typeURL)
-	}
+	recv, err := open(sctx, conn)
 	if err != nil {
 		return err
 	}
-	f.connected(f.typesInOrder())
+	f.connected()
 	defer f.c.setConnected(-1)
+	if err := subscribe(); err != nil {
+		return err
+	}
+	// The feed goroutine holds a count in c.wg, so adding to it here is
+	// safe even while Close waits.
+	msgs, errc := recvLoop(sctx, &f.c.wg, recv)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errc:
+			return err
+		case <-f.wake:
+			if err := subscribe(); err != nil {
+				return err
+			}
+		case r := <-msgs:
+			bo.reset()
+			if err := handle(r); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// respond delivers one response for typeURL: deliver decodes and hands it
+// to the watchers (deliverMu held). It returns nil for a type the feed
+// does not know, and the error_detail to NACK with when it was refused.
+func (f *feed) respond(typeURL, version, nonce string, deliver func(*typeState) error) (*typeState, *statuspb.Status) {
+	ts := f.typeFor(typeURL)
+	if ts == nil {
+		f.c.log.Warn("xds response for a type not subscribed; ignored", "source", f.name, "type", typeURL)
+		return nil, nil
+	}
+	ts.nonce = nonce
+	f.deliverMu.Lock()
+	err := deliver(ts)
+	f.deliverMu.Unlock()
+	if err != nil {
+		f.c.log.Warn("xds update rejected (NACK)", "source", f.name, "type", typeURL, "version", version, "error", err)
+		// Envoy's NACK: the watcher's (or decoder's) text as error_detail.
+		return ts, &statuspb.Status{Code: int32(codes.Internal), Message: err.Error()}
+	}
+	return ts, nil
+}
+
+// connected resets the per-stream protocol state: the new stream is asked
+// for everything afresh.
+func (f *feed) connected() {
+	f.c.setConnected(1)
+	f.c.log.Info("xds stream connected", "source", f.name, "delta", f.grpc.delta)
+	for _, t := range f.typesInOrder() {
+		t.sent, t.nonce, t.sentWild, t.sentNames = false, "", false, nil
+	}
+}
+
+func (f *feed) sotwSession(ctx context.Context, bo *backoff) error {
+	var stream grpc.BidiStreamingClient[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]
+	open := func(sctx context.Context, conn *grpc.ClientConn) (recv func() (*discoveryv3.DiscoveryResponse, error), err error) {
+		if f.ads {
+			stream, err = discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(sctx)
+		} else {
+			stream, err = openSotw(sctx, conn, f.typesInOrder()[0].typeURL)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return stream.Recv, nil
+	}
 	nodeSent := false
 	send := func(ts *typeState, req *discoveryv3.DiscoveryRequest) error {
 		wild, names := f.desired(ts)
@@ -344,66 +408,32 @@ func (f *feed) sotwSession(ctx context.Context, bo *backoff) error {
 		}
 		return nil
 	}
-	if err := subscribe(); err != nil {
-		return err
-	}
-	msgs, errc := recvLoop(sctx, stream.Recv)
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-errc:
-			return err
-		case <-f.wake:
-			if err := subscribe(); err != nil {
-				return err
-			}
-		case r := <-msgs:
-			bo.reset()
-			ts := f.typeFor(r.GetTypeUrl())
-			if ts == nil {
-				f.c.log.Warn("xds response for a type not subscribed; ignored", "source", f.name, "type", r.GetTypeUrl())
-				continue
-			}
-			ts.nonce = r.GetNonce()
-			f.c.log.Debug("xds response", "source", f.name, "type", ts.typeURL, "version", r.GetVersionInfo(), "resources", len(r.GetResources()), "nonce", r.GetNonce())
-			res, err := decodeSotw(ts.typeURL, r.GetVersionInfo(), r.GetResources())
-			f.deliverMu.Lock()
-			if err != nil {
-				f.reject(ts)
-			} else {
-				err = f.deliverSotw(ts, r.GetVersionInfo(), res)
-			}
-			f.deliverMu.Unlock()
-			req := &discoveryv3.DiscoveryRequest{VersionInfo: ts.version, ResponseNonce: r.GetNonce()}
-			if err != nil {
-				req.ErrorDetail = nackStatus(err)
-				f.c.log.Warn("xds update rejected (NACK)", "source", f.name, "type", ts.typeURL, "version", r.GetVersionInfo(), "error", err)
-			}
-			if err := send(ts, req); err != nil {
-				return err
-			}
+	return serve(ctx, f, bo, open, subscribe, func(r *discoveryv3.DiscoveryResponse) error {
+		f.c.log.Debug("xds response", "source", f.name, "type", r.GetTypeUrl(), "version", r.GetVersionInfo(), "resources", len(r.GetResources()), "nonce", r.GetNonce())
+		ts, nack := f.respond(r.GetTypeUrl(), r.GetVersionInfo(), r.GetNonce(), func(ts *typeState) error {
+			return f.applySotw(ts, r.GetVersionInfo(), r.GetResources())
+		})
+		if ts == nil {
+			return nil
 		}
-	}
+		// version_info stays at the last accepted version on a NACK.
+		return send(ts, &discoveryv3.DiscoveryRequest{VersionInfo: ts.version, ResponseNonce: r.GetNonce(), ErrorDetail: nack})
+	})
 }
 
 func (f *feed) deltaSession(ctx context.Context, bo *backoff) error {
-	conn, sctx, done, err := f.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer done()
 	var stream grpc.BidiStreamingClient[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]
-	if f.ads {
-		stream, err = discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(sctx)
-	} else {
-		stream, err = openDelta(sctx, conn, f.typesInOrder()[0].typeURL)
+	open := func(sctx context.Context, conn *grpc.ClientConn) (recv func() (*discoveryv3.DeltaDiscoveryResponse, error), err error) {
+		if f.ads {
+			stream, err = discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(sctx)
+		} else {
+			stream, err = openDelta(sctx, conn, f.typesInOrder()[0].typeURL)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return stream.Recv, nil
 	}
-	if err != nil {
-		return err
-	}
-	f.connected(f.typesInOrder())
-	defer f.c.setConnected(-1)
 	nodeSent := false
 	send := func(req *discoveryv3.DeltaDiscoveryRequest) error {
 		if !nodeSent || !f.grpc.nodeFirstOnly {
@@ -461,53 +491,22 @@ func (f *feed) deltaSession(ctx context.Context, bo *backoff) error {
 		}
 		return nil
 	}
-	if err := subscribe(); err != nil {
-		return err
-	}
-	msgs, errc := recvLoop(sctx, stream.Recv)
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-errc:
-			return err
-		case <-f.wake:
-			if err := subscribe(); err != nil {
-				return err
-			}
-		case r := <-msgs:
-			bo.reset()
-			ts := f.typeFor(r.GetTypeUrl())
-			if ts == nil {
-				f.c.log.Warn("xds response for a type not subscribed; ignored", "source", f.name, "type", r.GetTypeUrl())
-				continue
-			}
-			ts.nonce = r.GetNonce()
-			f.c.log.Debug("xds delta response", "source", f.name, "type", ts.typeURL, "version", r.GetSystemVersionInfo(),
-				"resources", len(r.GetResources()), "removed", len(r.GetRemovedResources()), "nonce", r.GetNonce())
+	return serve(ctx, f, bo, open, subscribe, func(r *discoveryv3.DeltaDiscoveryResponse) error {
+		f.c.log.Debug("xds delta response", "source", f.name, "type", r.GetTypeUrl(), "version", r.GetSystemVersionInfo(),
+			"resources", len(r.GetResources()), "removed", len(r.GetRemovedResources()), "nonce", r.GetNonce())
+		ts, nack := f.respond(r.GetTypeUrl(), r.GetSystemVersionInfo(), r.GetNonce(), func(ts *typeState) error {
 			res, err := decodeDelta(ts.typeURL, r.GetResources())
-			f.deliverMu.Lock()
 			if err != nil {
 				f.reject(ts)
-			} else {
-				err = f.deliverDelta(ts, r.GetSystemVersionInfo(), res, r.GetRemovedResources())
-			}
-			f.deliverMu.Unlock()
-			req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: ts.typeURL, ResponseNonce: r.GetNonce()}
-			if err != nil {
-				req.ErrorDetail = nackStatus(err)
-				f.c.log.Warn("xds update rejected (NACK)", "source", f.name, "type", ts.typeURL, "version", r.GetSystemVersionInfo(), "error", err)
-			}
-			if err := send(req); err != nil {
 				return err
 			}
+			return f.deliverDelta(ts, r.GetSystemVersionInfo(), res, r.GetRemovedResources())
+		})
+		if ts == nil {
+			return nil
 		}
-	}
-}
-
-// nackStatus is the error_detail Envoy sends with a NACK.
-func nackStatus(err error) *statuspb.Status {
-	return &statuspb.Status{Code: int32(codes.Internal), Message: err.Error()}
+		return send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: ts.typeURL, ResponseNonce: r.GetNonce(), ErrorDetail: nack})
+	})
 }
 
 func (f *feed) typeFor(typeURL string) *typeState {

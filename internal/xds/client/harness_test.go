@@ -129,10 +129,23 @@ func (s *cp) poke() {
 // waitReq waits for a SotW request matching ok and returns it.
 func (s *cp) waitReq(ok func(*discoveryv3.DiscoveryRequest) bool) *discoveryv3.DiscoveryRequest {
 	s.t.Helper()
+	return waitRecorded(s, &s.reqs, ok)
+}
+
+// waitDeltaReq waits for a delta request matching ok and returns it.
+func (s *cp) waitDeltaReq(ok func(*discoveryv3.DeltaDiscoveryRequest) bool) *discoveryv3.DeltaDiscoveryRequest {
+	s.t.Helper()
+	return waitRecorded(s, &s.dreqs, ok)
+}
+
+// waitRecorded waits until one of the requests s records in *list (under
+// s.mu) matches ok.
+func waitRecorded[T any](s *cp, list *[]T, ok func(T) bool) T {
+	s.t.Helper()
 	deadline := time.After(wait)
 	for {
 		s.mu.Lock()
-		for _, r := range s.reqs {
+		for _, r := range *list {
 			if ok(r) {
 				s.mu.Unlock()
 				return r
@@ -143,26 +156,6 @@ func (s *cp) waitReq(ok func(*discoveryv3.DiscoveryRequest) bool) *discoveryv3.D
 		case <-s.seen:
 		case <-deadline:
 			s.t.Fatal("the control plane never saw the expected request")
-		}
-	}
-}
-
-func (s *cp) waitDeltaReq(ok func(*discoveryv3.DeltaDiscoveryRequest) bool) *discoveryv3.DeltaDiscoveryRequest {
-	s.t.Helper()
-	deadline := time.After(wait)
-	for {
-		s.mu.Lock()
-		for _, r := range s.dreqs {
-			if ok(r) {
-				s.mu.Unlock()
-				return r
-			}
-		}
-		s.mu.Unlock()
-		select {
-		case <-s.seen:
-		case <-deadline:
-			s.t.Fatal("the control plane never saw the expected delta request")
 		}
 	}
 }
@@ -275,7 +268,7 @@ func setSnap(t *testing.T, c cachev3.SnapshotCache, s *cachev3.Snapshot) {
 	}
 }
 
-// googleGRPCSource is an api_config_source reaching addr with google_grpc.
+// apiSource is an api_config_source reaching addr with google_grpc.
 func apiSource(apiType corev3.ApiConfigSource_ApiType, addr string) *corev3.ApiConfigSource {
 	return &corev3.ApiConfigSource{
 		ApiType:             apiType,

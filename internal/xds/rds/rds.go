@@ -209,14 +209,17 @@ type provider struct {
 }
 
 // update compiles the route configuration and publishes it. Connections
-// load the TableRef per request, so existing connections see it too.
+// load the TableRef per request, so existing connections see it too. Every
+// update ends the listeners' warming, a refused or empty one too: Envoy
+// lets start-up go on with a bad config.
 func (p *provider) update(u *xds.Update) error {
+	defer p.markInitialized()
 	if u.InitialFetchTimeout {
 		p.m.logger.Warn("RDS initial fetch timed out; serving without routes until the first update", "route_config", p.key.name)
-		p.markInitialized()
 		return nil
 	}
 	var rc *routev3.RouteConfiguration
+	version := u.Version
 	for _, r := range u.Resources {
 		if r.Name != p.key.name {
 			continue
@@ -226,6 +229,9 @@ func (p *provider) update(u *xds.Update) error {
 			return fmt.Errorf("route_configuration %q: unexpected type %T", r.Name, r.Message)
 		}
 		rc = c
+		if r.Version != "" {
+			version = r.Version // delta: the resource's own version
+		}
 	}
 	if rc == nil {
 		// Removal or an update for other names: Envoy keeps the last
@@ -244,14 +250,17 @@ func (p *provider) update(u *xds.Update) error {
 	}
 	p.ref.Store(t)
 	p.mu.Lock()
-	p.rc, p.version, p.updated = rc, u.Version, time.Now()
+	p.rc, p.version, p.updated = rc, version, time.Now()
 	p.mu.Unlock()
-	p.markInitialized()
 	return nil
 }
 
 func (p *provider) markInitialized() {
 	p.mu.Lock()
+	if p.initialized {
+		p.mu.Unlock()
+		return
+	}
 	p.initialized = true
 	waiting := p.waiting
 	p.waiting = nil

@@ -131,24 +131,43 @@ func TestProviderIsSharedAndRefcounted(t *testing.T) {
 	}
 }
 
-func TestInitialFetchTimeoutEndsWarmingWithoutTable(t *testing.T) {
-	sub := &fakeSub{}
-	m := NewManager(sub, stats.NewStore(), nil, nil)
-	var rel []func()
-	d := deps(&rel)
-	ref, err := m.Subscribe(&hcmv3.Rds{RouteConfigName: "r", ConfigSource: ads()}, "p", false, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Init.Seal()
-	sub.watches[0].Watcher.Update(&xds.Update{InitialFetchTimeout: true})
-	select {
-	case <-d.Init.Done():
-	default:
-		t.Fatal("still warming after initial_fetch_timeout")
-	}
-	if ref.Load() != nil {
-		t.Fatal("a table without any update")
+// Whatever the first update is, warming ends, as in Envoy, which lets
+// start-up go on with a bad or missing route configuration; the listener
+// then serves without a table (404, NR) until a good one comes.
+func TestFirstUpdateEndsWarmingWithoutTable(t *testing.T) {
+	bad := &routev3.RouteConfiguration{Name: "r", VirtualHosts: []*routev3.VirtualHost{{Name: "vh"}}}
+	for _, tt := range []struct {
+		name    string
+		u       *xds.Update
+		wantErr string
+	}{
+		{"initial_fetch_timeout", &xds.Update{InitialFetchTimeout: true}, ""},
+		{"rejected", &xds.Update{Version: "1", Resources: []xds.Resource{{Name: "r", Message: bad}}}, `route_configuration "r": `},
+		{"empty", &xds.Update{Version: "1"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sub := &fakeSub{}
+			m := NewManager(sub, stats.NewStore(), nil, nil)
+			var rel []func()
+			d := deps(&rel)
+			ref, err := m.Subscribe(&hcmv3.Rds{RouteConfigName: "r", ConfigSource: ads()}, "p", false, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Init.Seal()
+			err = sub.watches[0].Watcher.Update(tt.u)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			select {
+			case <-d.Init.Done():
+			default:
+				t.Fatal("still warming")
+			}
+			if ref.Load() != nil {
+				t.Fatal("a table without any good update")
+			}
+		})
 	}
 }
 
