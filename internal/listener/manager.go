@@ -183,6 +183,23 @@ func (m *Manager) AddStatic(pbs []*listenerv3.Listener) error {
 	return nil
 }
 
+// StaticWarmed is closed once every static listener has warmed (its RDS
+// route configurations and SDS secrets arrived, or their
+// initial_fetch_timeout passed): the server is not LIVE before that, as in
+// Envoy, where static listeners are part of server initialization.
+func (m *Manager) StaticWarmed() <-chan struct{} {
+	m.mu.Lock()
+	static := append([]*Listener(nil), m.static...)
+	m.mu.Unlock()
+	all := xds.NewInit()
+	for _, l := range static {
+		ready := all.Add()
+		go func() { <-l.init.Done(); ready() }()
+	}
+	all.Seal()
+	return all.Done()
+}
+
 // Start binds the static listeners and serves each once it is warm, and
 // starts serving LDS listeners that went live before it. A bind error is
 // returned with every socket closed.

@@ -669,3 +669,25 @@ func TestReplacedWhileWarming(t *testing.T) {
 		t.Errorf("listener_added = %d", got)
 	}
 }
+
+func TestStaticWarmedWaitsForRDS(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	if err := h.m.AddStatic([]*listenerv3.Listener{httpListener(t, "s1", "127.0.0.1", 0, "unused", withRDS("rs"))}); err != nil {
+		t.Fatal(err)
+	}
+	warmed := h.m.StaticWarmed()
+	select {
+	case <-warmed:
+		t.Fatal("static listeners warmed before their route configuration arrived")
+	default:
+	}
+	w := h.sub.watch(t, "rs")
+	if err := w.w.Watcher.Update(&xds.Update{Version: "a", Resources: []xds.Resource{{Name: "rs", Message: routeConfig("rs", "static-rds")}}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-warmed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("static listeners did not warm after their route configuration arrived")
+	}
+}

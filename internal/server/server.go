@@ -232,6 +232,13 @@ func (s *Server) Run(ctx context.Context) error {
 	signal.Notify(reopen, syscall.SIGUSR1)
 	defer signal.Stop(reopen)
 	go s.reopenOnSignal(reopen, flushCtx)
+	select {
+	case <-s.listeners.StaticWarmed():
+	case <-time.After(initTimeout):
+		s.logger.Warn("static listeners did not finish warming; going live anyway", "timeout", initTimeout)
+	case <-ctx.Done():
+	case <-s.quit:
+	}
 	s.state.Store(int32(Live))
 	s.logger.Info("all listeners started; server is live")
 
