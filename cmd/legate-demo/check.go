@@ -54,15 +54,8 @@ func check(ctx context.Context, dc *demoConfig, reps []replica, n int, warmup ti
 	}
 	defer client.CloseIdleConnections()
 
-	failed := 0
-	report := func(name string, err error) {
-		if err != nil {
-			failed++
-			fmt.Fprintf(out, "FAIL %s: %v\n", name, err)
-			return
-		}
-		fmt.Fprintf(out, "ok   %s\n", name)
-	}
+	checks := &checkReport{out: out}
+	report := checks.report
 
 	for _, svc := range []string{"1", "2"} {
 		var want []string
@@ -153,11 +146,7 @@ func check(ctx context.Context, dc *demoConfig, reps []replica, n int, warmup ti
 		report(name, err)
 	}
 
-	if failed > 0 {
-		return fmt.Errorf("%d check(s) failed", failed)
-	}
-	fmt.Fprintln(out, "all checks passed")
-	return nil
+	return checks.result()
 }
 
 // untilOK retries url until it answers 200 or timeout passes.
@@ -331,4 +320,29 @@ func checkDashboard(client *http.Client, adminAddr string, zc *collector) (name 
 // normTraceID lets a 64-bit trace id match its 128-bit spelling.
 func normTraceID(id string) string {
 	return strings.TrimLeft(strings.ToLower(id), "0")
+}
+
+// checkReport prints one line per check, "ok" or "FAIL", and counts the
+// failures.
+type checkReport struct {
+	out    io.Writer
+	failed int
+}
+
+func (c *checkReport) report(name string, err error) {
+	if err != nil {
+		c.failed++
+		fmt.Fprintf(c.out, "FAIL %s: %v\n", name, err)
+		return
+	}
+	fmt.Fprintf(c.out, "ok   %s\n", name)
+}
+
+// result is the checks' outcome, after a last line when all passed.
+func (c *checkReport) result() error {
+	if c.failed > 0 {
+		return fmt.Errorf("%d check(s) failed", c.failed)
+	}
+	fmt.Fprintln(c.out, "all checks passed")
+	return nil
 }

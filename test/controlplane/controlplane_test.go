@@ -71,22 +71,52 @@ type proc struct {
 	exitStatus int
 }
 
-// startCP runs legate-cp on free ports and waits for /healthz.
+// startCP runs legate-cp on free ports and waits for /healthz. Another
+// process may take a port between FreePort and legate-cp's bind: then it
+// tries again on other ports.
 func startCP(t *testing.T, args ...string) *proc {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p, err := tryCP(t, args...)
+		if err == nil {
+			return p
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
+}
+
+func tryCP(t *testing.T, args ...string) (*proc, error) {
 	p := &proc{stderr: &legatetest.SyncBuffer{}, done: make(chan struct{})}
 	p.xds = "127.0.0.1:" + strconv.Itoa(legatetest.FreePort(t))
 	p.api = "127.0.0.1:" + strconv.Itoa(legatetest.FreePort(t))
 	p.cmd = exec.Command(cpBin, append([]string{"--xds-address", p.xds, "--http-address", p.api, "--log-level", "debug"}, args...)...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	go func() {
 		_ = p.cmd.Wait()
 		p.exitStatus = p.cmd.ProcessState.ExitCode()
 		close(p.done)
 	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, _ := doQuiet("GET", "http://"+p.api+"/healthz"); code == 200 {
+			break
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("legate-cp exited: %s", p.stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			return nil, fmt.Errorf("legate-cp /healthz did not answer within 20s: %s", p.stderr.String())
+		}
+	}
 	t.Cleanup(func() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
@@ -94,22 +124,7 @@ func startCP(t *testing.T, args ...string) *proc {
 			t.Logf("legate-cp stderr:\n%s", p.stderr.String())
 		}
 	})
-	err := child.Poll(context.Background(), nil, 20*time.Second, 50*time.Millisecond, func() error {
-		select {
-		case <-p.done:
-			return fmt.Errorf("legate-cp exited: %s", p.stderr.String())
-		default:
-		}
-		code, _ := doQuiet("GET", "http://"+p.api+"/healthz")
-		if code != 200 {
-			return fmt.Errorf("healthz %d", code)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return p, nil
 }
 
 func doQuiet(method, url string) (int, error) {

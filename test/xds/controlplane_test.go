@@ -3,7 +3,6 @@ package xds_test
 import (
 	"context"
 	"fmt"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"net"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
@@ -23,7 +23,8 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
+
+	"github.com/legate-proxy/legate/internal/controlplane"
 )
 
 // nodeID is the node id the test bootstraps use, and the key of the one
@@ -86,7 +87,9 @@ func (cp *ControlPlane) serve(ln net.Listener) {
 			return nil
 		},
 	}
-	srv := serverv3.NewServer(context.Background(), nackHolding{cp.cache}, cbs)
+	// A NACKed state-of-the-world version is not sent again until the
+	// next snapshot, as a careful management server does (and legate-cp).
+	srv := serverv3.NewServer(context.Background(), controlplane.HoldNACKs(cp.cache, oneNode{}), cbs)
 	g := grpc.NewServer()
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, srv)
 	clusterservice.RegisterClusterDiscoveryServiceServer(g, srv)
@@ -188,7 +191,7 @@ func (cp *ControlPlane) Mark() int {
 func (cp *ControlPlane) WaitNACK(t testing.TB, mark int, typeURL string) request {
 	t.Helper()
 	var got request
-	eventually(t, 15*time.Second, func() bool {
+	eventually(t, waitTimeout, func() bool {
 		reqs := cp.Requests()
 		for _, r := range reqs[min(mark, len(reqs)):] {
 			if r.TypeURL == typeURL && r.Error != "" {
@@ -206,7 +209,7 @@ func (cp *ControlPlane) WaitNACK(t testing.TB, mark int, typeURL string) request
 // delta a request answering a response (a nonce) without error_detail.
 func (cp *ControlPlane) WaitACK(t testing.TB, mark int, typeURL string, m Mode, version string) {
 	t.Helper()
-	eventually(t, 15*time.Second, func() bool {
+	eventually(t, waitTimeout, func() bool {
 		reqs := cp.Requests()
 		for _, r := range reqs[min(mark, len(reqs)):] {
 			if r.TypeURL != typeURL || r.Error != "" {
@@ -241,21 +244,3 @@ func shortType(url string) string { return url[strings.LastIndex(url, ".")+1:] }
 type oneNode struct{}
 
 func (oneNode) ID(*corev3.Node) string { return nodeID }
-
-// nackHolding is the snapshot cache with one change a careful management
-// server makes: a NACKed state-of-the-world request is not answered again
-// with the same rejected version (the plain cache would, since the request
-// carries the previous version, and the client would NACK it in a loop);
-// the watch waits for the next snapshot instead.
-type nackHolding struct{ cachev3.SnapshotCache }
-
-func (c nackHolding) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
-	if req.GetErrorDetail() != nil {
-		if snap, err := c.GetSnapshot(nodeID); err == nil {
-			r := proto.Clone(req).(*discoverygrpc.DiscoveryRequest)
-			r.VersionInfo = snap.GetVersion(req.GetTypeUrl())
-			req = r
-		}
-	}
-	return c.SnapshotCache.CreateWatch(req, sub, ch)
-}

@@ -13,8 +13,6 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/legate-proxy/legate/test/legatetest"
 )
 
 func TestConvergeSotWADS(t *testing.T)      { t.Parallel(); testConverge(t, modes[0]) }
@@ -39,16 +37,14 @@ func baseWorld(t testing.TB, m Mode, port int, a, b *Upstream, cluster string) W
 
 func testConverge(t *testing.T, m Mode) {
 	a, b, c := startUpstream(t, "a"), startUpstream(t, "b"), startUpstream(t, "c")
-	cp := startControlPlane(t)
-	port := legatetest.FreePort(t)
-	w := baseWorld(t, m, port, a, b, "svc_a")
-	v1 := cp.Set(w.Resources())
-
-	l := startLegate(t, func(admin int) string { return m.Bootstrap(cp.Port, admin) })
+	var w World
+	d := startDyn(t, m, "/hello", "a", func(port int) World {
+		w = baseWorld(t, m, port, a, b, "svc_a")
+		return w
+	})
+	cp, l, port, url, v1 := d.CP, d.Legate, d.Port, d.URL, d.Version
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	url := "http://" + addr + "/hello"
 	client := proxyClient()
-	waitUpstream(t, client, url, "a")
 
 	// Envoy's node identification on the first request of a stream.
 	if !slices.ContainsFunc(cp.Requests(), func(r request) bool { return r.UserAgent == "legate" }) {

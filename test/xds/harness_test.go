@@ -93,7 +93,7 @@ func (l *Legate) waitStat(t testing.TB, name string, what string, cond func(int6
 	t.Helper()
 	var last int64
 	var seen bool
-	eventually(t, 15*time.Second, func() bool {
+	eventually(t, waitTimeout, func() bool {
 		last, seen = l.Stat(t, name)
 		return seen && cond(last)
 	}, func() string {
@@ -120,6 +120,11 @@ func (l *Legate) ConfigDump(t testing.TB, query string) *adminv3.ConfigDump {
 	}
 	return &d
 }
+
+// waitTimeout bounds every wait for legate or a control plane to converge:
+// generous, since make test runs this suite beside every other package on
+// a small machine, and again against race-detector builds.
+const waitTimeout = 60 * time.Second
 
 // eventually polls cond until it holds, failing with describe() after the
 // deadline.
@@ -227,7 +232,7 @@ func waitUpstream(t testing.TB, c *http.Client, url, name string) {
 	t.Helper()
 	var last answer
 	var lastErr error
-	eventually(t, 15*time.Second, func() bool {
+	eventually(t, waitTimeout, func() bool {
 		last, lastErr = fetch(c, url)
 		return lastErr == nil && last.Status == http.StatusOK && last.Body == name
 	}, func() string {
@@ -241,7 +246,7 @@ func waitUpstream(t testing.TB, c *http.Client, url, name string) {
 // waitRefused polls until nothing accepts connections on addr.
 func waitRefused(t testing.TB, addr string) {
 	t.Helper()
-	eventually(t, 15*time.Second, func() bool {
+	eventually(t, waitTimeout, func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return true
@@ -324,10 +329,33 @@ func (l *Load) Stop() (ok, failed int64, fails []string) {
 func (l *Load) waitProgress(t testing.TB, n int64) {
 	t.Helper()
 	start := l.ok.Load()
-	eventually(t, 20*time.Second, func() bool { return l.ok.Load()-start >= n },
+	eventually(t, waitTimeout, func() bool { return l.ok.Load()-start >= n },
 		func() string {
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			return fmt.Sprintf("load made no progress: %d ok, %d failed, first failures %q", l.ok.Load(), l.failed.Load(), l.firstFails)
 		})
+}
+
+// Dyn is legate on a fresh control plane in one mode, with one HTTP
+// listener port.
+type Dyn struct {
+	CP      *ControlPlane
+	Legate  *Legate
+	Port    int
+	URL     string // path on the listener
+	Version string // of the first snapshot
+}
+
+// startDyn serves world(port) for a fresh listener port, starts legate on
+// the control plane in mode m, and waits until path answers from upstream
+// first.
+func startDyn(t *testing.T, m Mode, path, first string, world func(port int) World) *Dyn {
+	t.Helper()
+	d := &Dyn{CP: startControlPlane(t), Port: legatetest.FreePort(t)}
+	d.Version = d.CP.Set(world(d.Port).Resources())
+	d.Legate = startLegate(t, func(admin int) string { return m.Bootstrap(d.CP.Port, admin) })
+	d.URL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(d.Port)) + path
+	waitUpstream(t, proxyClient(), d.URL, first)
+	return d
 }

@@ -2,14 +2,10 @@ package xds_test
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-
-	"github.com/legate-proxy/legate/test/legatetest"
 )
 
 func TestHitlessUpdates(t *testing.T)      { t.Parallel(); testHitless(t, modes[0]) }
@@ -45,17 +41,18 @@ func hitlessWorld(t testing.TB, m Mode, port int, ups []*Upstream, gen int) Worl
 	}
 }
 
+// hitlessGenerations is how many config changes testHitless makes.
+const hitlessGenerations = 80
+
 // testHitless keeps 32 keep-alive connections busy while the config
-// changes every 100 ms for 10 s, and requires that not one request fails.
+// changes 80 times, 100 ms apart, and requires that not one request fails.
+// Each change also waits for requests to go through after it, so a slow
+// machine runs the same test, only longer, and no request count is assumed.
 func testHitless(t *testing.T, m Mode) {
 	ups := []*Upstream{startUpstream(t, "a"), startUpstream(t, "b"), startUpstream(t, "c")}
-	cp := startControlPlane(t)
-	port := legatetest.FreePort(t)
-	cp.Set(hitlessWorld(t, m, port, ups, 0).Resources())
-	l := startLegate(t, func(admin int) string { return m.Bootstrap(cp.Port, admin) })
-	url := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/load/x"
 	// Generation 0 balances over all three: "a" answers within a few tries.
-	waitUpstream(t, proxyClient(), url, "a")
+	d := startDyn(t, m, "/load/x", "a", func(port int) World { return hitlessWorld(t, m, port, ups, 0) })
+	cp, l, port, url := d.CP, d.Legate, d.Port, d.URL
 
 	valid := func(a answer) bool { return a.Body == "a" || a.Body == "b" || a.Body == "c" }
 	load := startLoad(t, url, 32, valid)
@@ -63,12 +60,12 @@ func testHitless(t *testing.T, m Mode) {
 
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	end := time.Now().Add(10 * time.Second)
 	gen := 0
-	for time.Now().Before(end) {
+	for gen < hitlessGenerations {
 		<-tick.C
 		gen++
 		cp.Set(hitlessWorld(t, m, port, ups, gen).Resources())
+		load.waitProgress(t, 25)
 	}
 	// Let the last change apply under load too.
 	load.waitProgress(t, 100)
@@ -76,9 +73,6 @@ func testHitless(t *testing.T, m Mode) {
 	t.Logf("%d config generations; %d requests succeeded, %d failed", gen, ok, failed)
 	if failed != 0 {
 		t.Errorf("%d of %d requests failed during updates; first: %q", failed, ok+failed, fails)
-	}
-	if ok < 2000 {
-		t.Errorf("only %d requests succeeded; the test wants thousands to mean anything", ok)
 	}
 	// The changes were applied, not ignored.
 	for _, s := range []struct {
@@ -98,7 +92,7 @@ func testHitless(t *testing.T, m Mode) {
 	last.Endpoints = []types.Resource{assignment("svc", ups[1].Port)}
 	cp.Set(last.Resources())
 	c := proxyClient()
-	eventually(t, 15*time.Second, func() bool {
+	eventually(t, waitTimeout, func() bool {
 		for i := 0; i < 10; i++ {
 			if a, err := fetch(c, url); err != nil || a.Body != "b" {
 				return false

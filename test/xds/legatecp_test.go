@@ -74,7 +74,7 @@ func tryLegateCP(t *testing.T, bin string) (*LegateCP, error) {
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(done) }()
 	stop := func() { cancel(); <-done }
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(waitTimeout)
 	for {
 		if _, err := get(cp.URL("/healthz")); err == nil {
 			t.Cleanup(func() {
@@ -143,7 +143,7 @@ func waitAnswers(t testing.TB, c *http.Client, url string, want ...string) {
 	t.Helper()
 	seen := map[string]bool{}
 	var last string
-	eventually(t, 20*time.Second, func() bool {
+	eventually(t, waitTimeout, func() bool {
 		a, err := fetch(c, url)
 		if err != nil {
 			last = err.Error()
@@ -188,12 +188,14 @@ func TestLegateCP(t *testing.T) {
 	waitAnswers(t, client, base+"/service/1", "s1a", "s1b")
 
 	// An instance with a short lease, heartbeating until legate uses it.
-	cp.register(t, "service1", "dying", dying, "2s")
+	// The lease is many heartbeats long, so a loaded machine does not
+	// expire it before legate has used it.
+	cp.register(t, "service1", "dying", dying, "3s")
 	stopBeat := make(chan struct{})
 	beatDone := make(chan struct{})
 	go func() {
 		defer close(beatDone)
-		tick := time.NewTicker(500 * time.Millisecond)
+		tick := time.NewTicker(250 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			select {
@@ -213,7 +215,7 @@ func TestLegateCP(t *testing.T) {
 
 	// It stops heartbeating: legate-cp expires it and legate drops the host.
 	host := fmt.Sprintf("service1::127.0.0.1:%d::", dying.Port)
-	eventually(t, 20*time.Second, func() bool {
+	eventually(t, waitTimeout, func() bool {
 		body, err := get(l.AdminURL("/clusters"))
 		return err == nil && !strings.Contains(body, host)
 	}, func() string { return "legate's /clusters still lists the expired instance " + host })

@@ -23,13 +23,12 @@ func TestNACKDeltaADS(t *testing.T) { t.Parallel(); testNACK(t, modes[1]) }
 // then the good config is pushed back and accepted.
 func testNACK(t *testing.T, m Mode) {
 	a, b := startUpstream(t, "a"), startUpstream(t, "b")
-	cp := startControlPlane(t)
-	port := legatetest.FreePort(t)
-	good := baseWorld(t, m, port, a, b, "svc_a")
-	cp.Set(good.Resources())
-	l := startLegate(t, func(admin int) string { return m.Bootstrap(cp.Port, admin) })
-	url := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/x"
-	waitUpstream(t, proxyClient(), url, "a")
+	var good World
+	d := startDyn(t, m, "/x", "a", func(port int) World {
+		good = baseWorld(t, m, port, a, b, "svc_a")
+		return good
+	})
+	cp, l, port, url := d.CP, d.Legate, d.Port, d.URL
 
 	inlinePort := legatetest.FreePort(t)
 	type tc struct {

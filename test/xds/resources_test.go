@@ -1,7 +1,6 @@
 package xds_test
 
 import (
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -20,6 +19,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/legate-proxy/legate/internal/controlplane"
 )
 
 // Mode is one way of talking xDS: aggregated or one stream per type, state
@@ -35,13 +36,6 @@ var modes = []Mode{
 	{Name: "DeltaADS", ADS: true, Delta: true},
 	{Name: "SotWPerType"},
 	{Name: "DeltaPerType", Delta: true},
-}
-
-func (m Mode) apiType() string {
-	if m.Delta {
-		return "DELTA_GRPC"
-	}
-	return "GRPC"
 }
 
 // Source is the ConfigSource resources use to refer to others (RDS from an
@@ -71,54 +65,8 @@ func (m Mode) Source() *corev3.ConfigSource {
 // Bootstrap is a legate bootstrap whose CDS and LDS come from the control
 // plane at cpPort in mode m, through the static cluster xds_cluster.
 func (m Mode) Bootstrap(cpPort, adminPort int) string {
-	var dyn string
-	if m.ADS {
-		dyn = fmt.Sprintf(`
-dynamic_resources:
-  ads_config:
-    api_type: %s
-    transport_api_version: V3
-    set_node_on_first_message_only: true
-    grpc_services:
-    - envoy_grpc: {cluster_name: xds_cluster}
-  cds_config: {resource_api_version: V3, ads: {}}
-  lds_config: {resource_api_version: V3, ads: {}}
-`, m.apiType())
-	} else {
-		src := fmt.Sprintf(`
-    resource_api_version: V3
-    api_config_source:
-      api_type: %s
-      transport_api_version: V3
-      grpc_services:
-      - envoy_grpc: {cluster_name: xds_cluster}`, m.apiType())
-		dyn = "\ndynamic_resources:\n  cds_config:" + src + "\n  lds_config:" + src + "\n"
-	}
-	return fmt.Sprintf(`node:
-  id: %s
-  cluster: legate-test-cluster
-%s
-static_resources:
-  clusters:
-  - name: xds_cluster
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config:
-          http2_protocol_options: {}
-    load_assignment:
-      cluster_name: xds_cluster
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address:
-              socket_address: {address: 127.0.0.1, port_value: %d}
-admin:
-  address:
-    socket_address: {address: 127.0.0.1, port_value: %d}
-`, nodeID, dyn, cpPort, adminPort)
+	return controlplane.Bootstrap(controlplane.BootstrapOptions{NodeID: nodeID, NodeCluster: "legate-test-cluster",
+		AdminPort: adminPort, XDSPort: cpPort, Delta: m.Delta, PerType: !m.ADS})
 }
 
 func sockAddr(port int) *corev3.Address {

@@ -1,14 +1,10 @@
 package xds_test
 
 import (
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-
-	"github.com/legate-proxy/legate/test/legatetest"
 )
 
 func TestControlPlaneRestart(t *testing.T)      { t.Parallel(); testRestart(t, modes[0]) }
@@ -19,14 +15,13 @@ func TestControlPlaneRestartDelta(t *testing.T) { t.Parallel(); testRestart(t, m
 // config, reports the lost connection, reconnects, and takes updates again.
 func testRestart(t *testing.T, m Mode) {
 	a, b := startUpstream(t, "a"), startUpstream(t, "b")
-	cp := startControlPlane(t)
-	port := legatetest.FreePort(t)
-	w := baseWorld(t, m, port, a, b, "svc_a")
-	cp.Set(w.Resources())
-	l := startLegate(t, func(admin int) string { return m.Bootstrap(cp.Port, admin) })
-	url := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + "/r"
+	var w World
+	d := startDyn(t, m, "/r", "a", func(port int) World {
+		w = baseWorld(t, m, port, a, b, "svc_a")
+		return w
+	})
+	cp, l, url := d.CP, d.Legate, d.URL
 	client := proxyClient()
-	waitUpstream(t, client, url, "a")
 	l.waitStat(t, "control_plane.connected_state", "== 1", func(v int64) bool { return v == 1 })
 
 	load := startLoad(t, url, 16, func(ans answer) bool { return ans.Body == "a" || ans.Body == "b" })

@@ -160,7 +160,7 @@ func testSDS(t *testing.T, m Mode) {
 		t.Helper()
 		var got *big.Int
 		var err error
-		eventually(t, 15*time.Second, func() bool {
+		eventually(t, waitTimeout, func() bool {
 			got, err = servedSerial(c, url)
 			return err == nil && got.Cmp(want) == 0
 		}, func() string { return fmt.Sprintf("GET %s: want certificate %v; got %v, %v", url, want, got, err) })
