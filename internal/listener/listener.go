@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -201,44 +202,141 @@ func statAddress(host string, port uint32) string {
 	return host + "_" + strconv.Itoa(int(port))
 }
 
-// socket is a bound listening socket. It outlives a listener version when
+// socket is a listener's bound socket. It outlives a listener version when
 // an update keeps the address: the accept loop then hands connections to
 // the new version (cur) without closing the socket.
+//
+// A socket is bound when its listener is built, so that a port in use
+// refuses the config (an LDS NACK), but it listens only when its first
+// version goes live: a warming listener refuses connections, as in Envoy,
+// instead of queueing them in a backlog nobody accepts from.
 type socket struct {
-	ln      net.Listener
+	mu      sync.Mutex
+	fd      int          // bound, not yet listening; -1 once ln exists or closed
+	ln      net.Listener // nil until listen
+	addr    net.Addr
 	cur     atomic.Pointer[Listener] // nil: not serving (closing)
 	serving bool                     // accept loop started; guarded by Manager.mu
 	logger  *slog.Logger
 	closed  atomic.Bool
 }
 
-// bind opens the listening socket for l's address.
+// bind creates the socket for l's address and binds it.
 func bind(l *Listener) (*socket, error) {
-	lc := net.ListenConfig{}
-	if strings.Contains(l.Address, "[") {
-		v6only := 0
-		if l.v6only {
-			v6only = 1
-		}
-		lc.Control = func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, v6only)
-			})
-			return errors.Join(err, serr)
-		}
-	}
-	ln, err := lc.Listen(context.Background(), "tcp", l.Address)
+	ap, err := netip.ParseAddrPort(l.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", l.Name, err)
 	}
-	return &socket{ln: ln, logger: l.logger}, nil
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	fd, err := bindTCP(ap, l.v6only)
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: listen tcp %s: %w", l.Name, l.Address, err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("listener %q: %w", l.Name, err)
+	}
+	return &socket{fd: fd, addr: tcpAddr(sa), logger: l.logger}, nil
+}
+
+// bindTCP returns a bound, non-blocking, close-on-exec TCP socket with the
+// options Go's own listeners get (SO_REUSEADDR) and IPV6_V6ONLY as asked.
+func bindTCP(ap netip.AddrPort, v6only bool) (int, error) {
+	family := syscall.AF_INET
+	if ap.Addr().Is6() {
+		family = syscall.AF_INET6
+	}
+	fd, err := syscall.Socket(family, syscall.SOCK_STREAM, syscall.IPPROTO_TCP)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	syscall.CloseOnExec(fd)
+	fail := func(call string, err error) (int, error) {
+		syscall.Close(fd)
+		return -1, os.NewSyscallError(call, err)
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		return fail("setnonblock", err)
+	}
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		return fail("setsockopt", err)
+	}
+	var sa syscall.Sockaddr
+	if family == syscall.AF_INET6 {
+		only := 0
+		if v6only {
+			only = 1
+		}
+		if err := syscall.SetsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, only); err != nil {
+			return fail("setsockopt", err)
+		}
+		sa = &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+	} else {
+		sa = &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	}
+	if err := syscall.Bind(fd, sa); err != nil {
+		return fail("bind", err)
+	}
+	return fd, nil
+}
+
+func tcpAddr(sa syscall.Sockaddr) *net.TCPAddr {
+	switch a := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	case *syscall.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	}
+	return &net.TCPAddr{}
+}
+
+// listen starts accepting into the kernel's queue and wraps the socket in a
+// net.Listener. Called once, when the socket's first version goes live.
+func (s *socket) listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return nil
+	}
+	if s.fd < 0 {
+		return net.ErrClosed
+	}
+	if err := syscall.Listen(s.fd, listenBacklog()); err != nil {
+		return os.NewSyscallError("listen", err)
+	}
+	f := os.NewFile(uintptr(s.fd), "listener")
+	ln, err := net.FileListener(f) // duplicates the descriptor
+	f.Close()
+	s.fd = -1
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	return nil
+}
+
+// listenBacklog is net.core.somaxconn, as Envoy and Go use by default.
+func listenBacklog() int {
+	if b, err := os.ReadFile("/proc/sys/net/core/somaxconn"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 4096
 }
 
 func (s *socket) close() {
 	if s.closed.CompareAndSwap(false, true) {
 		s.cur.Store(nil)
-		s.ln.Close()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.ln != nil {
+			s.ln.Close()
+		} else if s.fd >= 0 {
+			syscall.Close(s.fd)
+			s.fd = -1
+		}
 	}
 }
 
@@ -247,7 +345,7 @@ func (l *Listener) Addr() net.Addr {
 	if l.sock == nil {
 		return nil
 	}
-	return l.sock.ln.Addr()
+	return l.sock.addr
 }
 
 // serve accepts until the socket is closed.
@@ -266,7 +364,7 @@ func (s *socket) serve() {
 			} else {
 				tempDelay = min(2*tempDelay, time.Second)
 			}
-			s.logger.Warn("accept failed", "address", s.ln.Addr().String(), "err", err)
+			s.logger.Warn("accept failed", "address", s.addr.String(), "err", err)
 			time.Sleep(tempDelay)
 			continue
 		}

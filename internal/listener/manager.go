@@ -259,6 +259,12 @@ func (m *Manager) goLiveStatic(l *Listener) {
 func (m *Manager) serveSocket(l *Listener) {
 	l.sock.cur.Store(l)
 	if !l.sock.serving {
+		if err := l.sock.listen(); err != nil {
+			// The port was bound when the config was accepted; listen
+			// failing after that is a kernel resource problem.
+			m.logger.Error("listener could not start", "name", l.Name, "address", l.Addr().String(), "err", err)
+			return
+		}
 		l.sock.serving = true
 		m.logger.Info("listener started", "name", l.Name, "address", l.Addr().String())
 		go l.sock.serve()

@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -689,5 +691,35 @@ func TestStaticWarmedWaitsForRDS(t *testing.T) {
 	case <-warmed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("static listeners did not warm after their route configuration arrived")
+	}
+}
+
+// A warming listener is bound but does not listen: connections are
+// refused until it goes live, as in Envoy.
+func TestWarmingListenerRefusesConnections(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint32(probe.Addr().(*net.TCPAddr).Port)
+	probe.Close()
+	if err := h.lds(t, "1", httpListener(t, "w1", "127.0.0.1", port, "unused", withRDS("rw"))); err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+		c.Close()
+		t.Fatal("a warming listener accepted a connection")
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dialing a warming listener: %v, want connection refused", err)
+	}
+	w := h.sub.watch(t, "rw")
+	if err := w.w.Watcher.Update(&xds.Update{Version: "a", Resources: []xds.Resource{{Name: "rw", Message: routeConfig("rw", "live")}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the listener to go live", func() bool { _, ok := h.m.Addrs()["w1"]; return ok })
+	if body, _ := get(t, newClient(), "http://"+addr+"/"); body != "live" {
+		t.Fatalf("got %q", body)
 	}
 }
