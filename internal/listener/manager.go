@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -732,6 +733,25 @@ type Status struct {
 	Name string
 	// Address is the bound address, or the configured one before Start.
 	Address string
+}
+
+// TLSConfigs returns the TLS configurations of the listeners serving now
+// (for server.days_until_first_cert_expiring).
+func (m *Manager) TLSConfigs() []*tls.Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*tls.Config
+	for _, l := range m.static {
+		if l.tls != nil {
+			out = append(out, l.tls)
+		}
+	}
+	for _, e := range m.dyn {
+		if e.active != nil && e.active.tls != nil {
+			out = append(out, e.active.tls)
+		}
+	}
+	return out
 }
 
 // Listeners lists the static listeners in config order, then the active

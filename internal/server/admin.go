@@ -22,6 +22,7 @@ import (
 	"github.com/legate-proxy/legate/internal/admin/dashboard"
 	"github.com/legate-proxy/legate/internal/logging"
 	"github.com/legate-proxy/legate/internal/stats"
+	legatetls "github.com/legate-proxy/legate/internal/tls"
 	"github.com/legate-proxy/legate/internal/version"
 )
 
@@ -39,6 +40,7 @@ type adminServer struct {
 func (s *Server) buildAdmin() error {
 	ss := stats.NewServerStats(s.store, s.start)
 	ss.Concurrency.Set(int64(s.opts.Concurrency))
+	ss.FirstCertExpiry = s.firstCertExpiry
 	s.admin = &adminServer{stats: ss}
 	if s.flusher != nil {
 		// Sinks get current server.* gauges even without an admin address.
@@ -310,4 +312,21 @@ func (s *Server) activeListeners() []*listenerv3.Listener {
 		}
 	}
 	return out
+}
+
+// firstCertExpiry is the earliest expiry among the certificates Legate
+// presents now: listeners' and clusters' TLS contexts, static or from SDS.
+func (s *Server) firstCertExpiry() (first time.Time, ok bool) {
+	cfgs := s.listeners.TLSConfigs()
+	for _, c := range s.clusters.Clusters() {
+		if c.Settings.TLS != nil {
+			cfgs = append(cfgs, c.Settings.TLS)
+		}
+	}
+	for _, cfg := range cfgs {
+		if t, has := legatetls.FirstExpiry(cfg); has && (!ok || t.Before(first)) {
+			first, ok = t, true
+		}
+	}
+	return first, ok
 }

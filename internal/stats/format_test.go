@@ -265,8 +265,13 @@ func TestServerStats(t *testing.T) {
 	s.Gauge("listener.0.0.0.0_8080.downstream_cx_active", Accumulate).Set(3)
 	s.Gauge("listener.[__]_8443.downstream_cx_active", Accumulate).Set(2)
 	s.Gauge("listener.admin.downstream_cx_active", Accumulate).Set(1)
-	ss.SetCertExpiry(time.Now().Add(100*24*time.Hour + time.Hour))
-	ss.SetCertExpiry(time.Now().Add(10*24*time.Hour + time.Hour))
+	ss.Refresh()
+	for _, g := range s.Gauges() {
+		if g.Name() == "server.days_until_first_cert_expiring" {
+			t.Error("days_until_first_cert_expiring exists without certificates")
+		}
+	}
+	ss.FirstCertExpiry = func() (time.Time, bool) { return time.Now().Add(10*24*time.Hour + time.Hour), true }
 	ss.Refresh()
 
 	get := func(name string) int64 { return s.Gauge(name, Accumulate).Value() }

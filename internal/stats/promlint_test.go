@@ -57,7 +57,7 @@ func realisticStore(t *testing.T) (*stats.Store, *stats.TagExtractor) {
 	cs.UpstreamCxRxBytesTotal.Add(1 << 20)
 
 	ss := stats.NewServerStats(s, time.Now().Add(-time.Minute))
-	ss.SetCertExpiry(time.Now().Add(30 * 24 * time.Hour))
+	ss.FirstCertExpiry = func() (time.Time, bool) { return time.Now().Add(30 * 24 * time.Hour), true }
 	ss.Refresh()
 
 	for _, l := range []string{"listener.0.0.0.0_10000.", "listener.[__]_8443.", "listener.admin."} {

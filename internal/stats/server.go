@@ -51,14 +51,18 @@ type ServerStats struct {
 	// otherwise Refresh sums listener.<x>.downstream_cx_active over
 	// every listener but the admin's.
 	TotalConnectionsFunc func() int64
+	// FirstCertExpiry, when set, reports the earliest NotAfter among the
+	// certificates in use (ok false: none); Refresh turns it into
+	// server.days_until_first_cert_expiring. It is asked on every refresh
+	// because listeners, clusters and SDS secrets come and go.
+	FirstCertExpiry func() (notAfter time.Time, ok bool)
 
 	store *Store
 	start time.Time
 
-	mu         sync.Mutex
-	certExpiry time.Time
-	certDays   *Gauge // created on the first SetCertExpiry
-	samples    []metrics.Sample
+	mu       sync.Mutex
+	certDays *Gauge // created on the first certificate seen
+	samples  []metrics.Sample
 }
 
 // NewServerStats creates the server.* gauges in s; start is the process
@@ -102,19 +106,6 @@ func (ss *ServerStats) SetLive(live bool) {
 	}
 }
 
-// SetCertExpiry notes one certificate's expiry; the earliest one drives
-// server.days_until_first_cert_expiring.
-func (ss *ServerStats) SetCertExpiry(notAfter time.Time) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if ss.certDays == nil {
-		ss.certDays = ss.store.Gauge("server.days_until_first_cert_expiring", NeverImport)
-		ss.certExpiry = notAfter
-	} else if notAfter.Before(ss.certExpiry) {
-		ss.certExpiry = notAfter
-	}
-}
-
 // Refresh updates the gauges that are computed rather than counted. Memory
 // comes from runtime/metrics, which, unlike runtime.ReadMemStats, does not
 // stop the world, so an aggressive scraper cannot stall the proxy.
@@ -130,9 +121,13 @@ func (ss *ServerStats) Refresh() {
 			v[i] = int64(min(s.Value.Uint64(), math.MaxInt64))
 		}
 	}
-	if ss.certDays != nil {
-		days := int64(ss.certExpiry.Sub(now) / (24 * time.Hour))
-		ss.certDays.Set(max(days, 0))
+	if ss.FirstCertExpiry != nil {
+		if notAfter, ok := ss.FirstCertExpiry(); ok {
+			if ss.certDays == nil {
+				ss.certDays = ss.store.Gauge("server.days_until_first_cert_expiring", NeverImport)
+			}
+			ss.certDays.Set(max(int64(notAfter.Sub(now)/(24*time.Hour)), 0))
+		}
 	}
 	ss.mu.Unlock()
 	objects, unused, free, released, total := v[0], v[1], v[2], v[3], v[4]

@@ -173,6 +173,13 @@ func TestHCM(t *testing.T) {
 	})
 	l := startLegate(t, cfg, nil)
 
+	t.Run("days until first cert expiring", func(t *testing.T) {
+		// The test PKI's leaf certificates are valid for 24 hours.
+		if got := l.Counter(t, "server.days_until_first_cert_expiring"); got != 0 {
+			t.Errorf("server.days_until_first_cert_expiring = %d, want 0", got)
+		}
+	})
+
 	t.Run("http1 keep-alive", func(t *testing.T) {
 		c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
 		conns := map[string]bool{}
