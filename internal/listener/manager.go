@@ -284,6 +284,10 @@ func (m *Manager) LDS() xds.Watcher { return xds.WatcherFunc(m.update) }
 type pending struct {
 	l     *Listener
 	bound bool // l.sock was bound for this update
+	// bindOnApply: a listener this update removes holds the address (a
+	// rename). Its socket closes when the update applies and l binds then,
+	// as Envoy does when it hands an address from one listener to another.
+	bindOnApply bool
 }
 
 func (m *Manager) update(u *xds.Update) (err error) {
@@ -381,6 +385,10 @@ func (m *Manager) update(u *xds.Update) (err error) {
 				p.l.sock = s
 				continue
 			}
+			if m.heldByRemoved(removed, p.l.Address) {
+				p.bindOnApply = true
+				continue
+			}
 			s, err := bind(p.l)
 			if err != nil {
 				m.st.createFailure.Inc()
@@ -400,12 +408,47 @@ func (m *Manager) update(u *xds.Update) (err error) {
 		return errors.Join(errs...)
 	}
 
-	// Everything is valid: apply.
+	// Everything is valid: apply. Removals go first, so that an address a
+	// removed listener held is free for the listener taking it over.
 	for _, name := range reverts {
 		e := m.dyn[name]
 		m.discardWarming(e, nil)
 	}
+	for _, name := range removed {
+		e := m.dyn[name]
+		m.st.removed.Inc()
+		if e.warming != nil {
+			m.discardWarming(e, nil)
+		}
+		if old := e.active; old != nil {
+			e.active = nil
+			m.st.active.Dec()
+			old.sock.close()
+			m.drain(e, old)
+		}
+		m.logger.Info("listener removed", "name", name)
+		m.forgetIfEmpty(name)
+	}
 	for _, p := range changes {
+		if !p.bindOnApply {
+			continue
+		}
+		s, err := bind(p.l)
+		if err != nil {
+			// Accepted but unable to take the address after all (someone
+			// else bound it in between): Envoy reports this the same way.
+			m.st.createFailure.Inc()
+			m.logger.Error("listener could not take over its address", "name", p.l.Name, "address", p.l.Address, "err", err)
+			p.l.release()
+			p.l = nil
+			continue
+		}
+		p.l.sock = s
+	}
+	for _, p := range changes {
+		if p.l == nil {
+			continue
+		}
 		e := m.dyn[p.l.Name]
 		if e == nil {
 			e = &entry{}
@@ -429,21 +472,6 @@ func (m *Manager) update(u *xds.Update) (err error) {
 			go m.warm(p.l)
 		}
 	}
-	for _, name := range removed {
-		e := m.dyn[name]
-		m.st.removed.Inc()
-		if e.warming != nil {
-			m.discardWarming(e, nil)
-		}
-		if old := e.active; old != nil {
-			e.active = nil
-			m.st.active.Dec()
-			old.sock.close()
-			m.drain(e, old)
-		}
-		m.logger.Info("listener removed", "name", name)
-		m.forgetIfEmpty(name)
-	}
 	return nil
 }
 
@@ -451,6 +479,17 @@ func (m *Manager) update(u *xds.Update) (err error) {
 // bound to addr: a version that keeps the address, or returns to the
 // active one's while another warms elsewhere, takes the socket over
 // rather than fail to bind it. Called with m.mu held.
+// heldByRemoved reports whether one of the listeners being removed has a
+// socket on addr.
+func (m *Manager) heldByRemoved(removed []string, addr string) bool {
+	for _, name := range removed {
+		if m.socketAt(name, addr) != nil {
+			return true
+		}
+	}
+	return false
+}
+
 func (m *Manager) socketAt(name, addr string) *socket {
 	e := m.dyn[name]
 	if e == nil {

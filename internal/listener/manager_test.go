@@ -723,3 +723,39 @@ func TestWarmingListenerRefusesConnections(t *testing.T) {
 		t.Fatalf("got %q", body)
 	}
 }
+
+// A listener renamed by the control plane (one removed, another added on
+// its address in the same update) takes the address over instead of
+// failing to bind, and the old listener's connections drain.
+func TestLDSRenameTakesOverAddress(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint32(probe.Addr().(*net.TCPAddr).Port)
+	probe.Close()
+	if err := h.lds(t, "1", httpListener(t, "old", "127.0.0.1", port, "old")); err != nil {
+		t.Fatal(err)
+	}
+	client := newClient()
+	url := h.url(t, "old")
+	if body, _ := get(t, client, url); body != "old" {
+		t.Fatalf("got %q", body)
+	}
+	if err := h.lds(t, "2", httpListener(t, "new", "127.0.0.1", port, "new")); err != nil {
+		t.Fatalf("rename refused: %v", err)
+	}
+	if _, ok := h.m.Addrs()["old"]; ok {
+		t.Error("the removed listener is still active")
+	}
+	// The kept-alive connection belongs to the removed listener: it is
+	// told to close, and the client's next connection reaches the new one.
+	waitFor(t, "the new listener to answer", func() bool { body, _ := get(t, client, url); return body == "new" })
+	if got := h.counter("listener_removed"); got != 1 {
+		t.Errorf("listener_removed = %d", got)
+	}
+	if got := h.counter("listener_create_failure"); got != 0 {
+		t.Errorf("listener_create_failure = %d", got)
+	}
+}
