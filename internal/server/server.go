@@ -221,6 +221,8 @@ func (s *Server) Run(ctx context.Context) error {
 		s.Close()
 		return err
 	}
+	// Envoy's gauge for "listeners are running on the workers".
+	s.store.Gauge("listener_manager.workers_started", stats.NeverImport).Set(1)
 	flushDone := make(chan struct{})
 	flushCtx, stopFlush := context.WithCancel(context.Background())
 	if s.flusher != nil {
