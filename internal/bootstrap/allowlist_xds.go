@@ -27,8 +27,9 @@ func init() {
 			Note: "UNHEALTHY, DRAINING and TIMEOUT take the host out of load balancing"},
 		field{Name: "metadata", Note: "accepted and shown; no subset load balancing reads it"})
 	extendFields("envoy.extensions.transport_sockets.tls.v3.CommonTlsContext",
-		field{Name: "tls_certificate_sds_secret_configs", Note: "one certificate; the listener or cluster warms until it arrives"},
-		field{Name: "validation_context_sds_secret_config", Note: "the listener or cluster warms until it arrives"})
+		field{Name: "tls_certificate_sds_secret_configs", Note: "a server may name several (chosen per client hello), a client one; the listener or cluster warms until they arrive"},
+		field{Name: "validation_context_sds_secret_config", Note: "the listener or cluster warms until it arrives"},
+		field{Name: "combined_validation_context", Note: "the SDS validation context is merged over the default one, as in Envoy"})
 
 	addMessages("Dynamic configuration (xDS)",
 		"Listeners and clusters from `dynamic_resources`, routes (RDS), endpoints (EDS) and TLS secrets (SDS) "+
@@ -65,6 +66,8 @@ func init() {
 		message{"envoy.config.cluster.v3.Cluster.EdsClusterConfig", fs(
 			field{Name: "eds_config", Note: "required, as in Envoy"},
 			field{Name: "service_name", Note: "the load assignment asked for; default the cluster name"})},
+		message{"envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext",
+			fs("default_validation_context", "validation_context_sds_secret_config")},
 		message{"envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", fs("name",
 			field{Name: "sds_config", Note: "required: Legate has no static secrets, `static_resources.secrets`"})},
 		message{typeSecret, fs("name", "tls_certificate", "validation_context")},

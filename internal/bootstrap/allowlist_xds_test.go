@@ -110,6 +110,10 @@ node:
     type: EDS
     eds_cluster_config: {service_name: service1, eds_config: {ads: {}}}
 `, adsGRPC},
+		{"combined validation context", strings.Replace(sdsRDSListener,
+			"validation_context_sds_secret_config: {name: ca, sds_config: {path_config_source: {path: /etc/legate/ca.yaml}}}",
+			"combined_validation_context: {default_validation_context: {trusted_ca: {filename: /etc/legate/ca.pem}}, "+
+				"validation_context_sds_secret_config: {name: ca, sds_config: {ads: {}}}}", 1), "", adsGRPC},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
