@@ -67,30 +67,34 @@ func decodeCLA(cla *endpointv3.ClusterLoadAssignment) ([]endpoint, error) {
 		return nil, fieldErr("named_endpoints", "is not supported")
 	}
 	var out []endpoint
-	seen := map[netip.AddrPort]string{}
+	// The path is formatted only for an error: a large assignment is
+	// mostly valid endpoints.
+	type pos struct{ i, j int }
+	path := func(p pos) string { return fmt.Sprintf("endpoints[%d].lb_endpoints[%d]", p.i, p.j) }
+	seen := map[netip.AddrPort]pos{}
 	for i, lle := range cla.GetEndpoints() {
 		if lle.GetPriority() != 0 {
 			return nil, fieldErr(fmt.Sprintf("endpoints[%d].priority", i), "only priority 0 is supported")
 		}
 		for j, le := range lle.GetLbEndpoints() {
-			field := fmt.Sprintf("endpoints[%d].lb_endpoints[%d]", i, j)
+			at := pos{i, j}
 			ep := le.GetEndpoint()
 			if ep == nil {
-				return nil, fieldErr(field+".endpoint", "is required (endpoint_name is not supported)")
+				return nil, fieldErr(path(at)+".endpoint", "is required (endpoint_name is not supported)")
 			}
 			sa := ep.GetAddress().GetSocketAddress()
 			if sa == nil {
-				return nil, fieldErr(field+".endpoint.address", "only socket_address is supported")
+				return nil, fieldErr(path(at)+".endpoint.address", "only socket_address is supported")
 			}
 			if sa.GetNamedPort() != "" || sa.GetResolverName() != "" {
-				return nil, fieldErr(field+".endpoint.address.socket_address", "named_port and resolver_name are not supported")
+				return nil, fieldErr(path(at)+".endpoint.address.socket_address", "named_port and resolver_name are not supported")
 			}
 			if p := sa.GetPortValue(); p == 0 || p > 65535 {
-				return nil, fieldErr(field+".endpoint.address.socket_address.port_value", "%d out of range 1-65535", p)
+				return nil, fieldErr(path(at)+".endpoint.address.socket_address.port_value", "%d out of range 1-65535", p)
 			}
 			ip, err := netip.ParseAddr(sa.GetAddress())
 			if err != nil {
-				return nil, fieldErr(field+".endpoint.address.socket_address.address",
+				return nil, fieldErr(path(at)+".endpoint.address.socket_address.address",
 					"%q is not an IP address (EDS endpoints must be IP literals)", sa.GetAddress())
 			}
 			e := endpoint{
@@ -99,15 +103,15 @@ func decodeCLA(cla *endpointv3.ClusterLoadAssignment) ([]endpoint, error) {
 			}
 			if w := le.GetLoadBalancingWeight(); w != nil {
 				if w.GetValue() == 0 {
-					return nil, fieldErr(field+".load_balancing_weight", "must be at least 1")
+					return nil, fieldErr(path(at)+".load_balancing_weight", "must be at least 1")
 				}
 				e.weight = w.GetValue()
 			}
 			ap := netip.AddrPortFrom(e.ip, e.port)
 			if prev, dup := seen[ap]; dup {
-				return nil, fieldErr(field+".endpoint.address", "%s is also %s", ap, prev)
+				return nil, fieldErr(path(at)+".endpoint.address", "%s is also %s", ap, path(prev))
 			}
-			seen[ap] = field
+			seen[ap] = at
 			out = append(out, e)
 		}
 	}

@@ -283,7 +283,7 @@ func (m *Manager) warmed(c *Cluster) {
 			close(m.initCh)
 		}
 	} else if e := m.entries[c.Name]; e != nil && e.warming == c {
-		old = m.promoteLocked(e)
+		old = m.promoteLocked(e, true)
 	}
 	m.mu.Unlock()
 	if old != nil {
@@ -293,7 +293,10 @@ func (m *Manager) warmed(c *Cluster) {
 
 // promoteLocked makes e's warming cluster the active one and returns the
 // cluster it replaced (to be stopped once m.mu is released), if any.
-func (m *Manager) promoteLocked(e *entry) *Cluster {
+// publish republishes the active set; a CDS update promoting many clusters
+// at once publishes once at its end instead (each publish copies the whole
+// set, so publishing per cluster made a large first push quadratic).
+func (m *Manager) promoteLocked(e *entry, publish bool) *Cluster {
 	c, old := e.warming, e.active
 	e.active, e.warming = c, nil
 	m.st.warming.Dec()
@@ -301,7 +304,9 @@ func (m *Manager) promoteLocked(e *entry) *Cluster {
 		m.st.active.Inc()
 	}
 	m.refLocked(c.Name).Store(c)
-	m.publishLocked()
+	if publish {
+		m.publishLocked()
+	}
 	m.cdsDoneLocked(c)
 	m.opts.Logger.Info("cluster warmed and active", "cluster", c.Name, "version", c.version)
 	return old
@@ -659,7 +664,7 @@ func (m *Manager) applyCDS(u *xds.Update) error {
 		}
 		select {
 		case <-c.init.Done():
-			if old := m.promoteLocked(e); old != nil {
+			if old := m.promoteLocked(e, false); old != nil {
 				stops = append(stops, old)
 			}
 		default:
