@@ -40,6 +40,7 @@ type request struct {
 	Names     []string // SotW resource_names, delta subscribe
 	Error     string   // error_detail.message: a NACK
 	UserAgent string   // node.user_agent_name, when the node was sent
+	ADS       bool     // whether it came on an aggregated stream
 	At        time.Time
 }
 
@@ -53,8 +54,11 @@ type ControlPlane struct {
 	mu       sync.Mutex
 	grpc     *grpc.Server
 	requests []request
-	version  atomic.Int64
-	last     map[resource.Type][]types.Resource
+	// streams is each open stream's type URL ("" for ADS), by delta and
+	// stream id.
+	streams map[streamKey]string
+	version atomic.Int64
+	last    map[resource.Type][]types.Resource
 }
 
 // startControlPlane serves on a fresh loopback port.
@@ -74,15 +78,35 @@ func startControlPlane(t testing.TB) *ControlPlane {
 // Addr is the server's host:port.
 func (cp *ControlPlane) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(cp.Port)) }
 
+// streamKey names a stream: the SotW and delta servers number theirs
+// separately.
+type streamKey struct {
+	delta bool
+	id    int64
+}
+
 func (cp *ControlPlane) serve(ln net.Listener) {
+	open := func(delta bool) func(context.Context, int64, string) error {
+		return func(_ context.Context, id int64, typeURL string) error {
+			cp.mu.Lock()
+			if cp.streams == nil {
+				cp.streams = map[streamKey]string{}
+			}
+			cp.streams[streamKey{delta, id}] = typeURL
+			cp.mu.Unlock()
+			return nil
+		}
+	}
 	cbs := serverv3.CallbackFuncs{
-		StreamRequestFunc: func(_ int64, r *discoverygrpc.DiscoveryRequest) error {
-			cp.record(request{TypeURL: r.GetTypeUrl(), Version: r.GetVersionInfo(), Nonce: r.GetResponseNonce(),
+		StreamOpenFunc:      open(false),
+		DeltaStreamOpenFunc: open(true),
+		StreamRequestFunc: func(id int64, r *discoverygrpc.DiscoveryRequest) error {
+			cp.record(streamKey{false, id}, request{TypeURL: r.GetTypeUrl(), Version: r.GetVersionInfo(), Nonce: r.GetResponseNonce(),
 				Names: r.GetResourceNames(), Error: r.GetErrorDetail().GetMessage(), UserAgent: r.GetNode().GetUserAgentName()})
 			return nil
 		},
-		StreamDeltaRequestFunc: func(_ int64, r *discoverygrpc.DeltaDiscoveryRequest) error {
-			cp.record(request{Delta: true, TypeURL: r.GetTypeUrl(), Nonce: r.GetResponseNonce(),
+		StreamDeltaRequestFunc: func(id int64, r *discoverygrpc.DeltaDiscoveryRequest) error {
+			cp.record(streamKey{true, id}, request{Delta: true, TypeURL: r.GetTypeUrl(), Nonce: r.GetResponseNonce(),
 				Names: r.GetResourceNamesSubscribe(), Error: r.GetErrorDetail().GetMessage(), UserAgent: r.GetNode().GetUserAgentName()})
 			return nil
 		},
@@ -103,9 +127,11 @@ func (cp *ControlPlane) serve(ln net.Listener) {
 	go func() { _ = g.Serve(ln) }()
 }
 
-func (cp *ControlPlane) record(r request) {
+func (cp *ControlPlane) record(stream streamKey, r request) {
 	r.At = time.Now()
 	cp.mu.Lock()
+	typeURL, ok := cp.streams[stream]
+	r.ADS = ok && typeURL == ""
 	cp.requests = append(cp.requests, r)
 	cp.mu.Unlock()
 }
@@ -229,7 +255,7 @@ func (cp *ControlPlane) describe(mark int) string {
 	reqs := cp.Requests()
 	var b strings.Builder
 	for _, r := range reqs[min(mark, len(reqs)):] {
-		fmt.Fprintf(&b, "\n  delta=%v %s version=%q nonce=%q names=%v error=%q", r.Delta, shortType(r.TypeURL), r.Version, r.Nonce, r.Names, r.Error)
+		fmt.Fprintf(&b, "\n  ads=%v delta=%v %s version=%q nonce=%q names=%v error=%q", r.ADS, r.Delta, shortType(r.TypeURL), r.Version, r.Nonce, r.Names, r.Error)
 	}
 	if b.Len() == 0 {
 		return "(none)"

@@ -212,6 +212,7 @@ type answer struct {
 	Status int
 	Body   string
 	Header http.Header
+	Proto  int // HTTP major version
 }
 
 func fetch(c *http.Client, url string) (answer, error) {
@@ -224,7 +225,7 @@ func fetch(c *http.Client, url string) (answer, error) {
 	if err != nil {
 		return answer{}, err
 	}
-	return answer{Status: resp.StatusCode, Body: string(b), Header: resp.Header}, nil
+	return answer{Status: resp.StatusCode, Body: string(b), Header: resp.Header, Proto: resp.ProtoMajor}, nil
 }
 
 // waitUpstream polls url until a 200 answer comes from upstream name.
@@ -268,9 +269,16 @@ type Load struct {
 }
 
 func startLoad(t testing.TB, url string, workers int, valid func(answer) bool) *Load {
-	l := &Load{stop: make(chan struct{})}
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: workers * 2, MaxIdleConns: workers * 4, IdleConnTimeout: time.Minute}
-	c := &http.Client{Timeout: 10 * time.Second, Transport: tr}
+	// Cleanups run last first: the workers stop before the connections close.
+	t.Cleanup(tr.CloseIdleConnections)
+	return startLoadClient(t, &http.Client{Timeout: 10 * time.Second, Transport: tr}, url, workers, valid)
+}
+
+// startLoadClient is startLoad through the given client (an HTTP/2
+// transport, say), shared by all workers.
+func startLoadClient(t testing.TB, c *http.Client, url string, workers int, valid func(answer) bool) *Load {
+	l := &Load{stop: make(chan struct{})}
 	for w := 0; w < workers; w++ {
 		l.wg.Add(1)
 		go func() {
@@ -293,8 +301,7 @@ func startLoad(t testing.TB, url string, workers int, valid func(answer) bool) *
 			}
 		}()
 	}
-	var once sync.Once
-	t.Cleanup(func() { once.Do(l.halt); tr.CloseIdleConnections() })
+	t.Cleanup(l.halt)
 	return l
 }
 

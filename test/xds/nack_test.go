@@ -14,8 +14,10 @@ import (
 	"github.com/legate-proxy/legate/test/legatetest"
 )
 
-func TestNACKSotWADS(t *testing.T)  { t.Parallel(); testNACK(t, modes[0]) }
-func TestNACKDeltaADS(t *testing.T) { t.Parallel(); testNACK(t, modes[1]) }
+func TestNACKSotWADS(t *testing.T)      { t.Parallel(); testNACK(t, modes[0]) }
+func TestNACKDeltaADS(t *testing.T)     { t.Parallel(); testNACK(t, modes[1]) }
+func TestNACKSotWPerType(t *testing.T)  { t.Parallel(); testNACK(t, modes[2]) }
+func TestNACKDeltaPerType(t *testing.T) { t.Parallel(); testNACK(t, modes[3]) }
 
 // testNACK pushes bad resources one kind at a time. Each must be refused
 // with an error_detail naming the resource and the field, counted in
@@ -97,6 +99,9 @@ func testNACK(t *testing.T, m Mode) {
 			mark := cp.Mark()
 			cp.Set(bad.Resources())
 			nack := cp.WaitNACK(t, mark, c.typeURL)
+			if nack.ADS != m.ADS || nack.Delta != m.Delta {
+				t.Errorf("the NACK came on a stream with ads=%v delta=%v; want ads=%v delta=%v", nack.ADS, nack.Delta, m.ADS, m.Delta)
+			}
 			for _, want := range c.detail {
 				if !strings.Contains(nack.Error, want) {
 					t.Errorf("error_detail %q does not mention %q", nack.Error, want)
