@@ -240,8 +240,8 @@ func bind(l *Listener) (*socket, error) {
 	return &socket{fd: fd, addr: tcpAddr(sa), logger: l.logger}, nil
 }
 
-// bindTCP returns a bound, non-blocking, close-on-exec TCP socket with the
-// options Go's own listeners get (SO_REUSEADDR) and IPV6_V6ONLY as asked.
+// bindTCP returns a bound, non-blocking, close-on-exec TCP socket with
+// IPV6_V6ONLY as asked.
 func bindTCP(ap netip.AddrPort, v6only bool) (int, error) {
 	family := syscall.AF_INET
 	if ap.Addr().Is6() {
@@ -259,8 +259,14 @@ func bindTCP(ap netip.AddrPort, v6only bool) (int, error) {
 	if err := syscall.SetNonblock(fd, true); err != nil {
 		return fail("setnonblock", err)
 	}
-	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
-		return fail("setsockopt", err)
+	// SO_REUSEADDR lets a restarted proxy bind its port while connections
+	// of the previous one linger in TIME_WAIT. Not for port 0: Linux lets
+	// two bound, not yet listening SO_REUSEADDR sockets share a port, so
+	// two port-0 listeners warming at once could be given the same one.
+	if ap.Port() != 0 {
+		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+			return fail("setsockopt", err)
+		}
 	}
 	var sa syscall.Sockaddr
 	if family == syscall.AF_INET6 {

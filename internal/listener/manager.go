@@ -149,6 +149,7 @@ func (m *Manager) build(pb *listenerv3.Listener) (*Listener, error) {
 func (m *Manager) AddStatic(pbs []*listenerv3.Listener) error {
 	var errs []error
 	seen := map[string]int{}
+	addrs := map[string]int{} // host:port → index, for ports other than 0
 	var built []*Listener
 	for i, pb := range pbs {
 		l, err := m.build(pb)
@@ -162,6 +163,14 @@ func (m *Manager) AddStatic(pbs []*listenerv3.Listener) error {
 			continue
 		}
 		seen[l.Name] = i
+		if _, port, _ := net.SplitHostPort(l.Address); port != "0" {
+			if j, dup := addrs[l.Address]; dup {
+				l.release()
+				errs = append(errs, fmt.Errorf("static_resources.listeners[%d]: address %s: address already in use by listeners[%d]", i, l.Address, j))
+				continue
+			}
+			addrs[l.Address] = i
+		}
 		built = append(built, l)
 	}
 	if len(errs) > 0 {
@@ -220,6 +229,22 @@ func (m *Manager) Start(ctx context.Context) error {
 			return err
 		}
 		l.sock = s
+	}
+	// Static listeners that need nothing more listen now, so that a port
+	// taken since it was bound fails the start (SO_REUSEADDR lets a
+	// second, not yet listening socket bind it).
+	for _, l := range m.static {
+		select {
+		case <-l.init.Done():
+			if err := l.sock.listen(); err != nil {
+				for _, o := range m.static {
+					o.sock.close()
+					o.sock = nil
+				}
+				return fmt.Errorf("listener %q: %s: %w", l.Name, l.Address, err)
+			}
+		default:
+		}
 	}
 	m.started = true
 	for _, l := range m.static {

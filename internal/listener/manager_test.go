@@ -759,3 +759,62 @@ func TestLDSRenameTakesOverAddress(t *testing.T) {
 		t.Errorf("listener_create_failure = %d", got)
 	}
 }
+
+// Listeners on port 0 are bound before any of them listens; each must
+// still get a port of its own (SO_REUSEADDR would let Linux hand two
+// bound, not yet listening sockets the same port).
+func TestPortZeroListenersGetDistinctPorts(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	store := stats.NewStore()
+	files := accesslog.NewFileManager(store, quiet)
+	t.Cleanup(files.Close)
+	m := NewManager(ManagerOptions{
+		Factory: networkfilter.FactoryContext{Stats: store, Logger: quiet, AccessLogFiles: files},
+		Stats:   store, Logger: quiet,
+	})
+	var pbs []*listenerv3.Listener
+	for i := range 64 {
+		pbs = append(pbs, httpListener(t, fmt.Sprintf("l%d", i), "127.0.0.1", 0, "ok"))
+	}
+	if err := m.AddStatic(pbs); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m.StopListening()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		m.Wait(ctx)
+	})
+	seen := map[string]string{}
+	for name, a := range m.Addrs() {
+		if other, dup := seen[a.String()]; dup {
+			t.Fatalf("listeners %s and %s share %s", name, other, a)
+		}
+		seen[a.String()] = name
+		c, err := net.DialTimeout("tcp", a.String(), 5*time.Second)
+		if err != nil {
+			t.Fatalf("listener %s on %s: %v", name, a, err)
+		}
+		c.Close()
+	}
+	if len(seen) != 64 {
+		t.Fatalf("%d listeners active, want 64", len(seen))
+	}
+}
+
+func TestStaticListenersSharingAnAddressAreRefused(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	store := stats.NewStore()
+	m := NewManager(ManagerOptions{Factory: networkfilter.FactoryContext{Stats: store, Logger: quiet}, Stats: store, Logger: quiet})
+	err := m.AddStatic([]*listenerv3.Listener{
+		httpListener(t, "a", "127.0.0.1", 18555, "a"),
+		httpListener(t, "b", "127.0.0.1", 18555, "b"),
+	})
+	const want = "static_resources.listeners[1]: address 127.0.0.1:18555: address already in use by listeners[0]"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v, want %q", err, want)
+	}
+}

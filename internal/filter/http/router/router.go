@@ -99,10 +99,11 @@ type attempt struct {
 
 func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 	req := s.Request
-	c, wc, name := r.Cluster(req, rand.Uint64())
+	c, wc, _ := r.Cluster(req, rand.Uint64())
 	if c == nil {
+		// As in Envoy, a cluster that was not found leaves no upstream
+		// cluster in the stream info (%UPSTREAM_CLUSTER% logs "-").
 		f.noCluster.Inc()
-		s.Info.UpstreamCluster = name
 		s.Info.Flags |= streaminfo.NoClusterFound
 		s.SendLocalReply(r.ClusterNotFoundStatus, "", "cluster_not_found")
 		return
