@@ -47,7 +47,8 @@ func init() {
 			field{Name: "max_cache_size", Note: "export queue length, default 1024"},
 			"set_telemetry_sdk_resource_attributes", "set_service_name_resource_attribute", "set_instrumentation_scope",
 		)},
-		message{"envoy.config.core.v3.GrpcService", fs("envoy_grpc", "google_grpc", "timeout", "initial_metadata")},
+		message{"envoy.config.core.v3.GrpcService", fs("envoy_grpc", "google_grpc",
+			field{Name: "timeout", Note: "per request (trace exports); xDS streams are long-lived and take none, as in Envoy"}, "initial_metadata")},
 		message{"envoy.config.core.v3.GrpcService.EnvoyGrpc", fs("cluster_name", field{Name: "authority", Note: "default: the cluster name"})},
 		message{"envoy.config.core.v3.GrpcService.GoogleGrpc", fs(
 			field{Name: "target_uri", Note: "plaintext only"},
