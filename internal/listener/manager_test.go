@@ -335,12 +335,7 @@ func TestLDSAddressChangeMovesSocket(t *testing.T) {
 // takes over the active socket instead of failing to bind it.
 func TestLDSBackToActiveAddressWhileWarmingElsewhere(t *testing.T) {
 	h := newHarness(t, time.Hour)
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := uint32(free.Addr().(*net.TCPAddr).Port)
-	free.Close()
+	port := freePort(t)
 	if err := h.lds(t, "1", httpListener(t, "l1", "127.0.0.1", port, "v1")); err != nil {
 		t.Fatal(err)
 	}
@@ -698,12 +693,7 @@ func TestStaticWarmedWaitsForRDS(t *testing.T) {
 // refused until it goes live, as in Envoy.
 func TestWarmingListenerRefusesConnections(t *testing.T) {
 	h := newHarness(t, time.Hour)
-	probe, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := uint32(probe.Addr().(*net.TCPAddr).Port)
-	probe.Close()
+	port := freePort(t)
 	if err := h.lds(t, "1", httpListener(t, "w1", "127.0.0.1", port, "unused", withRDS("rw"))); err != nil {
 		t.Fatal(err)
 	}
@@ -729,12 +719,7 @@ func TestWarmingListenerRefusesConnections(t *testing.T) {
 // failing to bind, and the old listener's connections drain.
 func TestLDSRenameTakesOverAddress(t *testing.T) {
 	h := newHarness(t, time.Hour)
-	probe, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := uint32(probe.Addr().(*net.TCPAddr).Port)
-	probe.Close()
+	port := freePort(t)
 	if err := h.lds(t, "1", httpListener(t, "old", "127.0.0.1", port, "old")); err != nil {
 		t.Fatal(err)
 	}
@@ -764,14 +749,7 @@ func TestLDSRenameTakesOverAddress(t *testing.T) {
 // still get a port of its own (SO_REUSEADDR would let Linux hand two
 // bound, not yet listening sockets the same port).
 func TestPortZeroListenersGetDistinctPorts(t *testing.T) {
-	quiet := slog.New(slog.DiscardHandler)
-	store := stats.NewStore()
-	files := accesslog.NewFileManager(store, quiet)
-	t.Cleanup(files.Close)
-	m := NewManager(ManagerOptions{
-		Factory: networkfilter.FactoryContext{Stats: store, Logger: quiet, AccessLogFiles: files},
-		Stats:   store, Logger: quiet,
-	})
+	m := staticManager(t)
 	var pbs []*listenerv3.Listener
 	for i := range 64 {
 		pbs = append(pbs, httpListener(t, fmt.Sprintf("l%d", i), "127.0.0.1", 0, "ok"))
@@ -806,10 +784,7 @@ func TestPortZeroListenersGetDistinctPorts(t *testing.T) {
 }
 
 func TestStaticListenersSharingAnAddressAreRefused(t *testing.T) {
-	quiet := slog.New(slog.DiscardHandler)
-	store := stats.NewStore()
-	m := NewManager(ManagerOptions{Factory: networkfilter.FactoryContext{Stats: store, Logger: quiet}, Stats: store, Logger: quiet})
-	err := m.AddStatic([]*listenerv3.Listener{
+	err := staticManager(t).AddStatic([]*listenerv3.Listener{
 		httpListener(t, "a", "127.0.0.1", 18555, "a"),
 		httpListener(t, "b", "127.0.0.1", 18555, "b"),
 	})
@@ -817,4 +792,28 @@ func TestStaticListenersSharingAnAddressAreRefused(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v, want %q", err, want)
 	}
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) uint32 {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return uint32(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// staticManager is a manager without dynamic configuration, not started.
+func staticManager(t *testing.T) *Manager {
+	t.Helper()
+	quiet := slog.New(slog.DiscardHandler)
+	store := stats.NewStore()
+	files := accesslog.NewFileManager(store, quiet)
+	t.Cleanup(files.Close)
+	return NewManager(ManagerOptions{
+		Factory: networkfilter.FactoryContext{Stats: store, Logger: quiet, AccessLogFiles: files},
+		Stats:   store, Logger: quiet,
+	})
 }
