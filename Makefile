@@ -6,7 +6,7 @@
 #   make lint    gofmt, go vet, staticcheck
 #   make bench   Legate vs nginx vs haproxy on pinned cores (needs nginx, haproxy, wrk)
 #   make deb     dist/legate_<version>-1_<arch>.deb (see docs/operations.md)
-#   make image   container images legate:<version> and legate-demo-service:<version>
+#   make image   container images legate, legate-cp and legate-demo-service (:<version>)
 
 GO          ?= go
 BIN         := $(CURDIR)/bin

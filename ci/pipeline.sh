@@ -10,7 +10,7 @@
 #   test      make test
 #   package   deb, then image
 #   deb       make deb            -> dist/legate_<version>-1_<arch>.deb
-#   image     make image          -> legate:<tag>, legate-demo-service:<tag>
+#   image     make image          -> legate:<tag>, legate-cp:<tag>, legate-demo-service:<tag>
 #   deploy    docker-compose up -d --build (the front-proxy case study), then
 #             wait for the proxy's /ready
 #   scale     docker-compose up -d --scale service1=3 --scale service2=3

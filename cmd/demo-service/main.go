@@ -11,7 +11,9 @@
 //
 // With --register it registers itself with legate-cp's service registry
 // (as --service/--instance-id at --advertise), heartbeats every --ttl/3, and
-// deregisters on SIGTERM before it stops serving.
+// deregisters on SIGTERM before it stops serving. Listening on 0.0.0.0
+// without --advertise, it registers its first non-loopback IPv4 address, so
+// each replica of a scaled container service registers its own.
 package main
 
 import (
@@ -146,7 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.register, "register", "", "legate-cp's HTTP address (e.g. http://127.0.0.1:18001): register this replica in its service registry")
 	fs.StringVar(&cfg.service, "service", "", "service name to register under (default service<service-id>)")
 	fs.StringVar(&cfg.instanceID, "instance-id", "", "instance id to register as (default the --name)")
-	fs.StringVar(&cfg.advertise, "advertise", "", "ip:port to register (default the --listen address, unless it is 0.0.0.0 or [::])")
+	fs.StringVar(&cfg.advertise, "advertise", "", "ip:port to register (default the --listen address; for 0.0.0.0 or [::], the first non-loopback IPv4 address of an interface, with the --listen port)")
 	fs.DurationVar(&cfg.ttl, "ttl", 10*time.Second, "registration lease; heartbeats are sent every ttl/3")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err

@@ -16,6 +16,56 @@ import (
 	"time"
 )
 
+// iface is what advertise detection needs of a network interface.
+type iface struct {
+	flags net.Flags
+	addrs []net.Addr
+}
+
+// interfaces lists the host's (the container's) interfaces in index order;
+// tests replace it.
+var interfaces = func() ([]iface, error) {
+	list, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]iface, 0, len(list))
+	for _, ifc := range list {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ifc.Name, err)
+		}
+		out = append(out, iface{flags: ifc.Flags, addrs: addrs})
+	}
+	return out, nil
+}
+
+// firstIPv4 is the first IPv4 address, neither loopback nor link-local, of
+// an interface that is up: in a container, its address on the compose
+// network. nil if there is none.
+func firstIPv4(ifaces []iface) net.IP {
+	for _, ifc := range ifaces {
+		if ifc.flags&net.FlagUp == 0 || ifc.flags&net.FlagLoopback != 0 {
+			continue
+		}
+		for _, a := range ifc.addrs {
+			var ip net.IP
+			switch v := a.(type) {
+			case *net.IPNet:
+				ip = v.IP
+			case *net.IPAddr:
+				ip = v.IP
+			}
+			ip4 := ip.To4()
+			if ip4 == nil || ip4.IsLoopback() || ip4.IsLinkLocalUnicast() || ip4.IsUnspecified() {
+				continue
+			}
+			return ip4
+		}
+	}
+	return nil
+}
+
 // registration is where and as what a replica registers with legate-cp.
 type registration struct {
 	base      string // legate-cp's HTTP address, e.g. http://127.0.0.1:18001
@@ -42,10 +92,23 @@ func newRegistration(cfg config, bound net.Addr, logger *log.Logger) (*registrat
 	adv := cfg.advertise
 	if adv == "" {
 		tcp, ok := bound.(*net.TCPAddr)
-		if !ok || tcp.IP.IsUnspecified() {
+		if !ok {
 			return nil, fmt.Errorf("--advertise is required when listening on %s", bound)
 		}
 		adv = tcp.String()
+		if tcp.IP.IsUnspecified() {
+			// A wildcard listener in a container: its own address is the
+			// one to register, so each scaled replica registers itself.
+			ifaces, err := interfaces()
+			if err != nil {
+				return nil, fmt.Errorf("--advertise: listing interfaces: %w", err)
+			}
+			ip := firstIPv4(ifaces)
+			if ip == nil {
+				return nil, fmt.Errorf("--advertise is required when listening on %s: no interface has a non-loopback IPv4 address", bound)
+			}
+			adv = net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
+		}
 	}
 	host, portStr, err := net.SplitHostPort(adv)
 	if err != nil {

@@ -70,7 +70,7 @@ func TestComposeCaseStudy(t *testing.T) {
 		}
 		// Only this run's tags; the images stay under their other tags. Images
 		// that a rebuild left without any tag are Legate's own garbage.
-		exec.Command("docker", "rmi", "legate:"+tag, "legate-demo-service:"+tag, "legate-front-proxy:"+tag).Run()
+		exec.Command("docker", "rmi", "legate:"+tag, "legate-demo-service:"+tag, "legate-cp:"+tag, "legate-front-proxy:"+tag).Run()
 		exec.Command("docker", "image", "prune", "-f", "--filter", "label=org.opencontainers.image.source=https://github.com/legate-proxy/legate").Run()
 	})
 

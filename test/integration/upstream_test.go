@@ -1,10 +1,14 @@
 package integration
 
 import (
+	"io"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/legate-proxy/legate/internal/testutil/loopback"
 )
 
 func TestUpstreams(t *testing.T) {
@@ -40,6 +44,9 @@ func TestUpstreams(t *testing.T) {
 	tlsUp := startTLSUpstream(t, "tls", pki.Issue(t, "upstream.test", false, "upstream.test").TLS, &sni)
 	reuse := startUpstream(t, "reuse", nil)
 	dead := "127.0.0.1:" + itoa(closedPort(t))
+	// Accepts TCP and never answers the TLS handshake: a TLS cluster's
+	// connect (TCP + handshake) to it always times out.
+	mute := loopback.Serve(t, func(c net.Conn) { io.Copy(io.Discard, c) })
 
 	routes := `route_config:
   virtual_hosts:
@@ -87,6 +94,8 @@ func TestUpstreams(t *testing.T) {
       route: {cluster: tls}
     - match: {prefix: "/reuse"}
       route: {cluster: reuse}
+    - match: {prefix: "/mute"}
+      route: {cluster: mute}
 `
 	l := startLegate(t, bootstrapYAML([]string{listenerYAML("http", routes, "")}, []string{
 		dnsCluster("rr", dns, "lb_policy: ROUND_ROBIN\ndns_refresh_rate: 0.2s", "svc.test", svcPort),
@@ -104,7 +113,24 @@ func TestUpstreams(t *testing.T) {
 			"    sni: upstream.test\n    common_tls_context:\n      validation_context:\n        trusted_ca:\n          inline_string: "+
 			inlineYAML(pki.CAPEM, "            "), tlsUp.Addr),
 		staticCluster("reuse", "", reuse.Addr),
+		staticCluster("mute", "transport_socket:\n  name: envoy.transport_sockets.tls\n  typed_config:\n"+
+			"    \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", mute),
 	}), nil)
+
+	t.Run("connect timeout is a connection failure", func(t *testing.T) {
+		// Envoy: 503 with flag UF, not the 504 of a response timeout.
+		resp, body := httpGet(t, l.URL("http", "/mute"))
+		const want = "upstream connect error or disconnect/reset before headers. reset reason: connection timeout"
+		if resp.StatusCode != 503 || body != want {
+			t.Errorf("got %d %q, want 503 %q", resp.StatusCode, body, want)
+		}
+		if n := l.Counter(t, "cluster.mute.upstream_cx_connect_timeout"); n != 1 {
+			t.Errorf("upstream_cx_connect_timeout = %d", n)
+		}
+		if n := l.Counter(t, "cluster.mute.upstream_rq_timeout"); n > 0 {
+			t.Errorf("upstream_rq_timeout = %d for a connect timeout", n)
+		}
+	})
 
 	hits := func(t *testing.T, path string, n int) map[string]int {
 		t.Helper()

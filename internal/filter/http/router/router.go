@@ -293,7 +293,14 @@ func retriable(p *routetable.RetryPolicy, a *attempt) bool {
 	}
 }
 
+// isTimeout reports a route or per-try timeout. A cluster's connect
+// timeout is a connection failure (503, UF, retried under connect-failure),
+// as in Envoy, although the dial error underneath is a deadline too.
 func isTimeout(err error) bool {
+	var pe *connpool.Error
+	if errors.As(err, &pe) {
+		return false
+	}
 	return errors.Is(err, context.DeadlineExceeded)
 }
 
