@@ -70,23 +70,25 @@ func (g *bodyGuard) Trailers() message.Headers {
 	return g.trailers
 }
 
-// finish stops further reads. It reports whether the connection may carry
-// another request as far as the body is concerned: no read was parked on
-// the socket (one is woken by pulling in the read deadline, which leaves
-// the codec mid-body) and no read failed. A body nobody read to its end
-// (a direct response or local reply to an upload) is left to the codec,
-// which discards a small rest and keeps the connection, as net/http does.
-func (g *bodyGuard) finish(c *conn) (reusable bool) {
+// finish stops further reads. reusable reports whether the connection may
+// carry another request as far as the body is concerned: no read was
+// parked on the socket (one is woken by pulling in the read deadline,
+// which leaves the codec mid-body) and no read failed. complete reports
+// whether the body was read to its end; a body nobody finished (a direct
+// response or local reply to an upload) is left to the codec, which
+// discards a small rest (http1's 256 KiB) within bodyDiscardTime and
+// otherwise closes the connection.
+func (g *bodyGuard) finish(c *conn) (reusable, complete bool) {
 	if !g.mu.TryLock() {
 		c.Conn.SetReadDeadline(time.Now())
 		g.mu.Lock()
 		g.closed = true
 		g.mu.Unlock()
-		return false
+		return false, false
 	}
 	defer g.mu.Unlock()
 	g.closed = true
-	return !g.failed
+	return !g.failed, g.eof
 }
 
 // bodyCount measures a request body for stream info (%BYTES_RECEIVED%,

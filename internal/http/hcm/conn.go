@@ -24,8 +24,14 @@ const (
 	stateIdle    int32 = iota // between requests: idle_timeout applies
 	stateHeaders              // a request's first byte has arrived
 	stateActive               // a stream is being served
+	stateDiscard              // the codec discards an unread request body
 	stateClosing
 )
+
+// bodyDiscardTime bounds how long the codec may spend discarding the rest
+// of a request body nobody read, to keep the connection: a client that
+// trickles it costs its connection rather than holding it.
+const bodyDiscardTime = time.Second
 
 // conn wraps a downstream connection: it counts bytes, replays bytes peeked
 // during codec detection, and moves read deadlines as the connection goes
@@ -115,6 +121,14 @@ func (c *conn) refreshStreamIdle() {
 	d := now.Add(c.cfg.StreamIdleTimeout)
 	c.Conn.SetReadDeadline(d)
 	c.Conn.SetWriteDeadline(d)
+}
+
+// boundDiscard limits the codec's discarding of an unread request body
+// (ServerConn.KeepAlive) to bodyDiscardTime; reads no longer push the
+// stream idle deadline forward.
+func (c *conn) boundDiscard() {
+	c.state.Store(stateDiscard)
+	c.Conn.SetReadDeadline(time.Now().Add(bodyDiscardTime))
 }
 
 func deadline(d time.Duration) time.Time {
@@ -226,7 +240,9 @@ func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
 		// Bytes already arrived (sniffed preface) keep the headers deadline.
 		if c.state.Load() != stateHeaders {
 			c.state.Store(stateIdle)
-			if ctx.Err() == nil {
+			// A gentle drain does not wake idle connections, so the
+			// idle deadline replaces the stream's (or a discard's).
+			if ctx.Err() == nil || c.gentleDrain() {
 				c.Conn.SetReadDeadline(deadline(cfg.IdleTimeout))
 			}
 			// Checked after setting the deadline: a drain that started in

@@ -144,10 +144,15 @@ func (cfg *Config) serveStream(c *conn, req *message.Request, w message.Response
 func (cfg *Config) endStream(s *stream) streamEnd {
 	st := cfg.Stats
 	s.stopTimers()
-	if s.guard.body != nil && !s.guard.finish(s.c) && s.end == endNormal {
-		// A read of the body was cut short: the codec is mid-body and
-		// the connection cannot carry another request.
-		s.sc.CloseAfterResponse()
+	if s.guard.body != nil {
+		switch reusable, complete := s.guard.finish(s.c); {
+		case !reusable && s.end == endNormal:
+			// A read of the body was cut short: the codec is mid-body
+			// and the connection cannot carry another request.
+			s.sc.CloseAfterResponse()
+		case reusable && !complete:
+			s.c.boundDiscard()
+		}
 	}
 	if s.count.start != (time.Time{}) {
 		s.info.BytesReceived = s.count.bytes.Load()
