@@ -34,21 +34,11 @@ func TestPipelineRejectsUnknownStage(t *testing.T) {
 // replica and checks that, once DNS has dropped it, every request still
 // succeeds on the other two. Everything is torn down afterwards.
 func TestComposeCaseStudy(t *testing.T) {
-	if _, err := exec.LookPath("docker-compose"); err != nil {
-		t.Skip("SKIP: docker-compose is not installed")
-	}
-	if out, err := tryRun("", os.Environ(), time.Minute, "docker", "info"); err != nil {
-		t.Skipf("SKIP: no Docker Engine (docker info: %v %s)", err, firstLine(out))
-	}
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("SKIP: curl is not installed")
-	}
+	requireCompose(t)
 	bld := debBuild(t)
-
-	suffix := make([]byte, 4)
-	rand.Read(suffix)
-	project := "legate-e2e-" + hex.EncodeToString(suffix)
-	tag := "e2e-" + hex.EncodeToString(suffix)
+	suffix := runSuffix()
+	project := "legate-e2e-" + suffix
+	tag := "e2e-" + suffix
 	environ := env(t,
 		"COMPOSE_PROJECT_NAME="+project,
 		"LEGATE_IMAGE_TAG="+tag,
@@ -191,4 +181,27 @@ func grepLines(s, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// requireCompose skips a test that needs docker-compose, a running Docker
+// Engine and curl when the machine lacks one of them.
+func requireCompose(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("docker-compose"); err != nil {
+		t.Skip("SKIP: docker-compose is not installed")
+	}
+	if out, err := tryRun("", os.Environ(), time.Minute, "docker", "info"); err != nil {
+		t.Skipf("SKIP: no Docker Engine (docker info: %v %s)", err, firstLine(out))
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("SKIP: curl is not installed")
+	}
+}
+
+// runSuffix names one run's compose project and image tags, so runs never
+// share containers or tags.
+func runSuffix() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -1,13 +1,10 @@
 package delivery
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -30,21 +27,11 @@ const xdsTTL = 5 * time.Second
 // proxy must have dropped it, and every request after that must succeed on
 // the other two. Everything is torn down afterwards.
 func TestComposeXDSCaseStudy(t *testing.T) {
-	if _, err := exec.LookPath("docker-compose"); err != nil {
-		t.Skip("SKIP: docker-compose is not installed")
-	}
-	if out, err := tryRun("", os.Environ(), time.Minute, "docker", "info"); err != nil {
-		t.Skipf("SKIP: no Docker Engine (docker info: %v %s)", err, firstLine(out))
-	}
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("SKIP: curl is not installed")
-	}
+	requireCompose(t)
 	bld := debBuild(t)
-
-	suffix := make([]byte, 4)
-	rand.Read(suffix)
-	project := "legate-e2e-xds-" + hex.EncodeToString(suffix)
-	tag := "e2e-xds-" + hex.EncodeToString(suffix)
+	suffix := runSuffix()
+	project := "legate-e2e-xds-" + suffix
+	tag := "e2e-xds-" + suffix
 	environ := env(t,
 		"COMPOSE_PROJECT_NAME="+project,
 		"LEGATE_IMAGE_TAG="+tag,
