@@ -183,6 +183,7 @@ func New(opts Options) (*Server, error) {
 		s.Close()
 		return nil, errors.Join(errs...)
 	}
+	s.store.Gauge("listener_manager.workers_started", stats.NeverImport)
 	return s, nil
 }
 
@@ -221,7 +222,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.Close()
 		return err
 	}
-	// Envoy's gauge for "listeners are running on the workers".
+	// Envoy's gauge for "listeners are running on the workers" (0 until now).
 	s.store.Gauge("listener_manager.workers_started", stats.NeverImport).Set(1)
 	flushDone := make(chan struct{})
 	flushCtx, stopFlush := context.WithCancel(context.Background())
