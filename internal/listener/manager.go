@@ -797,6 +797,8 @@ type Status struct {
 	Name string
 	// Address is the bound address, or the configured one before Start.
 	Address string
+	// Config is the listener's config as given; it must not be modified.
+	Config *listenerv3.Listener
 }
 
 // TLSConfigs returns the TLS configurations of the listeners serving now
@@ -829,7 +831,7 @@ func (m *Manager) Listeners() []Status {
 		if a := l.Addr(); a != nil {
 			addr = a.String()
 		}
-		out = append(out, Status{Name: l.Name, Address: addr})
+		out = append(out, Status{Name: l.Name, Address: addr, Config: l.pb})
 	}
 	for _, l := range m.static {
 		add(l)

@@ -15,7 +15,6 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/legate-proxy/legate/internal/admin"
@@ -292,24 +291,12 @@ func (s *Server) Close() {
 }
 
 // activeListeners returns the configs now serving, static and LDS, for the
-// dashboard (its samples are once a second, so the dump's cost is fine).
+// dashboard.
 func (s *Server) activeListeners() []*listenerv3.Listener {
-	d := s.listeners.ConfigDump()
-	var anys []*anypb.Any
-	for _, l := range d.GetStaticListeners() {
-		anys = append(anys, l.GetListener())
-	}
-	for _, l := range d.GetDynamicListeners() {
-		if a := l.GetActiveState().GetListener(); a != nil {
-			anys = append(anys, a)
-		}
-	}
-	out := make([]*listenerv3.Listener, 0, len(anys))
-	for _, a := range anys {
-		l := &listenerv3.Listener{}
-		if a.UnmarshalTo(l) == nil {
-			out = append(out, l)
-		}
+	ls := s.listeners.Listeners()
+	out := make([]*listenerv3.Listener, len(ls))
+	for i, l := range ls {
+		out[i] = l.Config
 	}
 	return out
 }
