@@ -745,9 +745,8 @@ func TestLDSRenameTakesOverAddress(t *testing.T) {
 	}
 }
 
-// Listeners on port 0 are bound before any of them listens; each must
-// still get a port of its own (SO_REUSEADDR would let Linux hand two
-// bound, not yet listening sockets the same port).
+// Listeners on port 0 are all bound before any of them listens; each must
+// still get a port of its own and accept on it.
 func TestPortZeroListenersGetDistinctPorts(t *testing.T) {
 	m := staticManager(t)
 	var pbs []*listenerv3.Listener
