@@ -32,7 +32,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/legate-proxy/legate/internal/child"
+	"github.com/legate-proxy/legate/internal/tooling/child"
 )
 
 type options struct {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/legate-proxy/legate/internal/controlplane"
+	"github.com/legate-proxy/legate/internal/tooling/controlplane"
 )
 
 // TestRegistersWithLegateCP runs a replica against a real legate-cp: it

@@ -20,8 +20,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/legate-proxy/legate/internal/controlplane"
 	"github.com/legate-proxy/legate/internal/logging"
+	"github.com/legate-proxy/legate/internal/tooling/controlplane"
 	"github.com/legate-proxy/legate/internal/version"
 )
 

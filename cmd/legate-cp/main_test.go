@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/legate-proxy/legate/internal/controlplane"
+	"github.com/legate-proxy/legate/internal/tooling/controlplane"
 )
 
 func TestRunServesUntilCancelled(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/legate-proxy/legate/internal/child"
+	"github.com/legate-proxy/legate/internal/tooling/child"
 )
 
 // serviceReply is the part of demo-service's answer the check reads.

@@ -38,7 +38,7 @@ import (
 	"time"
 
 	frontproxy "github.com/legate-proxy/legate/examples/front-proxy"
-	"github.com/legate-proxy/legate/internal/child"
+	"github.com/legate-proxy/legate/internal/tooling/child"
 )
 
 type options struct {

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/legate-proxy/legate/internal/child"
+	"github.com/legate-proxy/legate/internal/tooling/child"
 )
 
 var execLookPath = exec.LookPath

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/legate-proxy/legate/internal/child"
-	"github.com/legate-proxy/legate/internal/controlplane"
+	"github.com/legate-proxy/legate/internal/tooling/child"
+	"github.com/legate-proxy/legate/internal/tooling/controlplane"
 )
 
 // xdsNodeID is the node id Legate presents to legate-cp in --xds mode.

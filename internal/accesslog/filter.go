@@ -11,7 +11,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
 	"github.com/legate-proxy/legate/internal/formatter"
-	"github.com/legate-proxy/legate/internal/router"
+	"github.com/legate-proxy/legate/internal/routetable"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/streaminfo"
 )
@@ -45,7 +45,7 @@ func compileFilter(pb *accesslogv3.AccessLogFilter, rt *runtime.Snapshot, path s
 		if f.HeaderFilter.GetHeader() == nil {
 			return nil, fmt.Errorf("%s.header_filter.header: required", path)
 		}
-		m, err := router.CompileHeaderMatcher(f.HeaderFilter.GetHeader(), path+".header_filter.header")
+		m, err := routetable.CompileHeaderMatcher(f.HeaderFilter.GetHeader(), path+".header_filter.header")
 		if err != nil {
 			return nil, err
 		}
@@ -213,7 +213,7 @@ func (f responseFlagFilter) match(ctx *formatter.Context) bool {
 	return ctx.Info.Flags&f.mask != 0
 }
 
-type headerFilter struct{ m *router.HeaderMatcher }
+type headerFilter struct{ m *routetable.HeaderMatcher }
 
 func (f headerFilter) match(ctx *formatter.Context) bool { return f.m.Matches(ctx.Request) }
 

@@ -1,6 +1,6 @@
 package bootstrap
 
-// The TCP proxy network filter (internal/filter/network/tcpproxy) and the
+// The TCP proxy network filter (internal/filter/network/tcp_proxy) and the
 // listener-level access log (internal/listener). The AccessLog message
 // itself is allowlisted with the access loggers (allowlist_accesslog.go).
 

@@ -8,8 +8,8 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 
 	"github.com/legate-proxy/legate/internal/accesslog"
-	networkfilter "github.com/legate-proxy/legate/internal/filter/network"
 	"github.com/legate-proxy/legate/internal/formatter"
+	"github.com/legate-proxy/legate/internal/networkfilter"
 	"github.com/legate-proxy/legate/internal/streaminfo"
 )
 

@@ -24,8 +24,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/legate-proxy/legate/internal/accesslog"
-	networkfilter "github.com/legate-proxy/legate/internal/filter/network"
-	_ "github.com/legate-proxy/legate/internal/filter/network/tcpproxy"
+	_ "github.com/legate-proxy/legate/internal/filter/network/tcp_proxy"
+	"github.com/legate-proxy/legate/internal/networkfilter"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )

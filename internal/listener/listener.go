@@ -28,9 +28,9 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/legate-proxy/legate/internal/accesslog"
-	networkfilter "github.com/legate-proxy/legate/internal/filter/network"
+	"github.com/legate-proxy/legate/internal/networkfilter"
 	"github.com/legate-proxy/legate/internal/stats"
-	legatetls "github.com/legate-proxy/legate/internal/tls"
+	"github.com/legate-proxy/legate/internal/tlscontext"
 	"github.com/legate-proxy/legate/internal/xds"
 )
 
@@ -148,7 +148,7 @@ func Build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *at
 		if err := ts.GetTypedConfig().UnmarshalTo(&dtc); err != nil {
 			return nil, fmt.Errorf("filter_chains[0].transport_socket: %w", err)
 		}
-		cfg, err := legatetls.ServerConfig(&dtc, fc.XDS)
+		cfg, err := tlscontext.ServerConfig(&dtc, fc.XDS)
 		if err != nil {
 			return nil, fmt.Errorf("filter_chains[0].transport_socket: %w", err)
 		}

@@ -28,8 +28,8 @@ import (
 
 	"github.com/legate-proxy/legate/internal/accesslog"
 	_ "github.com/legate-proxy/legate/internal/filter/http/router"
-	networkfilter "github.com/legate-proxy/legate/internal/filter/network"
-	_ "github.com/legate-proxy/legate/internal/filter/network/httpconnmanager"
+	_ "github.com/legate-proxy/legate/internal/filter/network/http_connection_manager"
+	"github.com/legate-proxy/legate/internal/networkfilter"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/xds"
 	"github.com/legate-proxy/legate/internal/xds/rds"

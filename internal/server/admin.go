@@ -21,7 +21,7 @@ import (
 	"github.com/legate-proxy/legate/internal/admin/dashboard"
 	"github.com/legate-proxy/legate/internal/logging"
 	"github.com/legate-proxy/legate/internal/stats"
-	legatetls "github.com/legate-proxy/legate/internal/tls"
+	"github.com/legate-proxy/legate/internal/tlscontext"
 	"github.com/legate-proxy/legate/internal/version"
 )
 
@@ -311,7 +311,7 @@ func (s *Server) firstCertExpiry() (first time.Time, ok bool) {
 		}
 	}
 	for _, cfg := range cfgs {
-		if t, has := legatetls.FirstExpiry(cfg); has && (!ok || t.Before(first)) {
+		if t, has := tlscontext.FirstExpiry(cfg); has && (!ok || t.Before(first)) {
 			first, ok = t, true
 		}
 	}

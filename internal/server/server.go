@@ -19,8 +19,8 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
 	"github.com/legate-proxy/legate/internal/accesslog"
-	networkfilter "github.com/legate-proxy/legate/internal/filter/network"
 	"github.com/legate-proxy/legate/internal/listener"
+	"github.com/legate-proxy/legate/internal/networkfilter"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/stats/sink"
@@ -32,8 +32,8 @@ import (
 
 	// Extensions register themselves by config type.
 	_ "github.com/legate-proxy/legate/internal/filter/http/router"
-	_ "github.com/legate-proxy/legate/internal/filter/network/httpconnmanager"
-	_ "github.com/legate-proxy/legate/internal/filter/network/tcpproxy"
+	_ "github.com/legate-proxy/legate/internal/filter/network/http_connection_manager"
+	_ "github.com/legate-proxy/legate/internal/filter/network/tcp_proxy"
 )
 
 // State is the server's life stage, as /server_info reports it.

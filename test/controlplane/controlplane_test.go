@@ -23,8 +23,8 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/legate-proxy/legate/internal/child"
-	"github.com/legate-proxy/legate/internal/controlplane/cptest"
+	"github.com/legate-proxy/legate/internal/tooling/child"
+	"github.com/legate-proxy/legate/internal/tooling/controlplane/cptest"
 	"github.com/legate-proxy/legate/test/legatetest"
 )
 
@@ -239,7 +239,7 @@ func TestResourceDirectory(t *testing.T) {
 	src := filepath.Join(legatetest.RepoRoot(), "..", "shared", "envoy-examples", "dynamic-config-fs", "configs")
 	wantListener, wantCluster := "listener_0", "example_proxy_cluster"
 	if _, err := os.Stat(src); err != nil {
-		t.Logf("%s absent (%v); using internal/controlplane/testdata/fs", src, err)
+		t.Logf("%s absent (%v); using internal/tooling/controlplane/testdata/fs", src, err)
 		src = filepath.Join(legatetest.RepoRoot(), "internal", "controlplane", "testdata", "fs")
 		wantListener, wantCluster = "web", "backend"
 	}

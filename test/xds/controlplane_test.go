@@ -24,7 +24,7 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 
-	"github.com/legate-proxy/legate/internal/controlplane"
+	"github.com/legate-proxy/legate/internal/tooling/controlplane"
 )
 
 // nodeID is the node id the test bootstraps use, and the key of the one

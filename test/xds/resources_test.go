@@ -20,7 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/legate-proxy/legate/internal/controlplane"
+	"github.com/legate-proxy/legate/internal/tooling/controlplane"
 )
 
 // Mode is one way of talking xDS: aggregated or one stream per type, state

@@ -17,9 +17,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/legate-proxy/legate/internal/accesslog"
-	httpfilter "github.com/legate-proxy/legate/internal/filter/http"
 	"github.com/legate-proxy/legate/internal/http/http1"
-	"github.com/legate-proxy/legate/internal/router"
+	"github.com/legate-proxy/legate/internal/httpfilter"
+	"github.com/legate-proxy/legate/internal/routetable"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/tracing"
@@ -61,7 +61,7 @@ type Config struct {
 	Codec      Codec
 	// Routes is loaded per request: fixed for an inline route_config,
 	// replaced by RDS updates (nil until the first, answered 404 NR).
-	Routes                *router.TableRef
+	Routes                *routetable.TableRef
 	Chain                 httpfilter.Handler
 	ServerName            string
 	ServerHeader          ServerHeader
@@ -231,8 +231,8 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 	case pb.GetRouteConfig() != nil:
 		rc := pb.GetRouteConfig()
 		// Inline route configs validate clusters unless told otherwise
-		// (router.New applies validate_clusters when set).
-		table, err := router.New(rc, router.Options{
+		// (routetable.New applies validate_clusters when set).
+		table, err := routetable.New(rc, routetable.Options{
 			Clusters:             clusterSource(deps.Clusters),
 			ValidateClusters:     true,
 			SuppressEnvoyHeaders: suppress,
@@ -240,7 +240,7 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("route_config: %w", err)
 		}
-		c.Routes = router.StaticTable(table)
+		c.Routes = routetable.StaticTable(table)
 		if deps.RDS != nil {
 			deps.XDS.OnRelease(deps.RDS.AddStatic(rc))
 		}
@@ -312,7 +312,7 @@ func durationOr(d *durationpb.Duration, def time.Duration) time.Duration {
 
 // clusterSource avoids a typed-nil interface when a test builds an HCM
 // without a cluster manager.
-func clusterSource(m *cluster.Manager) router.ClusterSource {
+func clusterSource(m *cluster.Manager) routetable.ClusterSource {
 	if m == nil {
 		return nil
 	}

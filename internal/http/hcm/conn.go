@@ -11,10 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	networkfilter "github.com/legate-proxy/legate/internal/filter/network"
 	"github.com/legate-proxy/legate/internal/http/h2"
 	"github.com/legate-proxy/legate/internal/http/http1"
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/networkfilter"
 )
 
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

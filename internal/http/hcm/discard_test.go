@@ -19,7 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	_ "github.com/legate-proxy/legate/internal/filter/http/router"
-	networkfilter "github.com/legate-proxy/legate/internal/filter/network"
+	"github.com/legate-proxy/legate/internal/networkfilter"
 	"github.com/legate-proxy/legate/internal/stats"
 )
 

@@ -11,11 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	httpfilter "github.com/legate-proxy/legate/internal/filter/http"
 	"github.com/legate-proxy/legate/internal/formatter"
 	"github.com/legate-proxy/legate/internal/http/http1"
 	"github.com/legate-proxy/legate/internal/http/message"
-	"github.com/legate-proxy/legate/internal/router"
+	"github.com/legate-proxy/legate/internal/httpfilter"
+	"github.com/legate-proxy/legate/internal/routetable"
 	"github.com/legate-proxy/legate/internal/streaminfo"
 	"github.com/legate-proxy/legate/internal/tracing"
 )
@@ -107,8 +107,8 @@ func (cfg *Config) serveStream(c *conn, req *message.Request, w message.Response
 	s.fs.SetReplier(s)
 
 	cfg.prepareRequest(s, req, c.nc.TLS != nil)
-	var route *router.Route
-	var vh *router.VirtualHost
+	var route *routetable.Route
+	var vh *routetable.VirtualHost
 	// A listener that went live on initial_fetch_timeout has no table
 	// yet: no route, which the router filter answers 404 NR.
 	if t := cfg.Routes.Load(); t != nil {
@@ -185,7 +185,7 @@ func (cfg *Config) endStream(s *stream) streamEnd {
 // startSpan joins or starts the request's trace; the tracer writes the
 // outgoing context into req's headers, so the upstream's span is a child
 // of Legate's.
-func (s *stream) startSpan(route *router.Route, req *message.Request) {
+func (s *stream) startSpan(route *routetable.Route, req *message.Request) {
 	op := ""
 	propagate := false
 	if route != nil && route.Decorator != nil {
@@ -216,7 +216,7 @@ func (r rawStream) Read(p []byte) (int, error) { return r.Reader.Read(p) }
 
 // upgradeAllowed applies upgrade_configs: the route's setting wins, else the
 // connection manager's. upgrade is lower-case, as are the configured types.
-func (cfg *Config) upgradeAllowed(r *router.Route, upgrade string) bool {
+func (cfg *Config) upgradeAllowed(r *routetable.Route, upgrade string) bool {
 	hcmDefault := false
 	for _, u := range cfg.Upgrades {
 		if u.Type == upgrade {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/legate-proxy/legate/internal/http/message"
-	"github.com/legate-proxy/legate/internal/router"
+	"github.com/legate-proxy/legate/internal/routetable"
 	"github.com/legate-proxy/legate/internal/streaminfo"
 )
 
@@ -23,13 +23,13 @@ var (
 // timeout 15 s, stream idle 5 min) the route timeout always comes first and
 // no timer is armed, keeping the common path free of timer work; HTTP/1
 // downstream idleness is covered by connection deadlines either way.
-func (s *stream) armTimers(route *router.Route, req *message.Request) {
+func (s *stream) armTimers(route *routetable.Route, req *message.Request) {
 	cfg := s.cfg
 	idle := cfg.StreamIdleTimeout
 	if route != nil && route.HasIdleTimeout {
 		idle = route.IdleTimeout
 	}
-	needIdle := idle > 0 && route != nil && route.Action == router.ActionForward &&
+	needIdle := idle > 0 && route != nil && route.Action == routetable.ActionForward &&
 		(route.Timeout == 0 || route.Timeout > idle)
 	needReq := cfg.RequestTimeout > 0 && req.Body != nil
 	if !needIdle && !needReq {

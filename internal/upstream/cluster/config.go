@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	legatetls "github.com/legate-proxy/legate/internal/tls"
+	"github.com/legate-proxy/legate/internal/tlscontext"
 	"github.com/legate-proxy/legate/internal/upstream/lb"
 	"github.com/legate-proxy/legate/internal/xds"
 )
@@ -223,7 +223,7 @@ func decode(pc *clusterv3.Cluster, deps xds.Deps) (*config, error) {
 		if err := tc.UnmarshalTo(up); err != nil {
 			return nil, fieldErr("transport_socket.typed_config", "%v", err)
 		}
-		if s.TLS, err = legatetls.ClientConfig(up, deps); err != nil {
+		if s.TLS, err = tlscontext.ClientConfig(up, deps); err != nil {
 			return nil, fieldErr("transport_socket", "%v", err)
 		}
 	}

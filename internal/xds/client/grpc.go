@@ -26,7 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
-	ltls "github.com/legate-proxy/legate/internal/tls"
+	"github.com/legate-proxy/legate/internal/tlscontext"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 	"github.com/legate-proxy/legate/internal/xds"
 )
@@ -157,7 +157,7 @@ func googleGRPC(t *grpcTarget, gg *corev3.GrpcService_GoogleGrpc, field string) 
 		ssl := cc.GetSslCredentials()
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 		if ssl.GetRootCerts() != nil {
-			pem, err := ltls.ReadDataSource(ssl.GetRootCerts())
+			pem, err := tlscontext.ReadDataSource(ssl.GetRootCerts())
 			if err != nil {
 				return fmt.Errorf("%s.channel_credentials.ssl_credentials.root_certs: %w", field, err)
 			}
@@ -168,11 +168,11 @@ func googleGRPC(t *grpcTarget, gg *corev3.GrpcService_GoogleGrpc, field string) 
 			cfg.RootCAs = pool
 		}
 		if ssl.GetCertChain() != nil || ssl.GetPrivateKey() != nil {
-			chain, err := ltls.ReadDataSource(ssl.GetCertChain())
+			chain, err := tlscontext.ReadDataSource(ssl.GetCertChain())
 			if err != nil {
 				return fmt.Errorf("%s.channel_credentials.ssl_credentials.cert_chain: %w", field, err)
 			}
-			key, err := ltls.ReadDataSource(ssl.GetPrivateKey())
+			key, err := tlscontext.ReadDataSource(ssl.GetPrivateKey())
 			if err != nil {
 				return fmt.Errorf("%s.channel_credentials.ssl_credentials.private_key: %w", field, err)
 			}

@@ -1,7 +1,7 @@
 // Package rds provides route configurations discovered over RDS to HTTP
 // connection managers: one provider per (route_config_name, config source),
 // shared by every connection manager that names it, publishing compiled
-// route tables through a router.TableRef.
+// route tables through a routetable.TableRef.
 package rds
 
 import (
@@ -19,7 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/legate-proxy/legate/internal/router"
+	"github.com/legate-proxy/legate/internal/routetable"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/xds"
 )
@@ -29,7 +29,7 @@ import (
 type Manager struct {
 	sub      xds.Subscriber
 	stats    *stats.Store
-	clusters router.ClusterSource
+	clusters routetable.ClusterSource
 	logger   *slog.Logger
 
 	mu        sync.Mutex
@@ -52,7 +52,7 @@ type staticEntry struct {
 
 // NewManager returns a Manager subscribing through sub. clusters resolves
 // cluster names in the tables it compiles.
-func NewManager(sub xds.Subscriber, st *stats.Store, clusters router.ClusterSource, logger *slog.Logger) *Manager {
+func NewManager(sub xds.Subscriber, st *stats.Store, clusters routetable.ClusterSource, logger *slog.Logger) *Manager {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -91,7 +91,7 @@ func (m *Manager) AddStatic(rc *routev3.RouteConfiguration) (remove func()) {
 // statPrefix is the HCM's stat_prefix; the subscription's stats go to
 // "http.<statPrefix>.rds.<route_config_name>." of whichever HCM created it,
 // as in Envoy.
-func (m *Manager) Subscribe(r *hcmv3.Rds, statPrefix string, suppressEnvoyHeaders bool, d xds.Deps) (*router.TableRef, error) {
+func (m *Manager) Subscribe(r *hcmv3.Rds, statPrefix string, suppressEnvoyHeaders bool, d xds.Deps) (*routetable.TableRef, error) {
 	name := r.GetRouteConfigName()
 	if name == "" {
 		return nil, errors.New("rds.route_config_name: must not be empty")
@@ -111,7 +111,7 @@ func (m *Manager) Subscribe(r *hcmv3.Rds, statPrefix string, suppressEnvoyHeader
 	m.mu.Lock()
 	p := m.providers[key]
 	if p == nil {
-		p = &provider{m: m, key: key, ref: &router.TableRef{}, suppress: suppressEnvoyHeaders}
+		p = &provider{m: m, key: key, ref: &routetable.TableRef{}, suppress: suppressEnvoyHeaders}
 		sc := m.stats.Scope("http").Scope(statPrefix).Scope("rds").Scope(name)
 		// Subscribe may deliver a cached resource at once; the provider
 		// takes only its own lock then, never m.mu.
@@ -195,7 +195,7 @@ func (m *Manager) ConfigDump() *adminv3.RoutesConfigDump {
 type provider struct {
 	m        *Manager
 	key      providerKey
-	ref      *router.TableRef
+	ref      *routetable.TableRef
 	suppress bool
 	cancel   func()
 	refs     int // guarded by m.mu
@@ -240,7 +240,7 @@ func (p *provider) update(u *xds.Update) error {
 	}
 	// validate_clusters defaults to false for RDS, as in Envoy: the
 	// clusters may arrive later over CDS.
-	t, err := router.New(rc, router.Options{
+	t, err := routetable.New(rc, routetable.Options{
 		Clusters:             p.m.clusters,
 		ValidateClusters:     false,
 		SuppressEnvoyHeaders: p.suppress,

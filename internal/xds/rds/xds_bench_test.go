@@ -21,7 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/legate-proxy/legate/internal/http/message"
-	"github.com/legate-proxy/legate/internal/router"
+	"github.com/legate-proxy/legate/internal/routetable"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 	"github.com/legate-proxy/legate/internal/xds"
@@ -172,7 +172,7 @@ func benchEndpointsUpdate(version string, n int, firstPort uint32) *xds.Update {
 
 // benchRDSProvider subscribes to route configuration "routes" and returns its
 // table reference and watcher.
-func benchRDSProvider(tb testing.TB, sub *benchSub, clusters router.ClusterSource) (*router.TableRef, xds.Watcher) {
+func benchRDSProvider(tb testing.TB, sub *benchSub, clusters routetable.ClusterSource) (*routetable.TableRef, xds.Watcher) {
 	tb.Helper()
 	m := NewManager(sub, stats.NewStore(), clusters, nil)
 	ref, err := m.Subscribe(&hcmv3.Rds{RouteConfigName: "routes", ConfigSource: benchADS()}, "ingress", false, xds.Deps{Init: xds.NewInit()})
@@ -215,7 +215,7 @@ var benchHotRequests = []*message.Request{
 
 // benchLookup is the per-request path: load the route table, match, load the
 // cluster behind the route's Ref, pick a host.
-func benchLookup(ref *router.TableRef, req *message.Request) *cluster.Host {
+func benchLookup(ref *routetable.TableRef, req *message.Request) *cluster.Host {
 	r, _ := ref.Load().Match(req)
 	if r == nil {
 		return nil

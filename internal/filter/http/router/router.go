@@ -16,9 +16,9 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	"google.golang.org/protobuf/proto"
 
-	httpfilter "github.com/legate-proxy/legate/internal/filter/http"
 	"github.com/legate-proxy/legate/internal/http/message"
-	routetable "github.com/legate-proxy/legate/internal/router"
+	"github.com/legate-proxy/legate/internal/httpfilter"
+	"github.com/legate-proxy/legate/internal/routetable"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/streaminfo"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
