@@ -45,6 +45,10 @@ type options struct {
 	noPin                       bool
 	keep                        bool
 	markdown                    bool
+	scenario                    string
+	idleConns                   int
+	resets                      int
+	resetDelay                  time.Duration
 }
 
 // result is one proxy's row; skipped rows carry the reason instead.
@@ -80,6 +84,10 @@ func main() {
 	flag.BoolVar(&o.noPin, "no-pin", false, "do not pin anything to CPUs")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory with configs and logs")
 	flag.BoolVar(&o.markdown, "markdown", false, "also print the results as a Markdown table (for docs/performance.md)")
+	flag.StringVar(&o.scenario, "scenario", "throughput", "throughput (wrk, CPU per request), idle (memory per idle keep-alive connection) or rapid-reset (HTTP/2 HEADERS+RST_STREAM flood)")
+	flag.IntVar(&o.idleConns, "idle-conns", 10000, "idle: connections per proxy and protocol")
+	flag.IntVar(&o.resets, "resets", 10000, "rapid-reset: HEADERS+RST_STREAM pairs to send")
+	flag.DurationVar(&o.resetDelay, "reset-upstream-delay", 10*time.Millisecond, "rapid-reset: how long the counting upstream takes to answer")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -91,9 +99,18 @@ func main() {
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
-	wrk, err := exec.LookPath(o.wrk)
-	if err != nil {
-		return fmt.Errorf("wrk not found (apt-get install wrk): %w", err)
+	var wrk string
+	switch o.scenario {
+	case "throughput":
+		var err error
+		if wrk, err = exec.LookPath(o.wrk); err != nil {
+			return fmt.Errorf("wrk not found (apt-get install wrk): %w", err)
+		}
+	case "idle":
+		maxConns = o.idleConns + 4096
+	case "rapid-reset":
+	default:
+		return fmt.Errorf("unknown --scenario %q (throughput, idle or rapid-reset)", o.scenario)
 	}
 	pin := !o.noPin
 	if pin {
@@ -131,6 +148,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		defer os.RemoveAll(dir)
 	}
 
+	if o.scenario == "rapid-reset" {
+		return runReset(ctx, o, out, dir, pinned)
+	}
 	upPort, err := freePort()
 	if err != nil {
 		return err
@@ -146,6 +166,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		fmt.Fprintf(out, "host: %d CPUs, load average %s\n", runtime.NumCPU(), strings.Join(strings.Fields(string(la))[:3], " "))
 	}
 	fmt.Fprintf(out, "upstream: %s on 127.0.0.1:%d\n", upstreamDesc, upPort)
+	if o.scenario == "idle" {
+		return runIdle(ctx, o, out, dir, upPort, pinned)
+	}
 	fmt.Fprintf(out, "load: wrk -t%d -c%d -d%s --latency (after a %s warm-up)", o.threads, o.connections, o.duration, o.warmup)
 	if pin {
 		fmt.Fprintf(out, "; proxy on CPU %d, wrk and upstream on CPU %d\n\n", o.proxyCPU, o.clientCPU)
@@ -392,20 +415,37 @@ func row(r result, results []result) []string {
 var header = []string{"proxy", "req/s", "p50", "p99", "CPU-µs/req", "CPU vs nginx", "peak RSS", "errors"}
 
 func printTable(out io.Writer, results []result) {
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	rows := make([][]string, 0, len(results))
 	for _, r := range results {
-		fmt.Fprintln(tw, strings.Join(row(r, results), "\t"))
+		rows = append(rows, row(r, results))
 	}
-	_ = tw.Flush()
+	printRows(out, header, rows, false)
 }
 
 func printMarkdown(out io.Writer, results []result) {
-	fmt.Fprintln(out, "| "+strings.Join(header, " | ")+" |")
-	fmt.Fprintln(out, "|"+strings.Repeat("---|", len(header)))
+	rows := make([][]string, 0, len(results))
 	for _, r := range results {
-		fmt.Fprintln(out, "| "+strings.Join(row(r, results), " | ")+" |")
+		rows = append(rows, row(r, results))
 	}
+	printRows(out, header, rows, true)
+}
+
+// printRows prints a table aligned for a terminal, or as Markdown.
+func printRows(out io.Writer, hdr []string, rows [][]string, markdown bool) {
+	if markdown {
+		fmt.Fprintln(out, "| "+strings.Join(hdr, " | ")+" |")
+		fmt.Fprintln(out, "|"+strings.Repeat("---|", len(hdr)))
+		for _, r := range rows {
+			fmt.Fprintln(out, "| "+strings.Join(r, " | ")+" |")
+		}
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(hdr, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	_ = tw.Flush()
 }
 
 func fmtLatency(d time.Duration) string {

@@ -77,11 +77,11 @@ func TestParseStat(t *testing.T) {
 }
 
 func TestParseVmHWM(t *testing.T) {
-	got, err := parseVmHWM([]byte("Name:\tnginx\nVmPeak:\t  20000 kB\nVmHWM:\t    1600 kB\nVmRSS:\t 1500 kB\n"))
+	got, err := parseStatusBytes([]byte("Name:\tnginx\nVmPeak:\t  20000 kB\nVmHWM:\t    1600 kB\nVmRSS:\t 1500 kB\n"), "VmHWM")
 	if err != nil || got != 1600*1024 {
 		t.Errorf("got %d, %v", got, err)
 	}
-	if _, err := parseVmHWM([]byte("Name:\tx\n")); err == nil {
+	if _, err := parseStatusBytes([]byte("Name:\tx\n"), "VmHWM"); err == nil {
 		t.Error("status without VmHWM accepted")
 	}
 }
@@ -112,7 +112,11 @@ func TestProcessTree(t *testing.T) {
 	if !found {
 		t.Errorf("child %d not in tree %v", cmd.Process.Pid, tree)
 	}
-	own, err := peakRSS(self)
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := parseStatusBytes(status, "VmHWM")
 	if err != nil {
 		t.Fatal(err)
 	}

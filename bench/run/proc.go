@@ -108,45 +108,46 @@ func treeCPU(root int) (time.Duration, error) {
 
 // treePeakRSS sums VmHWM (peak resident set) over root and its descendants,
 // in bytes. Pages shared between processes count once per process.
-func treePeakRSS(root int) (int64, error) {
+func treePeakRSS(root int) (int64, error) { return treeStatus(root, "VmHWM") }
+
+// treeRSS sums VmRSS (the resident set now) over root and its descendants.
+func treeRSS(root int) (int64, error) { return treeStatus(root, "VmRSS") }
+
+func treeStatus(root int, key string) (int64, error) {
 	var total int64
 	for i, pid := range processTree(root) {
-		hwm, err := peakRSS(pid)
-		if err != nil {
-			if i == 0 {
-				return 0, err
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+		if err == nil {
+			var v int64
+			if v, err = parseStatusBytes(b, key); err == nil {
+				total += v
+				continue
 			}
-			continue
 		}
-		total += hwm
+		if i == 0 {
+			return 0, err
+		}
 	}
 	return total, nil
 }
 
-func peakRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		return 0, err
-	}
-	return parseVmHWM(b)
-}
-
-func parseVmHWM(status []byte) (int64, error) {
+// parseStatusBytes reads a "Key:  N kB" line of /proc/<pid>/status, in bytes.
+func parseStatusBytes(status []byte, key string) (int64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
+		rest, ok := strings.CutPrefix(sc.Text(), key+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("malformed VmHWM line %q", sc.Text())
+			return 0, fmt.Errorf("malformed %s line %q", key, sc.Text())
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("VmHWM: %w", err)
+			return 0, fmt.Errorf("%s: %w", key, err)
 		}
 		return kb * 1024, nil
 	}
-	return 0, fmt.Errorf("no VmHWM in status")
+	return 0, fmt.Errorf("no %s in status", key)
 }

@@ -15,13 +15,23 @@ type proxy struct {
 	install string // hint when bin is missing
 	// command writes any config into dir and returns the argv to run.
 	command func(bin, dir string, listen, upstream int) ([]string, error)
+	// h2cCommand is command for a listener that speaks HTTP/2 with prior
+	// knowledge (cleartext) to clients.
+	h2cCommand func(bin, dir string, listen, upstream int) ([]string, error)
 }
 
 func proxies(o options) []proxy {
 	return []proxy{
-		{name: "legate", bin: o.legate, install: "make build", command: legateCommand},
-		{name: "nginx", bin: o.nginx, install: "apt-get install nginx-light (or nginx)", command: nginxProxyCommand},
-		{name: "haproxy", bin: o.haproxy, install: "apt-get install haproxy", command: haproxyCommand},
+		// Legate's codec_type AUTO takes h2c prior knowledge on the same listener.
+		{name: "legate", bin: o.legate, install: "make build", command: legateCommand, h2cCommand: legateCommand},
+		{name: "nginx", bin: o.nginx, install: "apt-get install nginx-light (or nginx)", command: nginxProxyCommand,
+			h2cCommand: func(bin, dir string, listen, upstream int) ([]string, error) {
+				return nginxProxy(bin, dir, listen, upstream, " http2")
+			}},
+		{name: "haproxy", bin: o.haproxy, install: "apt-get install haproxy", command: haproxyCommand,
+			h2cCommand: func(bin, dir string, listen, upstream int) ([]string, error) {
+				return haproxy(bin, dir, listen, upstream, " proto h2")
+			}},
 	}
 }
 
@@ -70,6 +80,11 @@ func legateCommand(bin, dir string, listen, upstream int) ([]string, error) {
 	return []string{bin, "-c", path, "--concurrency", "1", "-l", "warning"}, nil
 }
 
+// maxConns is the connection limit given to nginx (worker_connections,
+// which it preallocates) and haproxy (maxconn): enough for the throughput
+// runs by default, raised by the idle scenario.
+var maxConns = 4096
+
 // nginxBase is the part of every nginx config that keeps nginx inside dir:
 // Debian's build points pid, logs and temp paths at system directories.
 func nginxBase(dir string) string {
@@ -77,8 +92,9 @@ func nginxBase(dir string) string {
 worker_processes 1;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
-events { worker_connections 4096; }
-`, dir)
+events { worker_connections %[2]d; }
+worker_rlimit_nofile %[3]d;
+`, dir, maxConns, 2*maxConns+64)
 }
 
 func nginxHTTPBase(dir string) string {
@@ -97,6 +113,11 @@ func nginxHTTPBase(dir string) string {
 
 // nginxProxyCommand: one worker, an upstream block with a keep-alive pool.
 func nginxProxyCommand(bin, dir string, listen, upstream int) ([]string, error) {
+	return nginxProxy(bin, dir, listen, upstream, "")
+}
+
+// nginxProxy is nginxProxyCommand with extra listen parameters.
+func nginxProxy(bin, dir string, listen, upstream int, listenParams string) ([]string, error) {
 	cfg := nginxBase(dir) + fmt.Sprintf(`http {
 %s
     upstream backend {
@@ -105,7 +126,7 @@ func nginxProxyCommand(bin, dir string, listen, upstream int) ([]string, error) 
         keepalive_requests 10000000;
     }
     server {
-        listen 127.0.0.1:%d;
+        listen 127.0.0.1:%d%s;
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -113,7 +134,7 @@ func nginxProxyCommand(bin, dir string, listen, upstream int) ([]string, error) 
         }
     }
 }
-`, nginxHTTPBase(dir), upstream, listen)
+`, nginxHTTPBase(dir), upstream, listen, listenParams)
 	return nginxArgv(bin, dir, "nginx-proxy.conf", cfg)
 }
 
@@ -146,9 +167,14 @@ func nginxArgv(bin, dir, name, cfg string) ([]string, error) {
 // haproxyCommand: one thread, connection reuse to the server, in the
 // foreground (-db).
 func haproxyCommand(bin, dir string, listen, upstream int) ([]string, error) {
+	return haproxy(bin, dir, listen, upstream, "")
+}
+
+// haproxy is haproxyCommand with extra bind parameters.
+func haproxy(bin, dir string, listen, upstream int, bindParams string) ([]string, error) {
 	cfg := fmt.Sprintf(`global
     nbthread 1
-    maxconn 4096
+    maxconn %d
 
 defaults
     mode http
@@ -160,12 +186,12 @@ defaults
     timeout http-keep-alive 300s
 
 frontend bench
-    bind 127.0.0.1:%d
+    bind 127.0.0.1:%d%s
     default_backend upstream
 
 backend upstream
     server up 127.0.0.1:%d
-`, listen, upstream)
+`, maxConns, listen, bindParams, upstream)
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
