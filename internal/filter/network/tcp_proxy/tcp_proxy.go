@@ -251,9 +251,9 @@ func (p *Proxy) ServeConn(_ context.Context, dc *networkfilter.Conn) {
 		s.si.DownstreamRemoteAddr = dc.RemoteAddr
 		s.si.DownstreamDirectAddr = dc.RemoteAddr
 		s.si.DownstreamLocalAddr = dc.LocalAddr
-		if dc.TLS != nil {
-			s.si.RequestedServerName = dc.TLS.ServerName
-		}
+		s.si.RequestedServerName = dc.RequestedServerName
+		s.si.Flags = dc.Flags()
+		s.si.Dynamic = &dc.Dynamic
 	}
 	p.stats.DownstreamCxTotal.Inc()
 	defer s.finish()
