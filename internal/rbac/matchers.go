@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
 	"github.com/legate-proxy/legate/internal/cidr"
 	"github.com/legate-proxy/legate/internal/routetable"
@@ -59,8 +60,10 @@ func (c *compiler) permission(p *rbacv3.Permission, path string) (Matcher, error
 		}
 		return serverName{sm}, nil
 	case *rbacv3.Permission_Metadata:
-		c.dynamic = true
-		return compileMetadata(r.Metadata, path+".metadata")
+		//lint:ignore SA1019 deprecated for sourced_metadata but still in use; accepted as Envoy does
+		return c.metadata(r.Metadata, path+".metadata")
+	case *rbacv3.Permission_SourcedMetadata:
+		return c.sourcedMetadata(r.SourcedMetadata, path+".sourced_metadata")
 	case *rbacv3.Permission_Header, *rbacv3.Permission_UrlPath, *rbacv3.Permission_UriTemplate:
 		return nil, fmt.Errorf("%s: %s", path, errNeedsHTTP)
 	case nil:
@@ -106,6 +109,7 @@ func (c *compiler) principal(p *rbacv3.Principal, path string) (Matcher, error) 
 		m, err := c.principal(id.NotId, path+".not_id")
 		return not{m}, err
 	case *rbacv3.Principal_SourceIp:
+		//lint:ignore SA1019 deprecated for direct_remote_ip and remote_ip but still in use; accepted as Envoy does
 		p, err := cidr.Parse(id.SourceIp, path+".source_ip")
 		return ipMatcher{set: cidr.Set{p}, addr: sourceAddr}, err
 	case *rbacv3.Principal_DirectRemoteIp:
@@ -117,8 +121,10 @@ func (c *compiler) principal(p *rbacv3.Principal, path string) (Matcher, error) 
 	case *rbacv3.Principal_Authenticated_:
 		return compileAuthenticated(id.Authenticated, path+".authenticated")
 	case *rbacv3.Principal_Metadata:
-		c.dynamic = true
-		return compileMetadata(id.Metadata, path+".metadata")
+		//lint:ignore SA1019 deprecated for sourced_metadata but still in use; accepted as Envoy does
+		return c.metadata(id.Metadata, path+".metadata")
+	case *rbacv3.Principal_SourcedMetadata:
+		return c.sourcedMetadata(id.SourcedMetadata, path+".sourced_metadata")
 	case *rbacv3.Principal_FilterState:
 		c.dynamic = true
 		return compileFilterState(id.FilterState, path+".filter_state")
@@ -143,6 +149,24 @@ func (c *compiler) principals(ps []*rbacv3.Principal, path string) ([]Matcher, e
 		ms[i] = m
 	}
 	return ms, nil
+}
+
+// metadata compiles a matcher on the dynamic metadata.
+func (c *compiler) metadata(m *matcherv3.MetadataMatcher, path string) (Matcher, error) {
+	c.dynamic = true
+	return compileMetadata(m, path)
+}
+
+// sourcedMetadata compiles a metadata matcher with its source: the dynamic
+// metadata, or the route's (which only HTTP has).
+func (c *compiler) sourcedMetadata(m *rbacv3.SourcedMetadata, path string) (Matcher, error) {
+	if m.GetMetadataSource() != rbacv3.MetadataSource_DYNAMIC {
+		return nil, fmt.Errorf("%s.metadata_source: %v %s", path, m.GetMetadataSource(), errNeedsHTTP)
+	}
+	if m.GetMetadataMatcher() == nil {
+		return nil, fmt.Errorf("%s.metadata_matcher: is required", path)
+	}
+	return c.metadata(m.GetMetadataMatcher(), path+".metadata_matcher")
 }
 
 // ruleName and identifierName name the oneof field set, for errors.

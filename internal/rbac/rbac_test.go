@@ -198,6 +198,8 @@ func TestDynamicRules(t *testing.T) {
 		{md("{key: op}", "{or_match: {value_matchers: [{string_match: {exact: insert}}, {string_match: {exact: select}}]}}"), any, true},
 		{"{metadata: {filter: envoy.filters.network.mysql_proxy, path: [{key: op}], value: {string_match: {exact: select}}, invert: true}}", any, false},
 		{any, "{metadata: {filter: other.ns, path: [{key: op}], value: {present_match: true}}}", false},
+		{"{sourced_metadata: {metadata_matcher: {filter: envoy.filters.network.mysql_proxy, path: [{key: op}], value: {string_match: {exact: select}}}}}", any, true},
+		{any, "{sourced_metadata: {metadata_matcher: {filter: envoy.filters.network.mysql_proxy, path: [{key: op}], value: {string_match: {exact: drop}}}}}", false},
 		{any, "{filter_state: {key: envoy.tcp_proxy.cluster, string_match: {prefix: db_}}}", true},
 		{any, "{filter_state: {key: absent, string_match: {prefix: ''}}}", false},
 		{any, "{filter_state: {key: client.ip, address_match: {ranges: [{address_prefix: 10.0.0.0, prefix_len: 8}]}}}", true},
@@ -236,6 +238,7 @@ func TestCompileErrors(t *testing.T) {
 		{"policies: {p: {permissions: [{any: true}], principals: [{source_ip: {address_prefix: nope}}]}}", "principals[0].source_ip.address_prefix"},
 		{"policies: {p: {permissions: [{and_rules: {rules: []}}], principals: [{any: true}]}}", "and_rules.rules: at least one rule"},
 		{"policies: {p: {permissions: [{any: false}], principals: [{any: true}]}}", "any: must be true"},
+		{"policies: {p: {permissions: [{sourced_metadata: {metadata_matcher: {filter: f, path: [{key: k}], value: {present_match: true}}, metadata_source: ROUTE}}], principals: [{any: true}]}}", "metadata_source: ROUTE matches HTTP requests"},
 		{"policies: {p: {permissions: [{any: true}], principals: [{metadata: {filter: ns, path: [{key: k}]}}]}}", "metadata.value: is required"},
 		{"policies: {p: {permissions: [{requested_server_name: {safe_regex: {regex: '('}}}], principals: [{any: true}]}}", "requested_server_name.safe_regex"},
 	} {
