@@ -73,7 +73,7 @@ func (s *session) Read(p []byte) (int, error) {
 		if n == 0 && !end {
 			return 0, err
 		}
-		out := s.runData(p[:n], end)
+		out := s.run(s.ch.readers, &s.rheld, &s.rbuf, p[:n], end, false)
 		if s.closed.Load() {
 			s.rerr = ErrClosed
 			return 0, s.rerr
@@ -100,22 +100,29 @@ func (s *session) Read(p []byte) (int, error) {
 	}
 }
 
-// runData passes data through the read filters and returns what leaves the
-// last one. Bytes held before are passed on ahead of data once their
-// filter continues; each filter sees each byte once unless it holds it.
-func (s *session) runData(data []byte, end bool) []byte {
-	for _, i := range s.ch.readers {
-		if s.rheld != nil && len(s.rheld[i]) > 0 {
-			data = append(s.rheld[i], data...)
-			s.rheld[i] = data[:0] // the storage is reused; data is copied out before the next read
+// run passes data through the filters in order (the read filters' OnData,
+// or the write filters' OnWrite) and returns what leaves the last one.
+// Bytes a filter held before go on ahead of data once it continues; each
+// filter sees each byte once unless it holds it. held and buf are the
+// side's own.
+func (s *session) run(order []int, held *[][]byte, buf *Buffer, data []byte, end, write bool) []byte {
+	for _, i := range order {
+		if *held != nil && len((*held)[i]) > 0 {
+			data = append((*held)[i], data...)
+			(*held)[i] = data[:0] // the storage is reused; data is copied out before the next call
 		}
-		s.rbuf.b = data
-		st := s.insts[i].OnData(s.c, &s.rbuf, end)
-		data = s.rbuf.b
-		s.rbuf.b = nil
+		buf.b = data
+		var st Status
+		if write {
+			st = s.insts[i].OnWrite(s.c, buf, end)
+		} else {
+			st = s.insts[i].OnData(s.c, buf, end)
+		}
+		data = buf.b
+		buf.b = nil
 		if st == StopIteration || s.closed.Load() {
 			if len(data) > 0 && !s.closed.Load() {
-				s.rheld = hold(s.rheld, len(s.ch.filters), i, data)
+				*held = hold(*held, len(s.ch.filters), i, data)
 			}
 			return nil
 		}
@@ -139,7 +146,7 @@ func (s *session) Write(p []byte) (int, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
-	out := s.runWrite(p, false)
+	out := s.run(s.ch.writers, &s.wheld, &s.wbuf, p, false, true)
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -149,28 +156,6 @@ func (s *session) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
-}
-
-// runWrite passes p through the write filters; the result is what goes to
-// the transport.
-func (s *session) runWrite(data []byte, end bool) []byte {
-	for _, i := range s.ch.writers {
-		if s.wheld != nil && len(s.wheld[i]) > 0 {
-			data = append(s.wheld[i], data...)
-			s.wheld[i] = data[:0]
-		}
-		s.wbuf.b = data
-		st := s.insts[i].OnWrite(s.c, &s.wbuf, end)
-		data = s.wbuf.b
-		s.wbuf.b = nil
-		if st == StopIteration || s.closed.Load() {
-			if len(data) > 0 && !s.closed.Load() {
-				s.wheld = hold(s.wheld, len(s.ch.filters), i, data)
-			}
-			return nil
-		}
-	}
-	return data
 }
 
 // CloseWrite ends the write side: the write filters see endStream (and may
@@ -183,7 +168,7 @@ func (s *session) CloseWrite() error {
 	}
 	if !s.wend {
 		s.wend = true
-		if out := s.runWrite(nil, true); len(out) > 0 {
+		if out := s.run(s.ch.writers, &s.wheld, &s.wbuf, nil, true, true); len(out) > 0 {
 			if _, err := s.Conn.Write(out); err != nil {
 				return err
 			}

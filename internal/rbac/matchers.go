@@ -31,10 +31,10 @@ func (c *compiler) permission(p *rbacv3.Permission, path string) (Matcher, error
 		}
 		return always{}, nil
 	case *rbacv3.Permission_AndRules:
-		ms, err := c.permissions(r.AndRules.GetRules(), path+".and_rules.rules")
+		ms, err := list(r.AndRules.GetRules(), path+".and_rules.rules", "rule", c.permission)
 		return and(ms), err
 	case *rbacv3.Permission_OrRules:
-		ms, err := c.permissions(r.OrRules.GetRules(), path+".or_rules.rules")
+		ms, err := list(r.OrRules.GetRules(), path+".or_rules.rules", "rule", c.permission)
 		return or(ms), err
 	case *rbacv3.Permission_NotRule:
 		m, err := c.permission(r.NotRule, path+".not_rule")
@@ -72,21 +72,6 @@ func (c *compiler) permission(p *rbacv3.Permission, path string) (Matcher, error
 	return nil, fmt.Errorf("%s: %s is not supported", path, ruleName(p))
 }
 
-func (c *compiler) permissions(ps []*rbacv3.Permission, path string) ([]Matcher, error) {
-	if len(ps) == 0 {
-		return nil, fmt.Errorf("%s: at least one rule is required", path)
-	}
-	ms := make([]Matcher, len(ps))
-	for i, p := range ps {
-		m, err := c.permission(p, fmt.Sprintf("%s[%d]", path, i))
-		if err != nil {
-			return nil, err
-		}
-		ms[i] = m
-	}
-	return ms, nil
-}
-
 func (c *compiler) principal(p *rbacv3.Principal, path string) (Matcher, error) {
 	if c.opts.Principal != nil {
 		if m, ok, err := c.opts.Principal(p, path); err != nil || ok {
@@ -100,10 +85,10 @@ func (c *compiler) principal(p *rbacv3.Principal, path string) (Matcher, error) 
 		}
 		return always{}, nil
 	case *rbacv3.Principal_AndIds:
-		ms, err := c.principals(id.AndIds.GetIds(), path+".and_ids.ids")
+		ms, err := list(id.AndIds.GetIds(), path+".and_ids.ids", "identifier", c.principal)
 		return and(ms), err
 	case *rbacv3.Principal_OrIds:
-		ms, err := c.principals(id.OrIds.GetIds(), path+".or_ids.ids")
+		ms, err := list(id.OrIds.GetIds(), path+".or_ids.ids", "identifier", c.principal)
 		return or(ms), err
 	case *rbacv3.Principal_NotId:
 		m, err := c.principal(id.NotId, path+".not_id")
@@ -136,13 +121,14 @@ func (c *compiler) principal(p *rbacv3.Principal, path string) (Matcher, error) 
 	return nil, fmt.Errorf("%s: %s is not supported", path, identifierName(p))
 }
 
-func (c *compiler) principals(ps []*rbacv3.Principal, path string) ([]Matcher, error) {
-	if len(ps) == 0 {
-		return nil, fmt.Errorf("%s: at least one identifier is required", path)
+// list compiles the rules of a set: at least one.
+func list[T any](items []T, path, what string, compile func(T, string) (Matcher, error)) ([]Matcher, error) {
+	if len(items) == 0 {
+		return nil, fmt.Errorf("%s: at least one %s is required", path, what)
 	}
-	ms := make([]Matcher, len(ps))
-	for i, p := range ps {
-		m, err := c.principal(p, fmt.Sprintf("%s[%d]", path, i))
+	ms := make([]Matcher, len(items))
+	for i, it := range items {
+		m, err := compile(it, fmt.Sprintf("%s[%d]", path, i))
 		if err != nil {
 			return nil, err
 		}
