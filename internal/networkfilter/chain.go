@@ -110,7 +110,7 @@ func (ch *Chain) serveGated(ctx context.Context, c *Conn) {
 		in := f.NewConn(c)
 		insts = append(insts, in)
 		if in.OnNewConnection(c) == StopIteration {
-			reject(ctx, c)
+			ch.reject(ctx, c)
 			return
 		}
 	}
@@ -126,7 +126,7 @@ func (ch *Chain) serveWrapped(ctx context.Context, c *Conn) {
 		in := f.NewConn(c)
 		s.insts = append(s.insts, in)
 		if in.OnNewConnection(c) == StopIteration {
-			reject(ctx, c)
+			ch.reject(ctx, c)
 			return
 		}
 	}
@@ -145,9 +145,19 @@ func (ch *Chain) closeInstances(c *Conn, insts *[]Instance) {
 	}
 }
 
+// RejectionLogger is implemented by a terminal filter that logs the
+// connections an earlier filter refused: Envoy's TCP proxy writes an access
+// log entry for every connection of its chain.
+type RejectionLogger interface {
+	LogRejected(c *Conn)
+}
+
 // reject closes a connection a filter stopped at its start: after the
 // delay it asked for (Conn.CloseAfter), cut short if the listener drains.
-func reject(ctx context.Context, c *Conn) {
+func (ch *Chain) reject(ctx context.Context, c *Conn) {
+	if rl, ok := ch.terminal.(RejectionLogger); ok {
+		defer rl.LogRejected(c)
+	}
 	if d := c.closeDelay; d > 0 {
 		t := time.NewTimer(d)
 		select {

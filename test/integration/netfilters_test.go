@@ -357,11 +357,11 @@ func concurrently(t *testing.T, addr string, n int, release <-chan struct{}) int
 func TestNetworkLocalRateLimit(t *testing.T) {
 	t.Parallel()
 	spy := startTCPSpy(t)
-	logPath := filepath.Join(t.TempDir(), "listener.log")
+	logPath, tcpLog := filepath.Join(t.TempDir(), "listener.log"), filepath.Join(t.TempDir(), "tcp.log")
 	cfg := bootstrapYAML([]string{
 		chainListener("lrl", []string{
 			netFilter("envoy.filters.network.local_ratelimit", localRateLimitType, "stat_prefix: edge\ntoken_bucket: {max_tokens: 4, fill_interval: 3600s}"),
-			tcpProxyFilter("lrl", "spy", ""),
+			tcpProxyFilter("lrl", "spy", fileAccessLog(tcpLog, "%RESPONSE_FLAGS%\n")),
 		}, "", fileAccessLog(logPath, "%RESPONSE_FLAGS%\n")),
 		chainListener("disabled", []string{
 			netFilter("envoy.filters.network.local_ratelimit", localRateLimitType,
@@ -376,7 +376,6 @@ layered_runtime:
 `
 	l := startLegate(t, cfg, nil)
 	release := make(chan struct{})
-	defer close(release)
 	// 12 connections at once against a bucket of 4 that refills hourly.
 	if got := concurrently(t, l.Addr("lrl"), 12, release); got != 4 {
 		t.Errorf("%d of 12 concurrent connections got through a bucket of 4", got)
@@ -393,15 +392,19 @@ layered_runtime:
 			t.Fatalf("connection %d through a runtime-disabled limit: %q", i, got)
 		}
 	}
-	// Refused connections are flagged URX in the listener's log.
-	urx := 0
-	for _, line := range readLines(t, logPath, 8) {
-		if line == "URX" {
-			urx++
+	// Refused connections are flagged URX in the listener's log and, as
+	// in Envoy, in the TCP proxy's, which logs them too.
+	close(release)
+	for _, path := range []string{logPath, tcpLog} {
+		urx := 0
+		for _, line := range readLines(t, path, 12) {
+			if line == "URX" {
+				urx++
+			}
 		}
-	}
-	if urx != 8 {
-		t.Errorf("%d of the listener's log lines flag URX, want the 8 refused connections", urx)
+		if urx != 8 {
+			t.Errorf("%s: %d lines flag URX, want the 8 refused connections", filepath.Base(path), urx)
+		}
 	}
 }
 

@@ -251,19 +251,7 @@ func (p *Proxy) ServeConn(_ context.Context, dc *networkfilter.Conn) {
 	// The drain context is deliberately ignored: as in Envoy, a draining
 	// listener does not cut TCP proxy connections; the drain time bounds
 	// them.
-	s := &session{p: p, down: dc, start: time.Now()}
-	s.si = dc.Info
-	if s.si == nil {
-		s.si = &s.own
-		s.si.StartTime = s.start
-		s.si.ConnectionID = dc.ID
-		s.si.DownstreamRemoteAddr = dc.RemoteAddr
-		s.si.DownstreamDirectAddr = dc.RemoteAddr
-		s.si.DownstreamLocalAddr = dc.LocalAddr
-		s.si.RequestedServerName = dc.RequestedServerName
-		s.si.Flags = dc.Flags()
-		s.si.Dynamic = &dc.Dynamic
-	}
+	s := p.newSession(dc)
 	p.stats.DownstreamCxTotal.Inc()
 	defer s.finish()
 
@@ -298,6 +286,34 @@ func (p *Proxy) route(dc *networkfilter.Conn) *cluster.Cluster {
 			"stat_prefix", p.statPrefix, "cluster", name)
 	}
 	return c
+}
+
+// newSession starts a session's stream info: the listener's when it logs
+// connections, else the session's own.
+func (p *Proxy) newSession(dc *networkfilter.Conn) *session {
+	s := &session{p: p, down: dc, start: time.Now()}
+	s.si = dc.Info
+	if s.si == nil {
+		s.si = &s.own
+		s.si.StartTime = s.start
+		s.si.ConnectionID = dc.ID
+		s.si.DownstreamRemoteAddr = dc.RemoteAddr
+		s.si.DownstreamDirectAddr = dc.DirectRemote()
+		s.si.DownstreamLocalAddr = dc.LocalAddr
+		s.si.RequestedServerName = dc.RequestedServerName
+		s.si.Flags = dc.Flags()
+		s.si.Dynamic = &dc.Dynamic
+	}
+	return s
+}
+
+// LogRejected writes the access log entry of a connection an earlier
+// filter refused (rbac, local_ratelimit: flag URX), as Envoy's TCP proxy
+// does; its stats do not count it.
+func (p *Proxy) LogRejected(dc *networkfilter.Conn) {
+	if p.log != nil {
+		p.newSession(dc).finish()
+	}
 }
 
 // finish closes the downstream, settles the stream info and logs.
