@@ -399,3 +399,22 @@ func BenchmarkChainReadWrite(b *testing.B) {
 		})
 	}
 }
+
+type nopTerminal struct{}
+
+func (nopTerminal) ServeConn(context.Context, *Conn) {}
+
+type gate struct{ PassThrough }
+
+func (*gate) Hooks() Hooks             { return HookClose }
+func (g *gate) NewConn(*Conn) Instance { return g }
+
+// A chain of gates costs a connection no allocation.
+func TestGatedChainAllocatesNothing(t *testing.T) {
+	ch := NewChain(nopTerminal{}, &gate{}, &gate{}, &gate{})
+	c := &Conn{}
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(1000, func() { ch.ServeConn(ctx, c) }); n != 0 {
+		t.Errorf("%v allocations per connection", n)
+	}
+}
