@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/legate-proxy/legate/internal/formatter"
+	"github.com/legate-proxy/legate/internal/jsonenc"
 )
 
 // operatorFormats is every command operator Legate supports, in the forms
@@ -69,6 +70,11 @@ var operatorFormats = []string{
 	"%ROUTE_NAME%",
 	"%REQUESTED_SERVER_NAME%",
 	"%CONNECTION_ID%",
+	"%DYNAMIC_METADATA(envoy.filters.network.rbac:shadow_engine_result)%",
+	"%DYNAMIC_METADATA(envoy.filters.network.rbac)%",
+	"%DYNAMIC_METADATA(test.ns:count)%",
+	"%FILTER_STATE(envoy.tcp_proxy.cluster)%",
+	"%FILTER_STATE(envoy.tcp_proxy.cluster:PLAIN)%",
 	"%ENVIRONMENT(LEGATE_ACCESSLOG_TEST)%",
 	"%ENVIRONMENT(LEGATE_ACCESSLOG_UNSET)%",
 	"100%% literal, then %PROTOCOL%",
@@ -102,11 +108,11 @@ func TestOperatorsGolden(t *testing.T) {
 			line := string(text.appendLine(nil, c.ctx))
 			omitted := string(omit.appendLine(nil, c.ctx))
 			typed, kind := f.AppendTyped(nil, c.ctx)
-			tv := string(appendJSONString(nil, string(typed)))
+			tv := string(jsonenc.AppendString(nil, string(typed)))
 			switch kind {
 			case formatter.KindMissing:
 				tv = "null"
-			case formatter.KindNumber:
+			case formatter.KindNumber, formatter.KindJSON:
 				tv = string(typed)
 			}
 			r := strings.NewReplacer("\n", `\n`)

@@ -120,8 +120,17 @@ func httpContext() *formatter.Context {
 
 // tcpContext is a TCP proxy connection: no request, no response headers.
 func tcpContext() *formatter.Context {
+	// What the RBAC (shadow rules) and SNI cluster filters leave.
+	var d streaminfo.Dynamic
+	d.SetMetadata("envoy.filters.network.rbac", &structpb.Struct{Fields: map[string]*structpb.Value{
+		"shadow_engine_result":       structpb.NewStringValue("denied"),
+		"shadow_effective_policy_id": structpb.NewStringValue(`policy "1"`),
+	}})
+	d.SetMetadata("test.ns", &structpb.Struct{Fields: map[string]*structpb.Value{"count": structpb.NewNumberValue(3)}})
+	d.SetFilterState("envoy.tcp_proxy.cluster", streaminfo.StringObject("db"))
 	return &formatter.Context{
 		Info: &streaminfo.StreamInfo{
+			Dynamic:                        &d,
 			StartTime:                      testStart,
 			LastDownstreamTxByte:           1500 * time.Millisecond,
 			ConnectionID:                   9,

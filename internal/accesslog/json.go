@@ -3,14 +3,13 @@ package accesslog
 import (
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/legate-proxy/legate/internal/formatter"
+	"github.com/legate-proxy/legate/internal/jsonenc"
 )
 
 // JSON access logs. The Struct is compiled once into a tree whose keys are
@@ -78,7 +77,7 @@ func (j *jsonFormat) compileStruct(st *structpb.Struct, path string) (jsonNode, 
 		if err != nil {
 			return n, err
 		}
-		key := appendJSONString(nil, k)
+		key := jsonenc.AppendString(nil, k)
 		n.fields = append(n.fields, jsonField{key: append(key, ':'), val: v})
 	}
 	return n, nil
@@ -92,7 +91,7 @@ func (j *jsonFormat) compileValue(v *structpb.Value, path string) (jsonNode, err
 			return jsonNode{}, fmt.Errorf("%s: %w", path, err)
 		}
 		if s, ok := f.Static(); ok {
-			return jsonNode{kind: nodeLiteral, lit: appendJSONString(nil, s)}, nil
+			return jsonNode{kind: nodeLiteral, lit: jsonenc.AppendString(nil, s)}, nil
 		}
 		return jsonNode{kind: nodeValue, f: f}, nil
 	case *structpb.Value_StructValue:
@@ -108,15 +107,15 @@ func (j *jsonFormat) compileValue(v *structpb.Value, path string) (jsonNode, err
 		}
 		return n, nil
 	case *structpb.Value_NumberValue:
-		lit := appendNumber(nil, k.NumberValue)
+		lit := jsonenc.AppendNumber(nil, k.NumberValue)
 		if !j.typed {
-			lit = appendJSONString(nil, string(lit))
+			lit = jsonenc.AppendString(nil, string(lit))
 		}
 		return jsonNode{kind: nodeLiteral, lit: lit}, nil
 	case *structpb.Value_BoolValue:
 		lit := strconv.AppendBool(nil, k.BoolValue)
 		if !j.typed {
-			lit = appendJSONString(nil, string(lit))
+			lit = jsonenc.AppendString(nil, string(lit))
 		}
 		return jsonNode{kind: nodeLiteral, lit: lit}, nil
 	case *structpb.Value_NullValue, nil:
@@ -126,13 +125,6 @@ func (j *jsonFormat) compileValue(v *structpb.Value, path string) (jsonNode, err
 		return jsonNode{kind: nodeLiteral, lit: []byte("null")}, nil
 	}
 	return jsonNode{}, fmt.Errorf("%s: unsupported value", path)
-}
-
-func appendNumber(dst []byte, f float64) []byte {
-	if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-		return strconv.AppendInt(dst, int64(f), 10)
-	}
-	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }
 
 func (j *jsonFormat) appendLine(dst []byte, ctx *formatter.Context) []byte {
@@ -152,7 +144,7 @@ func (j *jsonFormat) appendNode(dst []byte, n *jsonNode, ctx *formatter.Context,
 		vs := len(dst)
 		if !j.typed {
 			dst = n.f.Append(dst, ctx)
-			return append(escapeTail(dst, vs), '"'), true
+			return append(jsonenc.EscapeTail(dst, vs), '"'), true
 		}
 		var kind formatter.Kind
 		dst, kind = n.f.AppendTyped(dst, ctx)
@@ -163,11 +155,11 @@ func (j *jsonFormat) appendNode(dst []byte, n *jsonNode, ctx *formatter.Context,
 				return dst, false
 			}
 			return append(dst, "null"...), true
-		case formatter.KindNumber:
+		case formatter.KindNumber, formatter.KindJSON:
 			copy(dst[start:], dst[vs:])
 			return dst[:len(dst)-1], true
 		}
-		return append(escapeTail(dst, vs), '"'), true
+		return append(jsonenc.EscapeTail(dst, vs), '"'), true
 	case nodeObject:
 		dst = append(dst, '{')
 		first := true
@@ -198,62 +190,4 @@ func (j *jsonFormat) appendNode(dst []byte, n *jsonNode, ctx *formatter.Context,
 		return append(dst, ']'), true
 	}
 	return dst, true
-}
-
-// escapeTail JSON-escapes dst[from:] in place. The common case (printable
-// ASCII without quotes or backslashes) is a scan and no copy.
-func escapeTail(dst []byte, from int) []byte {
-	i := from
-	for ; i < len(dst); i++ {
-		c := dst[i]
-		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-			break
-		}
-	}
-	if i == len(dst) {
-		return dst
-	}
-	raw := string(dst[i:])
-	return appendEscaped(dst[:i], raw)
-}
-
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	dst = appendEscaped(dst, s)
-	return append(dst, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendEscaped escapes s for a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendEscaped(dst []byte, s string) []byte {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c == '\n':
-				dst = append(dst, '\\', 'n')
-			case c == '\r':
-				dst = append(dst, '\\', 'r')
-			case c == '\t':
-				dst = append(dst, '\\', 't')
-			case c < 0x20:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				dst = append(dst, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else {
-			dst = append(dst, s[i:i+size]...)
-		}
-		i += size
-	}
-	return dst
 }

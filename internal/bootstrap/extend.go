@@ -40,6 +40,13 @@ func addMessages(title, intro string, msgs ...message) {
 }
 
 func findMessage(name string) *message {
+	if m := lookupMessage(name); m != nil {
+		return m
+	}
+	panic(fmt.Sprintf("bootstrap: allowlist: no message %s to extend", name))
+}
+
+func lookupMessage(name string) *message {
 	for i := range allowlist {
 		for j := range allowlist[i].Messages {
 			if allowlist[i].Messages[j].Name == name {
@@ -47,7 +54,34 @@ func findMessage(name string) *message {
 			}
 		}
 	}
-	panic(fmt.Sprintf("bootstrap: allowlist: no message %s to extend", name))
+	return nil
+}
+
+// addOrExtendMessages adds messages to the area titled title, or adds their
+// fields to a message another feature listed already: messages that
+// several features share (CidrRange) then merge instead of being listed
+// twice.
+func addOrExtendMessages(title string, msgs ...message) {
+	for _, m := range msgs {
+		if existing := lookupMessage(m.Name); existing != nil {
+			for _, f := range m.Fields {
+				if !hasField(existing, f.Name) {
+					existing.Fields = append(existing.Fields, f)
+				}
+			}
+			continue
+		}
+		addMessages(title, "", m)
+	}
+}
+
+func hasField(m *message, name string) bool {
+	for _, f := range m.Fields {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // extendEnum allows more values of an enum field already in the allowlist

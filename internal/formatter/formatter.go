@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,6 +79,8 @@ const (
 	opRequestDuration
 	opResponseDuration
 	opUpstreamRequestAttemptCount
+	opDynamicMetadata
+	opFilterState
 )
 
 // simpleOps are the operators that take no argument.
@@ -122,6 +125,10 @@ type part struct {
 	// maxLen truncates the value (":Z"); -1 means no limit.
 	maxLen int
 	tf     *timeFormat
+	// DYNAMIC_METADATA's namespace (in name) and key path; FILTER_STATE's
+	// key (in name) and whether it renders PLAIN rather than TYPED.
+	path  []string
+	plain bool
 }
 
 // Formatter is a compiled format string. It is immutable and safe for
@@ -256,6 +263,32 @@ func parseCommand(s string) (part, int, error) {
 			return part{}, 0, fmt.Errorf("START_TIME(%s): %w", arg, err)
 		}
 		p.kind, p.tf = opStartTime, tf
+	case "DYNAMIC_METADATA":
+		if !hasArg || arg == "" {
+			return part{}, 0, errors.New("DYNAMIC_METADATA requires a namespace, e.g. %DYNAMIC_METADATA(envoy.filters.network.rbac:shadow_engine_result)%")
+		}
+		keys := strings.Split(arg, ":")
+		if slices.Contains(keys, "") {
+			return part{}, 0, fmt.Errorf("DYNAMIC_METADATA(%s): empty namespace or key", arg)
+		}
+		p.kind, p.name, p.path = opDynamicMetadata, keys[0], keys[1:]
+	case "FILTER_STATE":
+		if !hasArg || arg == "" {
+			return part{}, 0, errors.New("FILTER_STATE requires a key, e.g. %FILTER_STATE(envoy.tcp_proxy.cluster)%")
+		}
+		key, form, _ := strings.Cut(arg, ":")
+		switch {
+		case key == "":
+			return part{}, 0, fmt.Errorf("FILTER_STATE(%s): empty key", arg)
+		case form == "" || form == "TYPED":
+		case form == "PLAIN":
+			p.plain = true
+		case strings.HasPrefix(form, "TYPED:"):
+			return part{}, 0, fmt.Errorf("FILTER_STATE(%s): the FIELD form (KEY:TYPED:FIELD) is not supported", arg)
+		default:
+			return part{}, 0, fmt.Errorf("FILTER_STATE(%s): serialization must be PLAIN or TYPED", arg)
+		}
+		p.kind, p.name = opFilterState, key
 	case "HOSTNAME":
 		h, err := os.Hostname()
 		p.kind, p.text, p.present = opStatic, h, err == nil && h != ""
@@ -417,6 +450,12 @@ func (p *part) appendValue(dst []byte, ctx *Context) ([]byte, bool) {
 		return appendMillis(dst, si.FirstUpstreamRxByte)
 	case opUpstreamRequestAttemptCount:
 		return strconv.AppendUint(dst, uint64(si.Attempts), 10), true
+	case opDynamicMetadata:
+		dst, kind := p.appendMetadata(dst, si.Dynamic)
+		return dst, kind != KindMissing
+	case opFilterState:
+		dst, kind := p.appendFilterState(dst, si.Dynamic)
+		return dst, kind != KindMissing
 	}
 	return dst, false
 }

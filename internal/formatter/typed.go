@@ -15,6 +15,9 @@ const (
 	KindString
 	// KindNumber: the appended bytes are a JSON number.
 	KindNumber
+	// KindJSON: the appended bytes are one JSON value (a bool, object,
+	// list, or an already quoted string), to be written as they are.
+	KindJSON
 )
 
 // numeric reports whether the operator's value is a number in typed output:
@@ -41,6 +44,18 @@ func (f *Formatter) AppendTyped(dst []byte, ctx *Context) ([]byte, Kind) {
 		ctx = &emptyContext
 	}
 	p := &f.parts[0]
+	switch p.kind {
+	case opDynamicMetadata, opFilterState:
+		// These keep their value's own type, and typed output ignores
+		// the maximum length, as in Envoy.
+		if ctx.Info == nil {
+			return dst, KindMissing
+		}
+		if p.kind == opDynamicMetadata {
+			return p.appendMetadata(dst, ctx.Info.Dynamic)
+		}
+		return p.appendFilterState(dst, ctx.Info.Dynamic)
+	}
 	start := len(dst)
 	out, ok := p.appendValue(dst, ctx)
 	switch {

@@ -47,7 +47,7 @@ type Listener struct {
 	tls       *tls.Config
 	v6only    bool // an IPv6 address without ipv4_compat
 	drainOnHC bool // drain_type DEFAULT
-	filter    networkfilter.Filter
+	chain     *networkfilter.Chain
 	connLimit uint64 // 0 = unlimited
 	stats     listenerStats
 	logger    *slog.Logger
@@ -160,16 +160,9 @@ func Build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *at
 		}
 		l.tls = cfg
 	}
-	filters := fcPB.GetFilters()
-	if len(filters) != 1 {
-		return nil, fmt.Errorf("filter_chains[0].filters: exactly one (terminal) network filter is supported, got %d", len(filters))
-	}
-	factory, msg, err := networkfilter.Registry.Lookup(filters[0].GetTypedConfig())
-	if err != nil {
-		return nil, fmt.Errorf("filter_chains[0].filters[0]: %w", err)
-	}
-	if l.filter, err = factory(msg, fc); err != nil {
-		return nil, fmt.Errorf("filter_chains[0].filters[0]: %w", err)
+	var err error
+	if l.chain, err = networkfilter.BuildChain(fcPB.GetFilters(), fc, "filter_chains[0].filters"); err != nil {
+		return nil, err
 	}
 	if l.accessLogs, err = buildAccessLogs(pb, fc); err != nil {
 		return nil, err
@@ -190,7 +183,7 @@ func Build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *at
 
 // isHCM reports whether a filter chain ends in the HTTP connection manager.
 func isHCM(filters []*listenerv3.Filter) bool {
-	return len(filters) == 1 && filters[0].GetTypedConfig().MessageIs(&hcmv3.HttpConnectionManager{})
+	return len(filters) > 0 && filters[len(filters)-1].GetTypedConfig().MessageIs(&hcmv3.HttpConnectionManager{})
 }
 
 // statAddress is Envoy's listener stat name for an address: "0.0.0.0_8080",
@@ -476,7 +469,7 @@ func (l *Listener) serveConn(nc net.Conn) {
 	if cl != nil {
 		cl.attach(c)
 	}
-	l.filter.ServeConn(ctx, c)
+	l.chain.ServeConn(ctx, c)
 }
 
 func addrPort(a net.Addr) netip.AddrPort {

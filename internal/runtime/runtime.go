@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -113,4 +114,34 @@ func (s *Snapshot) Len() int {
 		return 0
 	}
 	return len(s.values)
+}
+
+// Bool returns key as a boolean ("true" or "false" in any case, as Envoy
+// reads runtime booleans), or def if it is unset or not one.
+func (s *Snapshot) Bool(key string, def bool) bool {
+	v, ok := s.Get(key)
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return def
+}
+
+// FeatureEnabled evaluates a RuntimeFeatureFlag (the runtime_enabled of
+// network filters): its runtime_key if the runtime has a boolean there,
+// else default_value. An unset flag is enabled, as in Envoy.
+func (s *Snapshot) FeatureEnabled(f *corev3.RuntimeFeatureFlag) bool {
+	if f == nil {
+		return true
+	}
+	def := f.GetDefaultValue().GetValue()
+	if f.GetRuntimeKey() == "" {
+		return def
+	}
+	return s.Bool(f.GetRuntimeKey(), def)
 }

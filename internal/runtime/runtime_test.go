@@ -5,8 +5,10 @@ import (
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/legate-proxy/legate/internal/bootstrap"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 func staticLayer(t *testing.T, name string, m map[string]any) *bootstrapv3.RuntimeLayer {
@@ -133,5 +135,37 @@ func TestFromBootstrap(t *testing.T) {
 		if got := s.Uint("envoy.resource_limits.listener.main.connection_limit", 0); got == 0 {
 			t.Errorf("%s: connection_limit not found", file)
 		}
+	}
+}
+
+func TestFeatureEnabled(t *testing.T) {
+	s, err := New([]*bootstrapv3.RuntimeLayer{staticLayer(t, "l", map[string]any{
+		"off": false, "on": "TRUE", "junk": "maybe", "num": 1,
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flag := func(key string, def bool) *corev3.RuntimeFeatureFlag {
+		return &corev3.RuntimeFeatureFlag{RuntimeKey: key, DefaultValue: wrapperspb.Bool(def)}
+	}
+	for _, tt := range []struct {
+		f    *corev3.RuntimeFeatureFlag
+		want bool
+	}{
+		{nil, true},
+		{flag("off", true), false},
+		{flag("on", false), true},
+		{flag("junk", true), true},
+		{flag("num", false), false},
+		{flag("unset", true), true},
+		{flag("", false), false},
+	} {
+		if got := s.FeatureEnabled(tt.f); got != tt.want {
+			t.Errorf("%v: %v, want %v", tt.f, got, tt.want)
+		}
+	}
+	var none *Snapshot
+	if !none.FeatureEnabled(flag("off", true)) {
+		t.Error("a nil snapshot must use the default")
 	}
 }

@@ -108,4 +108,10 @@ type StreamInfo struct {
 	BytesReceived uint64 // request body bytes
 	BytesSent     uint64 // response body bytes
 	Attempts      uint32
+
+	// Dynamic is the dynamic metadata and filter state filters set: the
+	// connection's (networkfilter.Conn.Dynamic) for a connection's info,
+	// the stream's (starting from its connection's) for a request's. Nil
+	// reads as empty.
+	Dynamic *Dynamic
 }

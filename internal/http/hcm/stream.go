@@ -24,10 +24,13 @@ import (
 type stream struct {
 	fs   httpfilter.Stream
 	info streaminfo.StreamInfo
-	rw   respWriter
-	cfg  *Config
-	sc   *http1.ServerConn // nil on HTTP/2
-	end  streamEnd
+	// dyn is the stream's dynamic metadata and filter state, starting
+	// from its connection's.
+	dyn streaminfo.Dynamic
+	rw  respWriter
+	cfg *Config
+	sc  *http1.ServerConn // nil on HTTP/2
+	end streamEnd
 
 	// Timers, armed only when they can matter (see armTimers).
 	cancel       context.CancelCauseFunc
@@ -79,6 +82,8 @@ func (cfg *Config) serveStream(c *conn, req *message.Request, w message.Response
 	s.info.DownstreamDirectAddr = c.nc.RemoteAddr
 	s.info.DownstreamLocalAddr = c.nc.LocalAddr
 	s.info.Protocol = req.Protocol
+	s.dyn.Reset(&c.nc.Dynamic)
+	s.info.Dynamic = &s.dyn
 	if c.nc.TLS != nil {
 		s.info.RequestedServerName = c.nc.TLS.ServerName
 	}

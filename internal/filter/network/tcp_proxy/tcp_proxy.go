@@ -108,7 +108,16 @@ type Proxy struct {
 	stats       *Stats
 	logger      *slog.Logger
 	log         func(si *streaminfo.StreamInfo) // access logs; nil when none
+	// clusters resolves a cluster named by the connection's filter state
+	// (PerConnectionClusterKey); nil in tests without a manager.
+	clusters *cluster.Manager
 }
+
+// PerConnectionClusterKey is the filter state key of the cluster a
+// connection goes to instead of the configured one, as in Envoy: set by
+// sni_cluster (the SNI) or any earlier filter. Its plain form is the
+// cluster's name.
+const PerConnectionClusterKey = "envoy.tcp_proxy.cluster"
 
 // New is the network filter factory.
 func New(cfg proto.Message, fc *networkfilter.FactoryContext) (networkfilter.Filter, error) {
@@ -120,7 +129,7 @@ func Build(pb *tcpv3.TcpProxy, fc *networkfilter.FactoryContext) (*Proxy, error)
 	if pb.GetStatPrefix() == "" {
 		return nil, errors.New("stat_prefix: must not be empty")
 	}
-	p := &Proxy{statPrefix: pb.GetStatPrefix(), idleTimeout: DefaultIdleTimeout, maxAttempts: 1, logger: fc.Logger}
+	p := &Proxy{statPrefix: pb.GetStatPrefix(), idleTimeout: DefaultIdleTimeout, maxAttempts: 1, logger: fc.Logger, clusters: fc.Clusters}
 	if p.logger == nil {
 		p.logger = slog.New(slog.DiscardHandler)
 	}
@@ -242,23 +251,11 @@ func (p *Proxy) ServeConn(_ context.Context, dc *networkfilter.Conn) {
 	// The drain context is deliberately ignored: as in Envoy, a draining
 	// listener does not cut TCP proxy connections; the drain time bounds
 	// them.
-	s := &session{p: p, down: dc, start: time.Now()}
-	s.si = dc.Info
-	if s.si == nil {
-		s.si = &s.own
-		s.si.StartTime = s.start
-		s.si.ConnectionID = dc.ID
-		s.si.DownstreamRemoteAddr = dc.RemoteAddr
-		s.si.DownstreamDirectAddr = dc.RemoteAddr
-		s.si.DownstreamLocalAddr = dc.LocalAddr
-		if dc.TLS != nil {
-			s.si.RequestedServerName = dc.TLS.ServerName
-		}
-	}
+	s := p.newSession(dc)
 	p.stats.DownstreamCxTotal.Inc()
 	defer s.finish()
 
-	c := p.pick().ref.Load()
+	c := p.route(dc)
 	if c == nil {
 		p.stats.DownstreamCxNoRoute.Inc()
 		s.si.Flags |= streaminfo.NoClusterFound
@@ -270,6 +267,53 @@ func (p *Proxy) ServeConn(_ context.Context, dc *networkfilter.Conn) {
 		return
 	}
 	s.pump()
+}
+
+// route is the connection's cluster: the one its filter state names, else
+// one of the configured ones. Nil when that cluster does not exist.
+func (p *Proxy) route(dc *networkfilter.Conn) *cluster.Cluster {
+	obj := dc.Dynamic.FilterState(PerConnectionClusterKey)
+	if obj == nil {
+		return p.pick().ref.Load()
+	}
+	name, ok := obj.PlainString()
+	if !ok || p.clusters == nil {
+		return nil
+	}
+	c := p.clusters.Get(name)
+	if c == nil {
+		p.logger.Debug("tcp_proxy: the cluster the connection's filter state names does not exist",
+			"stat_prefix", p.statPrefix, "cluster", name)
+	}
+	return c
+}
+
+// newSession starts a session's stream info: the listener's when it logs
+// connections, else the session's own.
+func (p *Proxy) newSession(dc *networkfilter.Conn) *session {
+	s := &session{p: p, down: dc, start: time.Now()}
+	s.si = dc.Info
+	if s.si == nil {
+		s.si = &s.own
+		s.si.StartTime = s.start
+		s.si.ConnectionID = dc.ID
+		s.si.DownstreamRemoteAddr = dc.RemoteAddr
+		s.si.DownstreamDirectAddr = dc.DirectRemote()
+		s.si.DownstreamLocalAddr = dc.LocalAddr
+		s.si.RequestedServerName = dc.RequestedServerName
+		s.si.Flags = dc.Flags()
+		s.si.Dynamic = &dc.Dynamic
+	}
+	return s
+}
+
+// LogRejected writes the access log entry of a connection an earlier
+// filter refused (rbac, local_ratelimit: flag URX), as Envoy's TCP proxy
+// does; its stats do not count it.
+func (p *Proxy) LogRejected(dc *networkfilter.Conn) {
+	if p.log != nil {
+		p.newSession(dc).finish()
+	}
 }
 
 // finish closes the downstream, settles the stream info and logs.

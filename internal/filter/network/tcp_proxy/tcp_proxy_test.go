@@ -103,6 +103,9 @@ type harness struct {
 	addr     string
 	// done receives each connection's stream info once ServeConn returned.
 	done chan *streaminfo.StreamInfo
+	// clusterState, when set, is each connection's filter state
+	// envoy.tcp_proxy.cluster, as an earlier filter would set it.
+	clusterState atomic.Value // string
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -135,6 +138,9 @@ func newHarness(t testing.TB, pb *tcpv3.TcpProxy, clusters ...*clusterv3.Cluster
 		c := &networkfilter.Conn{Conn: nc, ID: ids.Add(1)}
 		c.LocalAddr = nc.LocalAddr().(*net.TCPAddr).AddrPort()
 		c.RemoteAddr = nc.RemoteAddr().(*net.TCPAddr).AddrPort()
+		if name, ok := h.clusterState.Load().(string); ok {
+			c.Dynamic.SetFilterState(PerConnectionClusterKey, streaminfo.StringObject(name))
+		}
 		p.ServeConn(context.Background(), c)
 	})
 	return h
@@ -443,6 +449,38 @@ func TestWeightedClusters(t *testing.T) {
 	}
 	if !seen["a"] || !seen["b"] {
 		t.Errorf("connections reached %v, want both clusters", seen)
+	}
+}
+
+// A cluster named by the connection's filter state overrides the
+// configured one; a name no cluster has refuses the connection (NC).
+func TestClusterFromFilterState(t *testing.T) {
+	a := startServer(t, named("a"))
+	b := startServer(t, named("b"))
+	h := newHarness(t, simple("a"), clusterPB("a", a), clusterPB("b", b))
+	for _, tt := range []struct{ state, want, flags string }{
+		{"", "a", "-"},
+		{"b", "b", "-"},
+		{"nope", "", "NC"},
+	} {
+		if tt.state != "" {
+			h.clusterState.Store(tt.state)
+		}
+		c := h.dial()
+		c.CloseWrite()
+		got, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name := strings.TrimSpace(string(got)); name != tt.want {
+			t.Errorf("filter state %q: reached %q, want %q", tt.state, name, tt.want)
+		}
+		if si := h.wait(); si.Flags.String() != tt.flags || si.UpstreamCluster != tt.want {
+			t.Errorf("filter state %q: flags %v, cluster %q", tt.state, si.Flags, si.UpstreamCluster)
+		}
+	}
+	if n := h.counter("tcp.tp.downstream_cx_no_route"); n != 1 {
+		t.Errorf("downstream_cx_no_route = %d, want 1", n)
 	}
 }
 
