@@ -47,6 +47,7 @@ func NewClientConn(nc net.Conn) *ClientConn {
 	c.body.br = c.bufs.br
 	c.body.lim = &c.lim
 	c.body.bufs = c.bufs
+	c.body.upstream = true
 	return c
 }
 
@@ -219,6 +220,12 @@ func (c *ClientConn) readResponse(resp *message.Response, reqMethod string) erro
 		if in.hasTE && proto == message.HTTP10 {
 			// RFC 9112 §6.1: such framing is faulty.
 			return badRequest(detailInvalidTE, "transfer-encoding on HTTP/1.0")
+		}
+		if status != 101 && in.upgradeAt >= 0 {
+			// Listed in Connection, Upgrade is hop-by-hop; only a 101
+			// acts on it. Passed on, it would offer a protocol switch the
+			// proxy never made (and is malformed towards HTTP/2 clients).
+			resp.Header = removeAt(resp.Header, in.upgradeAt)
 		}
 		switch {
 		case status == 101:
