@@ -204,17 +204,19 @@ func (c *ClientConn) readResponse(resp *message.Response, reqMethod string) erro
 		if err != nil {
 			return err
 		}
+		s := string(block)
+		h, in, err := classify(s, fields, resp.Header, false, &c.bufs.named)
+		resp.Header = h
+		if err != nil {
+			// Interim responses too: their framing fields mean nothing,
+			// but malformed ones are as malformed as anywhere.
+			return err
+		}
 		if status < 200 && status != 101 {
 			if interim >= maxInterim {
 				return &ProtocolError{Status: 502, Details: detailCodecError, Err: errors.New("too many interim responses")}
 			}
 			continue
-		}
-		s := string(block)
-		h, in, err := classify(s, fields, resp.Header, false, &c.bufs.named)
-		resp.Header = h
-		if err != nil {
-			return err
 		}
 		*resp = message.Response{Status: status, Protocol: proto, Header: h}
 		if in.hasTE && proto == message.HTTP10 {
