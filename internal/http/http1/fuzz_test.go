@@ -143,8 +143,6 @@ func FuzzReadRequest(f *testing.F) {
 	})
 }
 
-// readResponses reads responses to method from raw on one ClientConn,
-// each body whole, while the connection stays reusable.
 type parsedResponse struct {
 	status   int
 	kind     bodyKind
@@ -155,6 +153,8 @@ type parsedResponse struct {
 	upgraded bool
 }
 
+// readResponses reads up to max responses to method from raw on one
+// ClientConn, each body whole, as long as the framing allows another.
 func readResponses(raw, method string, max int) (rs []parsedResponse, err error, rest int) {
 	mc := newMemConn(raw)
 	c := NewClientConn(mc)
@@ -173,7 +173,9 @@ func readResponses(raw, method string, max int) (rs []parsedResponse, err error,
 			p.trailers = resp.Body.Trailers()
 		}
 		rs = append(rs, p)
-		if !c.Reusable() {
+		if c.close || c.upgraded || !c.body.done {
+			// The framing ends the connection here. (Reusable also wants
+			// nothing buffered: an answer nobody asked for yet.)
 			break
 		}
 	}
