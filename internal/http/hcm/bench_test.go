@@ -21,10 +21,10 @@ import (
 type discardWriter struct{ written bool }
 
 func (w *discardWriter) WriteHeader(int, message.Headers, int64) error { w.written = true; return nil }
-func (w *discardWriter) Write(p []byte) (int, error)                    { return len(p), nil }
-func (w *discardWriter) Flush() error                                   { return nil }
-func (w *discardWriter) WriteTrailers(message.Headers) error            { return nil }
-func (w *discardWriter) HeaderWritten() bool                            { return w.written }
+func (w *discardWriter) Write(p []byte) (int, error)                   { return len(p), nil }
+func (w *discardWriter) Flush() error                                  { return nil }
+func (w *discardWriter) WriteTrailers(message.Headers) error           { return nil }
+func (w *discardWriter) HeaderWritten() bool                           { return w.written }
 
 // BenchmarkServeStream is one request through the connection manager's
 // stream path (header processing, route match, filter chain, response
