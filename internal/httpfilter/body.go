@@ -26,8 +26,12 @@ func (s *Stream) BufferRequestBody(limit int) ([]byte, error) {
 	if req.Body == nil {
 		return nil, nil
 	}
-	if b, ok := req.Body.(*BufferedBody); ok {
-		return b.data, nil // an earlier filter buffered it
+	if b, ok := req.Body.(*BufferedBody); ok && b.off == 0 {
+		// An earlier filter buffered it.
+		if len(b.data) > limit {
+			return nil, ErrBodyTooLarge
+		}
+		return b.data, nil
 	}
 	if req.ContentLength > int64(limit) {
 		return nil, ErrBodyTooLarge
