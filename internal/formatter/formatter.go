@@ -384,7 +384,7 @@ func (p *part) appendValue(dst []byte, ctx *Context) ([]byte, bool) {
 	case opTrailer:
 		return appendHeader(dst, ctx.ResponseTrailers, p.name, p.alt)
 	case opLocalReplyBody:
-		return append(dst, ctx.LocalReplyBody...), ctx.LocalReplyBody != ""
+		return append(dst, ctx.LocalReplyBody...), true // "" when empty, as in Envoy
 	}
 	si := ctx.Info
 	if si == nil {
