@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -281,4 +282,68 @@ func BenchmarkLoad(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestEnumCase: Envoy parses enum names in any letter case (upper-casing a
+// name it does not know), in YAML and JSON bootstraps and in xDS files.
+func TestEnumCase(t *testing.T) {
+	const hcm = `{"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+	  "stat_prefix": "in", "codec_type": "auto",
+	  "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "b"}}]}]},
+	  "http_filters": [{"name": "router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}`
+	const cluster = `{"name": "b", "type": "strict_dns", "lb_policy": "Round_Robin", "dns_lookup_family": "v4_only",
+	  "load_assignment": {"cluster_name": "b", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "localhost", "port_value": 1}}}}]}]}}`
+	const listener = `{"name": "l", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 1, "protocol": "tcp"}},
+	  "filter_chains": [{"filters": [{"name": "hcm", "typed_config": ` + hcm + `}]}]}`
+	check := func(t *testing.T, c *clusterv3.Cluster, l *listenerv3.Listener) {
+		t.Helper()
+		if c.GetType() != clusterv3.Cluster_STRICT_DNS || c.GetLbPolicy() != clusterv3.Cluster_ROUND_ROBIN || c.GetDnsLookupFamily() != clusterv3.Cluster_V4_ONLY {
+			t.Errorf("cluster enums: %v %v %v", c.GetType(), c.GetLbPolicy(), c.GetDnsLookupFamily())
+		}
+		var m hcmv3.HttpConnectionManager
+		if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m.GetCodecType() != hcmv3.HttpConnectionManager_AUTO {
+			t.Errorf("codec_type = %v", m.GetCodecType())
+		}
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, text string }{
+		{"bootstrap.json", `{"static_resources": {"listeners": [` + listener + `], "clusters": [` + cluster + `]}}`},
+		{"bootstrap.yaml", "static_resources:\n  listeners: [" + listener + "]\n  clusters: [" + cluster + "]\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(dir, tc.name)
+			if err := os.WriteFile(f, []byte(tc.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			bs, err := Load(Options{ConfigPath: f})
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, bs.GetStaticResources().GetClusters()[0], bs.GetStaticResources().GetListeners()[0])
+		})
+	}
+	t.Run("xds file", func(t *testing.T) {
+		// A resource is its JSON object with "@type" added.
+		res := `{"resources": [{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", ` + listener[1:] +
+			`, {"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", ` + cluster[1:] + `]}`
+		_, rs, err := DecodeResources([]byte(res), true, "lds.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if err := CheckXDSResource(r); err != nil {
+				t.Error(err)
+			}
+		}
+		check(t, rs[1].(*clusterv3.Cluster), rs[0].(*listenerv3.Listener))
+	})
+	t.Run("unknown name", func(t *testing.T) {
+		_, err := Load(Options{ConfigYAML: "static_resources: {clusters: [{name: b, type: strict_dnss}]}"})
+		if err == nil || !strings.Contains(err.Error(), `static_resources.clusters[0].type: unknown value "strict_dnss"`) {
+			t.Errorf("got %v", err)
+		}
+	})
 }

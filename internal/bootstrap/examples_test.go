@@ -49,6 +49,7 @@ var notBootstraps = map[string]bool{
 func TestEnvoyExamples(t *testing.T) {
 	dir := examplesDir(t)
 	var b strings.Builder
+	loaded, total := 0, 0
 	err := filepath.WalkDir(dir, func(path string, d iofs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -81,10 +82,15 @@ func TestEnvoyExamples(t *testing.T) {
 			t.Errorf("%s: %v", rel, lerr)
 		}
 		b.WriteString("== " + rel + "\n" + outcome(lerr))
+		total++
+		if lerr == nil {
+			loaded++
+		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("Envoy examples accepted by bootstrap.Load: %d of %d", loaded, total)
 	checkGolden(t, "testdata/envoy-examples.golden", b.String())
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -56,7 +57,7 @@ func (w *walker) wellKnown(v any, md protoreflect.MessageDescriptor, path string
 	switch md.Name() {
 	case "BoolValue", "StringValue", "BytesValue", "Int32Value", "UInt32Value",
 		"Int64Value", "UInt64Value", "FloatValue", "DoubleValue":
-		return w.scalarOrMessage(v, md.Fields().ByName("value"), path)
+		return w.scalarOrMessage(&v, md.Fields().ByName("value"), path)
 	case "Duration", "Timestamp", "FieldMask":
 		if _, ok := v.(string); !ok {
 			w.errorf(path, "expected a string for %s, got %s", md.FullName(), jsonKind(v))
@@ -145,8 +146,8 @@ func (w *walker) object(obj map[string]any, md protoreflect.MessageDescriptor, p
 				list = []any{v}
 				obj[k] = list
 			}
-			for i, e := range list {
-				ok = w.scalarOrMessage(e, fd, fmt.Sprintf("%s[%d]", fpath, i)) && ok
+			for i := range list {
+				ok = w.scalarOrMessage(&list[i], fd, fmt.Sprintf("%s[%d]", fpath, i)) && ok
 			}
 		case fd.IsMap():
 			m, isMap := v.(map[string]any)
@@ -161,10 +162,13 @@ func (w *walker) object(obj map[string]any, md protoreflect.MessageDescriptor, p
 			}
 			sort.Strings(mkeys)
 			for _, mk := range mkeys {
-				ok = w.scalarOrMessage(m[mk], fd.MapValue(), fmt.Sprintf("%s[%q]", fpath, mk)) && ok
+				mv := m[mk]
+				ok = w.scalarOrMessage(&mv, fd.MapValue(), fmt.Sprintf("%s[%q]", fpath, mk)) && ok
+				m[mk] = mv
 			}
 		default:
-			ok = w.scalarOrMessage(v, fd, fpath)
+			ok = w.scalarOrMessage(&v, fd, fpath)
+			obj[k] = v
 		}
 		if !ok {
 			delete(obj, k)
@@ -172,10 +176,12 @@ func (w *walker) object(obj map[string]any, md protoreflect.MessageDescriptor, p
 	}
 }
 
-// scalarOrMessage checks one value of fd's element kind and reports whether
-// it can be parsed. Numbers are left to protojson (it accepts them quoted and
+// scalarOrMessage checks the value at vp, of fd's element kind, and reports
+// whether it can be parsed; an enum name may be rewritten to its canonical
+// spelling. Numbers are left to protojson (it accepts them quoted and
 // checks their range).
-func (w *walker) scalarOrMessage(v any, fd protoreflect.FieldDescriptor, path string) bool {
+func (w *walker) scalarOrMessage(vp *any, fd protoreflect.FieldDescriptor, path string) bool {
+	v := *vp
 	switch fd.Kind() {
 	case protoreflect.MessageKind, protoreflect.GroupKind:
 		return w.value(v, fd.Message(), path)
@@ -183,8 +189,15 @@ func (w *walker) scalarOrMessage(v any, fd protoreflect.FieldDescriptor, path st
 		switch e := v.(type) {
 		case string:
 			if fd.Enum().Values().ByName(protoreflect.Name(e)) == nil {
-				w.errorf(path, "unknown value %q for enum %s", e, fd.Enum().FullName())
-				return false
+				// Envoy parses enums case-insensitively (protobuf's
+				// case_insensitive_enum_parsing: an unknown name is retried
+				// upper-cased), so "strict_dns" is STRICT_DNS.
+				upper := strings.ToUpper(e)
+				if fd.Enum().Values().ByName(protoreflect.Name(upper)) == nil {
+					w.errorf(path, "unknown value %q for enum %s", e, fd.Enum().FullName())
+					return false
+				}
+				*vp = upper
 			}
 		case json.Number:
 		default:
