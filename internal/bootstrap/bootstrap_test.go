@@ -88,6 +88,8 @@ func TestGoldenExpectations(t *testing.T) {
 		{"restricted_values.yaml", []string{"protocol: UDP is not supported", "codec_type: HTTP3 is not supported", `retry_on: "retriable-headers" is not supported`, "filter_chains[0].transport_socket: envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext is not supported here; expected envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", "lb_policy: MAGLEV is not supported", `typed_extension_protocol_options["envoy.upstreams.http.http_protocol_options"]: key`}},
 		{"type_mismatch.yaml", []string{"node.id: expected a string", "port_value: expected a number", "use_remote_address: expected true or false", `lb_policy: unknown value "ROUNDROBIN"`, "only one of"}},
 		{"deprecated_fields.yaml", nil},
+		{"typed_struct_typo.yaml", []string{`typed_config: unknown field "stat_prefix" in udpa.type.v1.TypedStruct`, `unknown field "valeu" in xds.type.v3.TypedStruct (did you mean "value"?)`}},
+		{"protocol_options.yaml", []string{`["envoy.filters.network.redis_proxy"]: envoy.extensions.filters.network.redis_proxy.v3.RedisProtocolOptions is not supported`, "it names envoy.extensions.filters.network.thrift_proxy.v3.ThriftProtocolOptions", `["http"]: key "http" is not supported; envoy.extensions.upstreams.http.v3.HttpProtocolOptions goes under the key`}},
 		{"everything.yaml", nil},
 	}
 	for _, tc := range tests {

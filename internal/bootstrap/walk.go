@@ -279,6 +279,24 @@ func (w *walker) unwrapTypedStruct(obj map[string]any, path string) bool {
 		w.errorf(path, "TypedStruct has no type_url")
 		return false
 	}
+	// A TypedStruct has only type_url and value: anything beside them is a
+	// typo, as in any other message.
+	extra := make([]string, 0, len(obj))
+	for k := range obj {
+		switch k {
+		case "@type", "type_url", "typeUrl", "value":
+		default:
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	for _, k := range extra {
+		msg := fmt.Sprintf("unknown field %q in %s", k, typeNameOf(obj["@type"].(string)))
+		if s := suggest(k, typedStructFields); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		w.errorf(path, "%s", msg)
+	}
 	var body map[string]any
 	switch v := obj["value"].(type) {
 	case nil:
@@ -297,6 +315,15 @@ func (w *walker) unwrapTypedStruct(obj map[string]any, path string) bool {
 	obj["@type"] = inner
 	return true
 }
+
+// typedStructFields are the fields of a TypedStruct (both versions have the same).
+var typedStructFields = func() protoreflect.FieldDescriptors {
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(typeXDSTypedStruct)
+	if err != nil {
+		panic(err) // linked in allowlist.go
+	}
+	return mt.Descriptor().Fields()
+}()
 
 func jsonKind(v any) string {
 	switch v := v.(type) {
