@@ -78,7 +78,7 @@ func TestGoldenExpectations(t *testing.T) {
 		want []string // substrings of the error; nil means the file must load
 	}{
 		{"lua.yaml", []string{"static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0]: envoy.extensions.filters.http.lua.v3.Lua is not supported"}},
-		{"typo.yaml", []string{`testdata/typo.yaml: static_resources.clusters[0]: unknown field "conect_timeout" in envoy.config.cluster.v3.Cluster (did you mean "connect_timeout"?)`, `"lbPolicyy"`, `"timout"`, `"port_valu"`}},
+		{"typo.yaml", []string{`static_resources.clusters[0]: unknown field "conect_timeout" in envoy.config.cluster.v3.Cluster (did you mean "connect_timeout"?)`, `"lbPolicyy"`, `"timout"`, `"port_valu"`}},
 		{"cluster_health_checks.yaml", []string{"static_resources.clusters[1].health_checks: field is not supported", "static_resources.clusters[1].circuit_breakers: field is not supported"}},
 		{"invalid_value.yaml", []string{"static_resources.listeners[0].address.socket_address.port_value: value must be less than or equal to 65535", "static_resources.clusters[0].connect_timeout: value must be greater than 0s", "typed_config.stat_prefix: value length must be at least 1 runes"}},
 		{"typed_struct.yaml", nil},
@@ -348,4 +348,39 @@ func TestEnumCase(t *testing.T) {
 			t.Errorf("got %v", err)
 		}
 	})
+}
+
+func TestFlatten(t *testing.T) {
+	in := errors.Join(
+		errors.New(`static_resources.listeners[0]: filter_chains[0].filters[0].typed_config: route_config: virtual_hosts[0].routes[0].route.cluster: unknown cluster "nope"`),
+		errors.New(`static_resources.clusters[1]: load_assignment: endpoints[0]: x: "a b" is not an IP address`),
+		errors.New("static_resources.clusters[0].transport_socket: tls: failed to find any PEM data"),
+		errors.New(`static_resources.clusters[2].typed_extension_protocol_options["a.b]"]: bad`),
+		errors.New(`listener "l": filter_chains[0]: bad: thing`),
+		errors.New("no configuration: set -c"),
+	)
+	want := []string{
+		`static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.cluster: unknown cluster "nope"`,
+		`static_resources.clusters[1].load_assignment.endpoints[0].x: "a b" is not an IP address`,
+		"static_resources.clusters[0].transport_socket: tls: failed to find any PEM data",
+		`static_resources.clusters[2].typed_extension_protocol_options["a.b]"]: bad`,
+		`listener "l": filter_chains[0].bad: thing`,
+		"no configuration: set -c",
+	}
+	got := Flatten(in)
+	if len(got) != len(want) {
+		t.Fatalf("got %d lines: %v", len(got), got)
+	}
+	for i := range want {
+		if got[i].Error() != want[i] {
+			t.Errorf("line %d:\n got %s\nwant %s", i, got[i], want[i])
+		}
+	}
+	var fe *FieldError
+	if !errors.As(got[0], &fe) || fe.Path != "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.cluster" {
+		t.Errorf("FieldError = %+v", fe)
+	}
+	if Flatten(nil) != nil {
+		t.Error("Flatten(nil) != nil")
+	}
 }

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"errors"
 	iofs "io/fs"
 	"os"
 	"path/filepath"
@@ -73,8 +74,7 @@ func TestEnvoyExamples(t *testing.T) {
 		}
 		if es, ok := lerr.(Errors); ok {
 			for _, e := range es {
-				// Parse problems are the only ones prefixed with the file name.
-				if strings.HasPrefix(e.Error(), path+":") {
+				if fe := (*FieldError)(nil); errors.As(e, &fe) && fe.parse {
 					t.Errorf("%s: parse error: %v", rel, e)
 				}
 			}

@@ -28,7 +28,12 @@ type walker struct {
 }
 
 func (w *walker) errorf(path, format string, args ...any) {
-	w.errs = append(w.errs, fmt.Errorf("%s: %w", w.source, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)}))
+	fe := &FieldError{Path: path, Msg: fmt.Sprintf(format, args...), parse: true}
+	if w.source == "" {
+		w.errs = append(w.errs, fe)
+		return
+	}
+	w.errs = append(w.errs, fmt.Errorf("%s: %w", w.source, fe))
 }
 
 // value checks v as the content of a message of type md. It returns false if
