@@ -100,7 +100,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if !errors.As(err, &reported) {
 			reported = bootstrap.Errors{err}
 		}
-		printErrors(stderr, append(reported, laterProblems(bs, reported)...))
+		reported = append(reported, laterProblems(bs, reported)...)
+		if f.mode == "validate" && bs != nil {
+			reported = append(reported, bootstrap.CheckFileSources(bs)...)
+		}
+		printErrors(stderr, reported)
 		return 1
 	}
 	srv, err := server.New(server.Options{
@@ -118,6 +122,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if f.mode == "validate" {
 		srv.Close()
+		// A server reads xDS files once running, and refuses a bad one
+		// without stopping; validation reads them now.
+		if errs := bootstrap.CheckFileSources(bs); len(errs) > 0 {
+			printErrors(stderr, errs)
+			return 1
+		}
 		fmt.Fprintf(stdout, "configuration '%s' OK\n", configName(f))
 		return 0
 	}

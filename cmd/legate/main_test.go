@@ -146,3 +146,23 @@ error: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.ro
 		t.Errorf("stderr:\n%s\nwant:\n%s", errOut.String(), want)
 	}
 }
+
+// --mode validate reads the filesystem xDS sources the bootstrap names.
+func TestValidateReadsXDSFiles(t *testing.T) {
+	dir := t.TempDir()
+	cds := filepath.Join(dir, "cds.yaml")
+	config := fmt.Sprintf("dynamic_resources: {cds_config: {path_config_source: {path: %s}}}", cds)
+	var out, errOut bytes.Buffer
+	os.WriteFile(cds, []byte(`resources: [{"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster, name: a, type: strict_dns}]`), 0o644)
+	if code := run([]string{"--config-yaml", config, "--mode", "validate"}, &out, &errOut); code != 0 {
+		t.Fatalf("good cds.yaml: exit %d: %s", code, errOut.String())
+	}
+	os.WriteFile(cds, []byte("garbage: true\n"), 0o644)
+	errOut.Reset()
+	if code := run([]string{"--config-yaml", config, "--mode", "validate"}, &out, &errOut); code != 1 {
+		t.Fatalf("garbage cds.yaml: exit %d", code)
+	}
+	if want := cds + `: unknown field "garbage" in envoy.service.discovery.v3.DiscoveryResponse`; !strings.Contains(errOut.String(), want) {
+		t.Errorf("stderr %q lacks %q", errOut.String(), want)
+	}
+}

@@ -384,3 +384,28 @@ func TestFlatten(t *testing.T) {
 		t.Error("Flatten(nil) != nil")
 	}
 }
+
+// TestCheckFileSources: every filesystem xDS source is read and its
+// resources held to the checks of xDS, the files they name in turn too.
+func TestCheckFileSources(t *testing.T) {
+	bs, err := Load(Options{ConfigPath: "testdata/filesources/bootstrap.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range CheckFileSources(bs) {
+		b.WriteString(e.Error() + "\n")
+	}
+	checkGolden(t, "testdata/filesources/problems.golden", b.String())
+	for _, want := range []string{
+		`testdata/filesources/cds.yaml: resources[0]: unknown field "conect_timeout"`,
+		`testdata/filesources/cds.yaml: cluster "unsupported": lb_policy: MAGLEV is not supported`,
+		`testdata/filesources/rds.yaml: route_configuration "local_route": virtual_hosts[0].routes[1]`,
+		"testdata/filesources/eds.yaml: resources[0]: envoy.config.cluster.v3.Cluster where static_resources.clusters[0].eds_cluster_config.eds_config.path_config_source.path expects envoy.config.endpoint.v3.ClusterLoadAssignment",
+		"static_resources.clusters[1].eds_cluster_config.eds_config.path_config_source.path: cannot read testdata/filesources/absent.yaml: no such file or directory",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("lacks %q", want)
+		}
+	}
+}

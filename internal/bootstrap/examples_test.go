@@ -94,3 +94,24 @@ func TestEnvoyExamples(t *testing.T) {
 	t.Logf("Envoy examples accepted by bootstrap.Load: %d of %d", loaded, total)
 	checkGolden(t, "testdata/envoy-examples.golden", b.String())
 }
+
+// TestEnvoyExampleXDSFiles: the filesystem xDS files of dynamic-config-fs
+// pass what --mode validate holds them to.
+func TestEnvoyExampleXDSFiles(t *testing.T) {
+	dir := examplesDir(t)
+	for _, name := range []string{"cds.yaml", "lds.yaml"} {
+		data, err := os.ReadFile(filepath.Join(dir, "dynamic-config-fs", "configs", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resources, problems := decodeResources(data, false, name)
+		for _, r := range resources {
+			if err := CheckXDSResource(r); err != nil {
+				problems = append(problems, err)
+			}
+		}
+		if len(problems) > 0 {
+			t.Errorf("%s:\n%v", name, problems)
+		}
+	}
+}
