@@ -19,6 +19,7 @@ import (
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	grpcv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
+	otelv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/open_telemetry/v3"
 	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	"google.golang.org/protobuf/proto"
 
@@ -136,6 +137,10 @@ func newLogger(pb *accesslogv3.AccessLog, deps Deps, path string) (*Logger, erro
 		}
 	case *grpcv3.HttpGrpcAccessLogConfig:
 		if l.remote, err = compileHTTPGrpc(c, deps, tc); err != nil {
+			return nil, err
+		}
+	case *otelv3.OpenTelemetryAccessLogConfig:
+		if l.remote, err = compileOTel(c, deps, tc); err != nil {
 			return nil, err
 		}
 	case *grpcv3.TcpGrpcAccessLogConfig:
