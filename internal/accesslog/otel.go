@@ -98,6 +98,7 @@ func (a *anyFormat) renderKVs(ctx *formatter.Context) []*commonpb.KeyValue {
 }
 
 func compileOTel(c *otelv3.OpenTelemetryAccessLogConfig, deps Deps, field string) (entryLogger, error) {
+	//lint:ignore SA1019 the deprecated form is still the common one
 	common := c.GetCommonConfig()
 	switch {
 	case common != nil && c.GetGrpcService() != nil:
