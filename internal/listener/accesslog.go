@@ -19,6 +19,7 @@ import (
 func buildAccessLogs(pb *listenerv3.Listener, fc *networkfilter.FactoryContext) (accesslog.Loggers, error) {
 	return accesslog.New(pb.GetAccessLog(), accesslog.Deps{
 		Stats: fc.Stats, Runtime: fc.Runtime, Files: fc.AccessLogFiles, Logger: fc.Logger,
+		Clusters: fc.Clusters, NodeID: fc.NodeID, ClusterName: fc.ClusterName,
 	})
 }
 
