@@ -355,7 +355,7 @@ func TestStatsNames(t *testing.T) {
 	want := []string{
 		"lb_healthy_panic", "membership_change", "update_attempt", "update_failure", "update_no_rebuild", "update_success",
 		"upstream_cx_connect_fail", "upstream_cx_connect_timeout", "upstream_cx_destroy", "upstream_cx_destroy_local",
-		"upstream_cx_destroy_remote", "upstream_cx_http1_total", "upstream_cx_http2_total", "upstream_cx_none_healthy",
+		"upstream_cx_destroy_remote", "upstream_cx_http1_total", "upstream_cx_http2_total", "upstream_cx_none_healthy", "upstream_cx_protocol_error",
 		"upstream_cx_rx_bytes_total", "upstream_cx_total", "upstream_cx_tx_bytes_total",
 		"upstream_rq_1xx", "upstream_rq_2xx", "upstream_rq_3xx", "upstream_rq_4xx", "upstream_rq_5xx",
 		"upstream_rq_completed", "upstream_rq_pending_total", "upstream_rq_per_try_timeout", "upstream_rq_retry",

@@ -39,6 +39,7 @@ type Stats struct {
 	UpstreamCxTxBytesTotal   *stats.Counter
 	UpstreamCxConnectMs      *stats.Histogram
 	UpstreamCxLengthMs       *stats.Histogram
+	UpstreamCxProtocolError  *stats.Counter
 
 	UpstreamRqTotal              *stats.Counter
 	UpstreamRqActive             *stats.Gauge

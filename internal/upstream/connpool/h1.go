@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/legate-proxy/legate/internal/http/http1"
@@ -38,6 +39,14 @@ type h1conn struct {
 	// wake is c.wakeup bound once, so watching a request's ctx does not
 	// allocate a closure per request.
 	wake func()
+
+	// The idle check (see checkIdle): the socket's raw handle and the
+	// peek callback bound once, with its results.
+	raw       syscall.RawConn
+	peekFn    func(fd uintptr) bool
+	peekBuf   [1]byte
+	peekN     int
+	peekErrno syscall.Errno
 }
 
 // wakeup runs when a request's ctx ends: the past deadline wakes whichever
@@ -113,6 +122,10 @@ func (p *Pool) getH1(ctx context.Context) (*h1conn, error) {
 				c.closeIdle()
 				continue
 			}
+			if !c.checkIdle() {
+				c.closeIdle()
+				continue
+			}
 			c.reused = true
 			return c, nil
 		default:
@@ -128,6 +141,10 @@ func (p *Pool) getH1(ctx context.Context) (*h1conn, error) {
 		}
 		c := &h1conn{p: p, nc: nc, cnt: cnt, cc: http1.NewClientConn(nc)}
 		c.wake = c.wakeup
+		if sc, ok := cnt.Conn.(syscall.Conn); ok {
+			c.raw, _ = sc.SyscallConn()
+			c.peekFn = c.peek
+		}
 		return c, nil
 	}
 }
@@ -169,6 +186,9 @@ func (c *h1conn) roundTrip(ctx context.Context, req *message.Request) (resp *mes
 	resp = &ex.resp
 	resp.Header = ex.hdr[:0]
 	if err := c.cc.ReadResponse(resp, req.Method); err != nil {
+		if isProtocol(err) {
+			c.p.stats.UpstreamCxProtocolError.Inc()
+		}
 		stale = staleFail(err)
 		c.kill()
 		c.done()
@@ -236,7 +256,18 @@ func (c *h1conn) done() {
 		c.deadline = false
 		c.nc.SetDeadline(time.Time{})
 	}
-	if !ctxOK || c.failed || c.writeErr != nil || !c.cc.Reusable() || c.p.closed.Load() {
+	if !ctxOK || c.failed || c.writeErr != nil || c.p.closed.Load() {
+		c.closeIdle()
+		return
+	}
+	if c.cc.Stray() {
+		// Bytes after a complete response: served to the next request
+		// they would shift every later response onto the wrong client.
+		c.p.stats.UpstreamCxProtocolError.Inc()
+		c.closeIdle()
+		return
+	}
+	if !c.cc.Reusable() {
 		c.closeIdle()
 		return
 	}
