@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // hostileUpstream is a raw-socket HTTP/1.1 upstream. A request for
@@ -136,5 +140,149 @@ func TestUpstreamResponsePoisoning(t *testing.T) {
 	// One connection per poisoned exchange, plus the first.
 	if up.conns != len(cases)+1 {
 		t.Errorf("upstream saw %d connections, want %d", up.conns, len(cases)+1)
+	}
+}
+
+// hostileH2Upstream is a frame-level h2c upstream. On its first
+// connection the first request, /evil/<mode>, gets a hostile answer;
+// every other request on any connection gets "ok <path>":
+//   - early: the answer to stream 1 is followed, in the same write, by a
+//     complete response on stream 3, which the client has not opened yet;
+//   - rst: RST_STREAM on stream 1, then a response on it anyway;
+//   - goaway: an answer, then GOAWAY (last stream 1); a later stream on
+//     the connection would be answered POISON;
+//   - trailing: an answer, then more DATA on the ended stream.
+type hostileH2Upstream struct {
+	addr  string
+	mu    sync.Mutex
+	conns int
+}
+
+func startHostileH2Upstream(t *testing.T) *hostileH2Upstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	h := &hostileH2Upstream{addr: ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			h.mu.Lock()
+			h.conns++
+			first := h.conns == 1
+			h.mu.Unlock()
+			go serveHostileH2(c, first)
+		}
+	}()
+	return h
+}
+
+func serveHostileH2(c net.Conn, hostile bool) {
+	defer c.Close()
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c, preface); err != nil {
+		return
+	}
+	var out bytes.Buffer
+	fr := http2.NewFramer(&out, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	flush := func() bool {
+		_, err := c.Write(out.Bytes())
+		out.Reset()
+		return err == nil
+	}
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	respond := func(id uint32, body string, endStream bool) {
+		hb.Reset()
+		enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+		enc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(body))})
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndHeaders: true})
+		fr.WriteData(id, endStream, []byte(body))
+	}
+	fr.WriteSettings()
+	goaway := false
+	for flush() {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				fr.WritePing(true, f.Data)
+			}
+		case *http2.MetaHeadersFrame:
+			id, path := f.StreamID, f.PseudoValue("path")
+			mode, evil := strings.CutPrefix(path, "/evil/")
+			switch {
+			case goaway:
+				respond(id, "POISON", true)
+			case !hostile || !evil:
+				respond(id, "ok "+path, true)
+			case mode == "early":
+				respond(id, "hello", true)
+				respond(id+2, "POISON", true)
+			case mode == "rst":
+				fr.WriteRSTStream(id, http2.ErrCodeInternal)
+				respond(id, "POISON", true)
+			case mode == "goaway":
+				respond(id, "hello", true)
+				fr.WriteGoAway(id, http2.ErrCodeNo, nil)
+				goaway = true
+			case mode == "trailing":
+				respond(id, "hello", true)
+				fr.WriteData(id, true, []byte("POISON"))
+			}
+		}
+	}
+}
+
+// TestUpstreamH2ResponsePoisoning: the HTTP/2 upstream audit. Whatever an
+// upstream sends on streams it was not asked about, after resetting a
+// stream or after GOAWAY, the next client gets its own response.
+func TestUpstreamH2ResponsePoisoning(t *testing.T) {
+	for _, mode := range []string{"early", "rst", "goaway", "trailing"} {
+		t.Run(mode, func(t *testing.T) {
+			up := startHostileH2Upstream(t)
+			l := startLegate(t, bootstrapYAML(
+				[]string{listenerYAML("http", routeAll("hostile"), "")},
+				[]string{staticCluster("hostile", "typed_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"+
+					"    \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n"+
+					"    explicit_http_config: {http2_protocol_options: {}}", up.addr)}), nil)
+			resp, body := do(t, newClient(), mustReq(t, "GET", l.URL("http", "/evil/"+mode), nil))
+			if mode == "rst" {
+				// A response after its own RST_STREAM is not taken: the
+				// reset stands, as Envoy answers it.
+				if want := "upstream connect error or disconnect/reset before headers. reset reason: remote reset"; resp.StatusCode != 503 || body != want {
+					t.Errorf("reset stream: got %d %q, want 503 %q", resp.StatusCode, body, want)
+				}
+			} else if resp.StatusCode != 200 || body != "hello" {
+				t.Errorf("hostile exchange got %d %q, want 200 \"hello\"", resp.StatusCode, body)
+			}
+			for j, c := range []*http.Client{newClient(), h2cClient(), newClient()} {
+				path := "/innocent/" + strconv.Itoa(j)
+				resp, body := do(t, c, mustReq(t, "GET", l.URL("http", path), nil))
+				if resp.StatusCode != 200 || body != "ok "+path {
+					t.Fatalf("innocent %s client got %d %q, want 200 %q", resp.Proto, resp.StatusCode, body, "ok "+path)
+				}
+			}
+			want := 0
+			if mode == "early" || mode == "rst" {
+				want = 1
+			}
+			if v := l.Counter(t, "cluster.hostile.upstream_cx_protocol_error"); v != want {
+				t.Errorf("upstream_cx_protocol_error = %d, want %d", v, want)
+			}
+		})
 	}
 }
