@@ -17,6 +17,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
+	"github.com/legate-proxy/legate/internal/upstream/dialer"
 )
 
 var (
@@ -38,12 +39,12 @@ func dialCluster(ref *cluster.Ref) func(ctx context.Context, network, addr strin
 		if h == nil {
 			return nil, fmt.Errorf("cluster %q: %w", c.Name, errNoHost)
 		}
-		timeout := c.Settings.ConnectTimeout
-		if timeout <= 0 {
-			timeout = 5 * time.Second
-		}
-		d := net.Dialer{Timeout: timeout}
-		return d.DialContext(ctx, "tcp", h.Address)
+		// Plaintext here: the transport does TLS (and ALPN) on top. The
+		// connection counts in the collector cluster's stats.
+		t := dialer.ForCluster(c, h, dialer.Raw)
+		t.TLS = nil
+		conn, _, err := dialer.Dial(ctx, t)
+		return conn, err
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -220,6 +221,11 @@ func TestSettings(t *testing.T) {
       common_http_protocol_options: {idle_timeout: 30s}
       explicit_http_config:
         http2_protocol_options: {initial_stream_window_size: 65536}
+- name: bound
+  upstream_bind_config:
+    source_address: {address: 127.0.0.2, port_value: 0}
+    freebind: true
+    socket_options: [{level: 1, name: 8, int_value: 65536, state: STATE_PREBIND}, {level: 6, name: 13, buf_value: "AAE="}]
 - name: typed_h1
   typed_extension_protocol_options:
     envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
@@ -246,6 +252,11 @@ func TestSettings(t *testing.T) {
 	if h1 := m.Get("typed_h1").Settings; h1.Protocol != HTTP1 || h1.IdleTimeout != 0 {
 		t.Errorf("typed_h1: %+v", h1)
 	}
+	b := m.Get("bound").Settings.Bind
+	if b == nil || b.LocalAddr.String() != "127.0.0.2:0" || len(b.SocketOptions) != 3 ||
+		!reflect.DeepEqual(b.SocketOptions[1], SocketOption{Level: 1, Name: 8, Int: 65536}) || string(b.SocketOptions[2].Buf) != "\x00\x01" {
+		t.Errorf("bound: %+v", b)
+	}
 	if got := m.Get("legacy_h2").Pick(nil); got != nil {
 		t.Errorf("empty cluster picked %v", got)
 	}
@@ -253,7 +264,7 @@ func TestSettings(t *testing.T) {
 	for _, c := range m.Clusters() {
 		names = append(names, c.Name)
 	}
-	if !slices.Equal(names, []string{"defaults", "legacy_h2", "typed_h1", "typed_h2"}) {
+	if !slices.Equal(names, []string{"bound", "defaults", "legacy_h2", "typed_h1", "typed_h2"}) {
 		t.Errorf("Clusters() = %v", names)
 	}
 }
@@ -285,6 +296,10 @@ func TestConfigErrors(t *testing.T) {
 			`cluster "a": typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].auto_config: is not supported`},
 		{`[{name: a, typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, common_http_protocol_options: {max_headers_count: 200}}}}]`,
 			`cluster "a": typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].common_http_protocol_options.max_headers_count: is not supported on clusters`},
+		{`[{name: a, upstream_bind_config: {source_address: {address: localhost, port_value: 0}}}]`,
+			`cluster "a": upstream_bind_config.source_address.address: must be an IP address, got "localhost"`},
+		{`[{name: a, upstream_bind_config: {socket_options: [{level: 1, name: 8, int_value: 1, state: STATE_LISTENING}]}}]`,
+			`cluster "a": upstream_bind_config.socket_options[0].state: STATE_LISTENING does not apply to upstream sockets`},
 		{`[{name: a, transport_socket: {name: tls, typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext}}}]`,
 			`cluster "a": transport_socket: envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext is not supported`},
 	}

@@ -228,6 +228,12 @@ func decode(pc *clusterv3.Cluster, deps xds.Deps) (*config, error) {
 		}
 	}
 
+	if bc := pc.GetUpstreamBindConfig(); bc != nil {
+		if s.Bind, err = DecodeBindConfig("upstream_bind_config", bc); err != nil {
+			return nil, err
+		}
+	}
+
 	//lint:ignore SA1019 deprecated in v3 but still used by real configs; Legate accepts it as Envoy does
 	if cfg.dnsRefresh, err = positiveDuration("dns_refresh_rate", pc.GetDnsRefreshRate(), DefaultDNSRefreshRate); err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/legate-proxy/legate/internal/http/http1"
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/upstream/dialer"
 )
 
 // h1conn is one upstream HTTP/1.1 connection. Between requests it sits in
@@ -21,7 +22,7 @@ import (
 type h1conn struct {
 	p      *Pool
 	nc     net.Conn // what the codec uses: cnt, or TLS over cnt
-	cnt    *countConn
+	cnt    *dialer.Conn
 	cc     *http1.ClientConn
 	reused bool
 	// idleSince is when the connection entered the free list (monotonic
@@ -141,7 +142,7 @@ func (p *Pool) getH1(ctx context.Context) (*h1conn, error) {
 		}
 		c := &h1conn{p: p, nc: nc, cnt: cnt, cc: http1.NewClientConn(nc)}
 		c.wake = c.wakeup
-		if sc, ok := cnt.Conn.(syscall.Conn); ok {
+		if sc, ok := cnt.Raw().(syscall.Conn); ok {
 			c.raw, _ = sc.SyscallConn()
 			c.peekFn = c.peek
 		}
@@ -162,9 +163,9 @@ func (c *h1conn) roundTrip(ctx context.Context, req *message.Request) (resp *mes
 		c.nc.SetDeadline(d)
 		c.deadline = true
 	}
-	rx := c.cnt.rxTotal
+	rx := c.cnt.RxTotal()
 	staleFail := func(err error) bool {
-		return c.reused && req.Body == nil && c.cnt.rxTotal == rx && ctx.Err() == nil && !isProtocol(err)
+		return c.reused && req.Body == nil && c.cnt.RxTotal() == rx && ctx.Err() == nil && !isProtocol(err)
 	}
 	ex := &h1exchange{}
 	if req.Body == nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/legate-proxy/legate/internal/http/h2"
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/upstream/dialer"
 )
 
 // h2state is a host's HTTP/2 connections. Requests scan the published
@@ -21,7 +22,7 @@ type h2state struct {
 
 type h2conn struct {
 	cc    *h2.ClientConn
-	nc    *countConn
+	nc    *dialer.Conn
 	guard *h2guard
 }
 
@@ -108,7 +109,7 @@ func (p *Pool) dialH2(d *h2dial) {
 	var c *h2conn
 	if err == nil {
 		c = &h2conn{nc: cnt, guard: newH2Guard(p, nc)}
-		cnt.onClose = func() { p.removeH2(c) }
+		cnt.OnClose(func() { p.removeH2(c) })
 		c.cc, err = p.h2t.NewClientConn(c.guard)
 		if err != nil {
 			err = streamError(err)

@@ -38,7 +38,7 @@ func (c *h1conn) checkIdle() bool {
 	case idleData:
 		c.p.stats.UpstreamCxProtocolError.Inc()
 	default:
-		c.cnt.remote.Store(true)
+		c.cnt.MarkRemote()
 	}
 	return false
 }
@@ -67,7 +67,7 @@ func (c *h1conn) checkTLS(pending bool) bool {
 	case isTimeout(err):
 		return true
 	default:
-		c.cnt.remote.Store(true)
+		c.cnt.MarkRemote()
 		return false
 	}
 }

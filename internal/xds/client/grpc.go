@@ -28,6 +28,7 @@ import (
 
 	"github.com/legate-proxy/legate/internal/tlscontext"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
+	"github.com/legate-proxy/legate/internal/upstream/dialer"
 	"github.com/legate-proxy/legate/internal/xds"
 )
 
@@ -129,8 +130,12 @@ func (c *Client) envoyGRPC(t *grpcTarget, eg *corev3.GrpcService_EnvoyGrpc, fiel
 				if h == nil {
 					return nil, fmt.Errorf("cluster %q: no healthy upstream", name)
 				}
-				d := net.Dialer{Timeout: cl.Settings.ConnectTimeout}
-				return d.DialContext(ctx, "tcp", h.Address)
+				// gRPC's credentials do TLS; the connection counts in
+				// the cluster's stats.
+				t := dialer.ForCluster(cl, h, dialer.HTTP2)
+				t.TLS = nil
+				conn, _, err := dialer.Dial(ctx, t)
+				return conn, err
 			}))
 	}
 	return nil
