@@ -34,6 +34,8 @@ type Route struct {
 	ClusterNotFoundStatus int
 	// Decorator is the route's decorator (span naming), nil when unset.
 	Decorator *Decorator
+	// Hash is the route's hash_policy, nil when unset.
+	Hash *HashPolicy
 
 	match routeMatch
 
@@ -261,6 +263,11 @@ func (t *Table) compileRouteAction(rt *Route, ra *routev3.RouteAction, path stri
 	}
 	if rp := ra.GetRetryPolicy(); rp != nil {
 		if rt.Retry, err = compileRetryPolicy(rp, path+".retry_policy"); err != nil {
+			return err
+		}
+	}
+	if hp := ra.GetHashPolicy(); len(hp) > 0 {
+		if rt.Hash, err = compileHashPolicy(hp, path+".hash_policy"); err != nil {
 			return err
 		}
 	}

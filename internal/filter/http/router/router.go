@@ -139,6 +139,14 @@ func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 		}
 		pc.MaxAttempts = int(policy.HostSelectionMaxAttempts)
 	}
+	// The route's hash_policy places the request on RING_HASH and MAGLEV
+	// clusters; as in Envoy it is computed only when the balancer asks.
+	var setCookie string
+	if r.Hash != nil && c.UsesHash() {
+		pc.Hash, pc.HasHash, setCookie = r.Hash.Compute(routetable.HashInput{
+			Request: req, Source: s.Info.DownstreamRemoteAddr.Addr(), Dynamic: s.Info.Dynamic, Unique: s.Info.ConnectionID,
+		})
+	}
 
 	var a attempt
 	retries := 0
@@ -183,6 +191,9 @@ func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 	}
 	if retries > 0 {
 		cs.UpstreamRqRetrySuccess.Inc()
+	}
+	if setCookie != "" {
+		a.resp.Header.Add("set-cookie", setCookie)
 	}
 	f.respond(s, r, wc, c, &a)
 }
