@@ -29,9 +29,10 @@ type Cluster struct {
 	Type              DiscoveryType
 	LB                lb.Config
 
-	cfg  *config
-	snap atomic.Pointer[snapshot]
-	mgr  *Manager
+	cfg      *config
+	snap     atomic.Pointer[snapshot]
+	mgr      *Manager
+	outcomes outcomes
 
 	// Config-time state; never touched by Pick.
 	pb          *clusterv3.Cluster

@@ -250,12 +250,29 @@ func (f *Filter) endAttempt(c *cluster.Cluster, a *attempt) {
 	c.Stats.UpstreamRqActive.Dec()
 	a.host.RqActive.Add(-1)
 	a.host.ActiveRequests.Add(-1)
+	o := cluster.Outcome{Host: a.host}
 	if a.err != nil {
 		a.host.RqError.Add(1)
 		if isTimeout(a.err) {
 			a.host.RqTimeout.Add(1)
 		}
+		o.Kind = outcomeOf(a.err)
+	} else {
+		o.Status = a.resp.Status
 	}
+	c.ReportOutcome(o)
+}
+
+// outcomeOf classifies a failed attempt for the outcome hook.
+func outcomeOf(err error) cluster.OutcomeKind {
+	var pe *connpool.Error
+	switch {
+	case errors.As(err, &pe) && (pe.Reason == connpool.ConnectionFailure || pe.Reason == connpool.ConnectionTimeout):
+		return cluster.OutcomeConnectFailed
+	case isTimeout(err):
+		return cluster.OutcomeTimeout
+	}
+	return cluster.OutcomeReset
 }
 
 // discard drops a response that will be retried.

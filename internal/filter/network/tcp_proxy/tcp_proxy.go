@@ -335,6 +335,11 @@ func (s *session) connect(c *cluster.Cluster) bool {
 		s.si.Attempts = uint32(attempt)
 		conn, raw, reason, err := dial(c, h)
 		if err == nil {
+			c.ReportOutcome(cluster.Outcome{Host: h, Kind: cluster.OutcomeConnected})
+		} else {
+			c.ReportOutcome(cluster.Outcome{Host: h, Kind: cluster.OutcomeConnectFailed})
+		}
+		if err == nil {
 			s.up, s.raw, s.host = conn, raw, h
 			s.si.UpstreamTransportFailureReason = ""
 			if la := conn.LocalAddr(); la != nil {
