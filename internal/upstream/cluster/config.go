@@ -173,6 +173,10 @@ func decode(pc *clusterv3.Cluster, deps xds.Deps) (*config, error) {
 		cfg.lb.Policy = lb.LeastRequest
 	case clusterv3.Cluster_RANDOM:
 		cfg.lb.Policy = lb.Random
+	case clusterv3.Cluster_RING_HASH:
+		cfg.lb.Policy = lb.RingHash
+	case clusterv3.Cluster_MAGLEV:
+		cfg.lb.Policy = lb.Maglev
 	default:
 		return nil, fieldErr("lb_policy", "%v is not supported", pc.GetLbPolicy())
 	}
@@ -184,6 +188,10 @@ func decode(pc *clusterv3.Cluster, deps xds.Deps) (*config, error) {
 			}
 			cfg.lb.ChoiceCount = cc.GetValue()
 		}
+	}
+
+	if err := decodeHashLB(pc, &cfg.lb); err != nil {
+		return nil, err
 	}
 
 	s := &cfg.settings
@@ -225,6 +233,12 @@ func decode(pc *clusterv3.Cluster, deps xds.Deps) (*config, error) {
 		}
 		if s.TLS, err = tlscontext.ClientConfig(up, deps); err != nil {
 			return nil, fieldErr("transport_socket", "%v", err)
+		}
+	}
+
+	if bc := pc.GetUpstreamBindConfig(); bc != nil {
+		if s.Bind, err = DecodeBindConfig("upstream_bind_config", bc); err != nil {
+			return nil, err
 		}
 	}
 
