@@ -400,7 +400,7 @@ func TestCheckFileSources(t *testing.T) {
 	checkGolden(t, "testdata/filesources/problems.golden", b.String())
 	for _, want := range []string{
 		`testdata/filesources/cds.yaml: resources[0]: unknown field "conect_timeout"`,
-		`testdata/filesources/cds.yaml: cluster "unsupported": lb_policy: MAGLEV is not supported`,
+		`testdata/filesources/cds.yaml: cluster "unsupported": lb_policy: CLUSTER_PROVIDED is not supported`,
 		`testdata/filesources/rds.yaml: route_configuration "local_route": virtual_hosts[0].routes[1]`,
 		"testdata/filesources/eds.yaml: resources[0]: envoy.config.cluster.v3.Cluster where static_resources.clusters[0].eds_cluster_config.eds_config.path_config_source.path expects envoy.config.endpoint.v3.ClusterLoadAssignment",
 		"static_resources.clusters[1].eds_cluster_config.eds_config.path_config_source.path: cannot read testdata/filesources/absent.yaml: no such file or directory",
