@@ -315,8 +315,10 @@ func (sc *ServerConn) Serve(ctx context.Context) error {
 		return ErrIdle
 	}
 	sc.mu.Lock()
-	sc.failLocked()
 	graceful := sc.closing
+	if !graceful {
+		sc.failLocked()
+	} // else the writer ends the connection once the GOAWAY is out
 	sc.mu.Unlock()
 	<-sc.closed
 	if graceful {
