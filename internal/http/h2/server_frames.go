@@ -207,7 +207,7 @@ func (sc *ServerConn) processData(f *http2.DataFrame) error {
 		sc.st.RxMessagingError.Inc()
 		sc.creditConnLocked(int32(len(data)))
 		sc.resetLocked(st, http2.ErrCodeProtocol)
-		return nil
+		return sc.messagingConnErrorLocked()
 	}
 	if len(data) > 0 {
 		if st.handlerDone {
@@ -265,4 +265,14 @@ func (sc *ServerConn) resetLocked(st *stream, code http2.ErrCode) {
 	}
 	st.closeLocked(errStreamReset)
 	sc.removeLocked(st, false)
+}
+
+// messagingConnErrorLocked is the connection error a malformed request
+// causes unless stream_error_on_invalid_http_messaging keeps it to the
+// stream.
+func (sc *ServerConn) messagingConnErrorLocked() error {
+	if sc.cfg.StreamErrorOnInvalidMessaging {
+		return nil
+	}
+	return http2.ConnectionError(http2.ErrCodeProtocol)
 }

@@ -214,7 +214,7 @@ func (sc *ServerConn) trailersLocked(st *stream, f *http2.MetaHeadersFrame) erro
 		(st.declared >= 0 && st.received != st.declared) {
 		sc.st.RxMessagingError.Inc()
 		sc.resetLocked(st, http2.ErrCodeProtocol)
-		return nil
+		return sc.messagingConnErrorLocked()
 	}
 	sc.st.Trailers.Inc()
 	tr := make(message.Headers, 0, len(f.Fields))
