@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -198,18 +199,19 @@ type ServerConn struct {
 	st     *ServerStats
 
 	// Read-goroutine state.
-	rd           connReader
-	fr           *http2.Framer
-	dec          *hpack.Decoder
-	handshaken   bool
-	maxClientID  uint32
-	emptyRun     uint32
-	priorityRx   uint64
-	windowRx     uint64
-	opened       uint64
-	pending      []*stream // opened, handler not yet started
-	idleDeadline bool      // the read deadline is the idle one
-	base         context.Context
+	rd          connReader
+	fr          *http2.Framer
+	dec         *hpack.Decoder
+	handshaken  atomic.Bool
+	maxClientID uint32
+	emptyRun    uint32
+	priorityRx  uint64
+	windowRx    uint64
+	opened      uint64
+	pending     []*stream // opened, handler not yet started
+	base        context.Context
+	// The read deadline is the idle one (graceDeadline: IdleGrace's).
+	idleDeadline, graceDeadline atomic.Bool
 
 	mu      sync.Mutex
 	wcond   sync.Cond // writers waiting for window or queue space
@@ -348,19 +350,28 @@ func (sc *ServerConn) drain() {
 }
 
 // maybeFinishLocked closes a draining connection that has no work left.
+// It also starts the idle clock when the last stream has ended.
 func (sc *ServerConn) maybeFinishLocked() {
-	if (sc.goAway || sc.peerGone) && len(sc.streams) == 0 && sc.live == 0 && len(sc.pending) == 0 {
+	if !sc.idleLocked() {
+		return
+	}
+	if sc.goAway || sc.peerGone {
 		sc.closeAfterFlushLocked()
+		return
+	}
+	if !sc.dead && sc.handshaken.Load() {
+		sc.armIdleDeadline()
 	}
 }
 
 func (sc *ServerConn) readLoop() error {
-	if !sc.handshaken {
+	if !sc.handshaken.Load() {
 		if err := sc.handshake(); err != nil {
 			return err
 		}
 	}
 	for {
+		sc.rd.boundary = true
 		if sc.rd.buffered() == 0 {
 			// Everything that arrived together has been read: start the
 			// handlers of streams it opened and did not reset. A HEADERS
@@ -386,32 +397,51 @@ func (sc *ServerConn) readLoop() error {
 	}
 }
 
+// idle reports whether no stream is open or starting.
+func (sc *ServerConn) idle() bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.idleLocked()
+}
+
+func (sc *ServerConn) idleLocked() bool {
+	return len(sc.streams) == 0 && sc.live == 0 && len(sc.pending) == 0
+}
+
 // setReadDeadline applies the idle timeout (or idle grace) while no stream
 // is open, and no deadline otherwise.
 func (sc *ServerConn) setReadDeadline() error {
 	sc.mu.Lock()
-	idle := len(sc.streams) == 0 && sc.live == 0
+	idle := sc.idleLocked()
 	dead := sc.dead
 	sc.mu.Unlock()
 	if dead {
 		return errConnDone
 	}
-	sc.rd.idle = idle
-	switch {
-	case idle && sc.cfg.IdleGrace > 0:
-		sc.rd.grace = true
-		sc.nc.SetReadDeadline(time.Now().Add(sc.cfg.IdleGrace))
-		sc.idleDeadline = true
-	case idle && sc.cfg.IdleTimeout > 0:
-		sc.rd.grace = false
-		sc.nc.SetReadDeadline(time.Now().Add(sc.cfg.IdleTimeout))
-		sc.idleDeadline = true
-	case sc.idleDeadline:
-		sc.rd.grace = false
+	if idle {
+		sc.armIdleDeadline()
+	} else if sc.idleDeadline.Load() {
+		sc.idleDeadline.Store(false)
 		sc.nc.SetReadDeadline(time.Time{})
-		sc.idleDeadline = false
 	}
 	return nil
+}
+
+// armIdleDeadline starts the idle clock: IdleGrace (then Serve returns
+// ErrIdle) or IdleTimeout (then GOAWAY and close). It is called when the
+// read loop finds no stream open and when the last stream ends, on
+// whichever goroutine ends it.
+func (sc *ServerConn) armIdleDeadline() {
+	switch {
+	case sc.cfg.IdleGrace > 0:
+		sc.graceDeadline.Store(true)
+		sc.idleDeadline.Store(true)
+		sc.nc.SetReadDeadline(time.Now().Add(sc.cfg.IdleGrace))
+	case sc.cfg.IdleTimeout > 0:
+		sc.graceDeadline.Store(false)
+		sc.idleDeadline.Store(true)
+		sc.nc.SetReadDeadline(time.Now().Add(sc.cfg.IdleTimeout))
+	}
 }
 
 func (sc *ServerConn) handshake() error {
@@ -433,7 +463,7 @@ func (sc *ServerConn) handshake() error {
 		return sc.connError(http2.ConnectionError(http2.ErrCodeProtocol))
 	}
 	sc.nc.SetReadDeadline(time.Time{})
-	sc.handshaken = true
+	sc.handshaken.Store(true)
 	if err := sc.processFrame(f); err != nil {
 		return sc.connError(err)
 	}
@@ -465,7 +495,7 @@ func (sc *ServerConn) readError(err error) error {
 	if errors.Is(err, http2.ErrFrameTooLarge) {
 		return sc.connError(http2.ConnectionError(http2.ErrCodeFrameSize))
 	}
-	if errors.Is(err, os.ErrDeadlineExceeded) && sc.idleDeadline {
+	if errors.Is(err, os.ErrDeadlineExceeded) && sc.idleDeadline.Load() {
 		// idle_timeout with no stream open: tell the client and go.
 		sc.mu.Lock()
 		sc.sendGoAwayLocked(http2.ErrCodeNo)

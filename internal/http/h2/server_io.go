@@ -18,44 +18,63 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); re
 
 // connReader buffers socket reads for the framer, holding a pooled buffer
 // only while bytes are buffered or a stream is open: an idle connection
-// reads straight into the framer's 9-byte header array, so it parks with
+// reads straight into the framer's 9-byte header array, so it waits with
 // no buffer.
 type connReader struct {
 	nc   net.Conn
 	sc   *ServerConn
 	buf  *[]byte
 	r, w int
-	// idle: no stream is open; grace: a timeout now means ErrIdle.
-	idle, grace bool
+	// boundary: no byte of the frame being read has been consumed, so a
+	// read timeout here leaves the framer consistent.
+	boundary bool
 }
 
 func (c *connReader) buffered() int { return c.w - c.r }
 
 func (c *connReader) Read(p []byte) (int, error) {
-	if c.r == c.w {
-		if c.idle || len(p) >= readBufSize {
-			n, err := c.nc.Read(p)
-			if n > 0 && c.idle {
-				// Bytes arrived: the rest of the frame follows at once.
-				c.idle = false
+	for c.r == c.w {
+		var n int
+		var err error
+		direct := c.boundary && c.sc.idle()
+		if direct || len(p) >= readBufSize {
+			n, err = c.nc.Read(p)
+			if n > 0 {
+				c.boundary = false
+				return n, err
 			}
-			if n == 0 && c.grace && errors.Is(err, os.ErrDeadlineExceeded) {
-				c.nc.SetReadDeadline(time.Time{})
-				c.sc.idleDeadline = false
-				return 0, ErrIdle
+		} else {
+			if c.buf == nil {
+				c.buf = readBufPool.Get().(*[]byte)
 			}
-			return n, err
-		}
-		if c.buf == nil {
-			c.buf = readBufPool.Get().(*[]byte)
-		}
-		n, err := c.nc.Read(*c.buf)
-		c.r, c.w = 0, n
-		if n == 0 {
+			n, err = c.nc.Read(*c.buf)
+			c.r, c.w = 0, n
+			if n > 0 {
+				break
+			}
 			c.release()
+		}
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || !c.sc.idleDeadline.Load() {
 			return 0, err
 		}
+		// The idle deadline fired: it counts only with no stream open
+		// and between frames; otherwise a stream opened since it was set
+		// and reading goes on.
+		if c.boundary && c.sc.idle() {
+			if c.sc.graceDeadline.Load() {
+				c.nc.SetReadDeadline(time.Time{})
+				c.sc.idleDeadline.Store(false)
+				return 0, ErrIdle
+			}
+			return 0, err
+		}
+		c.sc.idleDeadline.Store(false)
+		c.nc.SetReadDeadline(time.Time{})
 	}
+	c.boundary = false
 	n := copy(p, (*c.buf)[c.r:c.w])
 	c.r += n
 	if c.r == c.w {
