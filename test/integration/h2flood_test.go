@@ -2,9 +2,7 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -353,6 +351,12 @@ func TestH2MalformedRequest(t *testing.T) {
 		if n := up.Requests.Load(); n != 0 {
 			t.Errorf("upstream saw %d requests", n)
 		}
+		if n := l.Counter(t, "http.h2.downstream_cx_protocol_error"); n != len(cases) {
+			t.Errorf("downstream_cx_protocol_error = %d, want %d", n, len(cases))
+		}
+		if n := l.Counter(t, "http.h2.downstream_rq_5xx"); n != 0 {
+			t.Errorf("downstream_rq_5xx = %d", n)
+		}
 	})
 }
 
@@ -370,9 +374,6 @@ func TestH2Spec(t *testing.T) {
 		}
 	}
 	l, _ := h2Legate(t, "", "")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	_ = ctx
 	out, stderr, _ := runCmd(t, bin, "-S", "-h", "127.0.0.1", "-p", strconv.Itoa(l.Port("h2")), "-o", "3")
 	m := regexp.MustCompile(`(\d+) tests, (\d+) passed, (\d+) skipped, (\d+) failed`).FindStringSubmatch(out)
 	if m == nil {
@@ -393,5 +394,3 @@ func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
-
-var _ = fmt.Sprint

@@ -123,6 +123,10 @@ type ServerConfig struct {
 	// OnPrematureResets is called (on the read goroutine) when a
 	// connection is closed for premature resets.
 	OnPrematureResets func()
+	// OnProtocolError is called when the connection ends with a
+	// connection error other than NO_ERROR (the client broke the protocol
+	// or a limit).
+	OnProtocolError func()
 }
 
 func (c *ServerConfig) resolve() {
@@ -529,6 +533,9 @@ func (sc *ServerConn) connError(err error) error {
 	var ce http2.ConnectionError
 	if errors.As(err, &ce) {
 		code = http2.ErrCode(ce)
+	}
+	if code != http2.ErrCodeNo && sc.cfg.OnProtocolError != nil {
+		sc.cfg.OnProtocolError()
 	}
 	sc.mu.Lock()
 	sc.sendGoAwayLocked(code)

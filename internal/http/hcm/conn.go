@@ -187,6 +187,7 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 		h2cfg.MaxHeaderBytes = cfg.Limits.MaxHeaderBytes
 		h2cfg.MaxHeaders = cfg.Limits.MaxHeaders
 		h2cfg.OnPrematureResets = st.RqTooManyPrematureResets.Inc
+		h2cfg.OnProtocolError = st.CxProtocolError.Inc
 		h2.Serve(ctx, c, h2cfg, func(sctx context.Context, req *message.Request, w message.ResponseWriter) {
 			if cfg.Limits.Underscores != http1.AllowUnderscores && !cfg.h2Underscores(req) {
 				// Envoy resets an HTTP/2 stream it rejects for this.
