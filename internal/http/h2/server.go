@@ -87,6 +87,9 @@ type ServerConfig struct {
 	// HandshakeTimeout bounds the client preface and first SETTINGS; 0
 	// means 10 s.
 	HandshakeTimeout time.Duration
+	// FrameTimeout bounds reading the rest of a frame once its first byte
+	// has arrived (request_headers_timeout); 0 disables.
+	FrameTimeout time.Duration
 	// WriteTimeout bounds each write to the socket (a peer that stops
 	// reading); 0 disables.
 	WriteTimeout time.Duration

@@ -28,6 +28,8 @@ type connReader struct {
 	// boundary: no byte of the frame being read has been consumed, so a
 	// read timeout here leaves the framer consistent.
 	boundary bool
+	// midFrame: the read deadline is FrameTimeout's.
+	midFrame bool
 }
 
 func (c *connReader) buffered() int { return c.w - c.r }
@@ -36,11 +38,23 @@ func (c *connReader) Read(p []byte) (int, error) {
 	for c.r == c.w {
 		var n int
 		var err error
+		if !c.boundary && c.sc.cfg.FrameTimeout > 0 {
+			// A frame has begun and the rest must be waited for: a client
+			// trickling a frame (a header block a byte at a time) gets
+			// FrameTimeout for it, not the idle timeout.
+			c.nc.SetReadDeadline(time.Now().Add(c.sc.cfg.FrameTimeout))
+			c.sc.idleDeadline.Store(false)
+			c.midFrame = true
+		}
 		direct := c.boundary && c.sc.idle()
 		if direct || len(p) >= readBufSize {
 			n, err = c.nc.Read(p)
 			if n > 0 {
 				c.boundary = false
+				if c.midFrame {
+					c.midFrame = false
+					c.nc.SetReadDeadline(time.Time{})
+				}
 				return n, err
 			}
 		} else {
@@ -75,6 +89,12 @@ func (c *connReader) Read(p []byte) (int, error) {
 		c.nc.SetReadDeadline(time.Time{})
 	}
 	c.boundary = false
+	if c.midFrame {
+		// The next blocking read at a frame boundary re-arms the idle
+		// deadline if there is one (ServerConn.setReadDeadline).
+		c.midFrame = false
+		c.nc.SetReadDeadline(time.Time{})
+	}
 	n := copy(p, (*c.buf)[c.r:c.w])
 	c.r += n
 	if c.r == c.w {

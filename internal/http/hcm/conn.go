@@ -183,6 +183,7 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 		h2cfg := cfg.H2.Server
 		h2cfg.IdleTimeout = cfg.IdleTimeout
 		h2cfg.HandshakeTimeout = c.headersTimeout()
+		h2cfg.FrameTimeout = c.headersTimeout()
 		h2cfg.WriteTimeout = cfg.StreamIdleTimeout
 		h2cfg.MaxHeaderBytes = cfg.Limits.MaxHeaderBytes
 		h2cfg.MaxHeaders = cfg.Limits.MaxHeaders
