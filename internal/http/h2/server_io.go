@@ -338,6 +338,7 @@ func (sc *ServerConn) failLocked() {
 		}
 		for _, st := range sc.streams {
 			st.closeLocked(errConnClosed)
+			sc.removeLocked(st, false)
 		}
 		for _, st := range sc.pending {
 			st.closeLocked(errConnClosed)

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/stats"
 )
 
 // echoHandler answers with the request body.
@@ -169,11 +170,12 @@ func FuzzServerFrames(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		client, server := net.Pipe()
 		done := make(chan struct{})
+		st := NewServerStats(stats.NewStore().Scope("http2"))
 		go func() {
 			defer close(done)
 			Serve(context.Background(), server, ServerConfig{
 				IdleTimeout: time.Second, StreamErrorOnInvalidMessaging: len(data)%2 == 0,
-				PrematureResetTotalStreamCount: 4,
+				PrematureResetTotalStreamCount: 4, Stats: st,
 			}, echoHandler)
 		}()
 		go io.Copy(io.Discard, client)
@@ -186,6 +188,13 @@ func FuzzServerFrames(f *testing.F) {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			t.Fatal("Serve did not return after the client closed")
+		}
+		// Every stream was accounted for and every queued byte released.
+		if n := st.StreamsActive.Value(); n != 0 {
+			t.Fatalf("streams_active = %d after Serve returned", n)
+		}
+		if n := st.PendingSendBytes.Value(); n != 0 {
+			t.Fatalf("pending_send_bytes = %d after Serve returned", n)
 		}
 	})
 }
