@@ -302,7 +302,8 @@ func h2Settings(o *corev3.Http2ProtocolOptions, deps Deps) H2Settings {
 		MaxOutboundControlFrames:                     o.GetMaxOutboundControlFrames().GetValue(),
 		MaxInboundPriorityFramesPerStream:            o.GetMaxInboundPriorityFramesPerStream().GetValue(),
 		MaxInboundWindowUpdateFramesPerDataFrameSent: o.GetMaxInboundWindowUpdateFramesPerDataFrameSent().GetValue(),
-		StreamErrorOnInvalidMessaging:                o.GetStreamErrorOnInvalidHttpMessaging(),
+		//lint:ignore SA1019 deprecated in favour of override_stream_error_on_invalid_http_message, which wins below; still accepted as Envoy does
+		StreamErrorOnInvalidMessaging: o.GetStreamErrorOnInvalidHttpMessaging(),
 	}
 	if v := o.GetMaxConsecutiveInboundFramesWithEmptyPayload(); v != nil {
 		sc.MaxConsecutiveEmptyFrames, sc.MaxConsecutiveEmptyFramesSet = v.GetValue(), true

@@ -29,3 +29,8 @@ func downstreamOnlyH2(field string, h2 *corev3.Http2ProtocolOptions) error {
 	}
 	return nil
 }
+
+func deprecatedStreamError(h2 *corev3.Http2ProtocolOptions) bool {
+	//lint:ignore SA1019 refused on clusters whatever its deprecation
+	return h2.GetStreamErrorOnInvalidHttpMessaging()
+}
