@@ -14,7 +14,7 @@ func downstreamOnlyH2(field string, h2 *corev3.Http2ProtocolOptions) error {
 		"max_consecutive_inbound_frames_with_empty_payload":    h2.GetMaxConsecutiveInboundFramesWithEmptyPayload() != nil,
 		"max_inbound_priority_frames_per_stream":               h2.GetMaxInboundPriorityFramesPerStream() != nil,
 		"max_inbound_window_update_frames_per_data_frame_sent": h2.GetMaxInboundWindowUpdateFramesPerDataFrameSent() != nil,
-		"stream_error_on_invalid_http_messaging":               h2.GetStreamErrorOnInvalidHttpMessaging(),
+		"stream_error_on_invalid_http_messaging":               deprecatedStreamError(h2),
 		"override_stream_error_on_invalid_http_message":        h2.GetOverrideStreamErrorOnInvalidHttpMessage() != nil,
 	}
 	for _, name := range []string{
