@@ -285,6 +285,10 @@ func TestConfigErrors(t *testing.T) {
 			`clusters[0]: typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].auto_config: is not supported`},
 		{`[{name: a, typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, common_http_protocol_options: {max_headers_count: 200}}}}]`,
 			`clusters[0]: typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].common_http_protocol_options.max_headers_count: is not supported on clusters`},
+		{`[{name: a, http2_protocol_options: {max_outbound_control_frames: 5}}]`,
+			`clusters[0]: http2_protocol_options.max_outbound_control_frames: is not supported on clusters (downstream only)`},
+		{`[{name: a, typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: {http2_protocol_options: {stream_error_on_invalid_http_messaging: true}}}}}]`,
+			`clusters[0]: typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].explicit_http_config.http2_protocol_options.stream_error_on_invalid_http_messaging: is not supported on clusters (downstream only)`},
 		{`[{name: a, transport_socket: {name: tls, typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext}}}]`,
 			`clusters[0]: transport_socket: envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext is not supported`},
 	}
