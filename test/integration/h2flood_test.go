@@ -374,7 +374,7 @@ func TestH2Spec(t *testing.T) {
 		}
 	}
 	l, _ := h2Legate(t, "", "")
-	out, stderr, _ := runCmd(t, bin, "-S", "-h", "127.0.0.1", "-p", strconv.Itoa(l.Port("h2")), "-o", "3")
+	out, stderr, _ := runCmd(t, bin, "-S", "-h", "127.0.0.1", "-p", strconv.Itoa(l.Port("h2")), "-o", "10")
 	m := regexp.MustCompile(`(\d+) tests, (\d+) passed, (\d+) skipped, (\d+) failed`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("h2spec output:\n%s\n%s", out, stderr)
