@@ -74,7 +74,7 @@ type Config struct {
 	IdleTimeout           time.Duration // connection with no streams; 0 = none
 	StreamIdleTimeout     time.Duration // 0 = none
 	RequestTimeout        time.Duration // whole request received; 0 = none
-	RequestHeadersTimeout time.Duration // 0 (configured) = stream idle timeout
+	RequestHeadersTimeout time.Duration // 0 = stream idle timeout
 	// drain_timeout is accepted but has no setting: HTTP/2 drains with
 	// x/net's single graceful GOAWAY and in-flight streams finish (see the
 	// allowlist note).
@@ -94,12 +94,6 @@ type Config struct {
 	// localReply is local_reply_config; nil when unset.
 	localReply *localReplyConfig
 }
-
-// DefaultRequestHeadersTimeout bounds receiving a request's headers when
-// request_headers_timeout is unset. Envoy leaves it disabled; its edge
-// best practices use 10 s, and a client trickling its headers must not hold
-// a connection for the stream idle timeout (5 min).
-const DefaultRequestHeadersTimeout = 10 * time.Second
 
 // H2Settings are the downstream HTTP/2 options: http2_protocol_options and
 // the overload.premature_reset_* runtime keys, with the codec's stats.
@@ -149,7 +143,7 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 		IdleTimeout:           durationOr(pb.GetCommonHttpProtocolOptions().GetIdleTimeout(), defaultIdleTimeout),
 		StreamIdleTimeout:     durationOr(pb.GetStreamIdleTimeout(), defaultStreamIdleTimeout),
 		RequestTimeout:        durationOr(pb.GetRequestTimeout(), 0),
-		RequestHeadersTimeout: durationOr(pb.GetRequestHeadersTimeout(), DefaultRequestHeadersTimeout),
+		RequestHeadersTimeout: durationOr(pb.GetRequestHeadersTimeout(), 0),
 		DelayedCloseTimeout:   durationOr(pb.GetDelayedCloseTimeout(), time.Second),
 		Logger:                deps.Logger,
 		healthFailed:          deps.HealthFailed,
