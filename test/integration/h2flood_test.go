@@ -260,6 +260,26 @@ func TestH2PriorityFlood(t *testing.T) {
 	}
 }
 
+// TestH2WindowUpdateFlood: WINDOW_UPDATE frames far beyond what the DATA
+// Legate sent could justify close the connection.
+func TestH2WindowUpdateFlood(t *testing.T) {
+	t.Parallel()
+	l, _ := h2Legate(t, "", "")
+	h := dialH2(t, l.Addr("h2"), 0)
+	for range 100 {
+		if h.fr.WriteWindowUpdate(0, 1) != nil {
+			break
+		}
+	}
+	r := h.readUntil(10*time.Second, nil)
+	if r.goAway == nil || r.goAway.ErrCode != http2.ErrCodeEnhanceYourCalm || !r.closed {
+		t.Fatalf("GOAWAY %+v closed %v, want ENHANCE_YOUR_CALM and close", r.goAway, r.closed)
+	}
+	if n := l.Counter(t, "http2.inbound_window_update_frames_flood"); n != 1 {
+		t.Errorf("inbound_window_update_frames_flood = %d", n)
+	}
+}
+
 // TestH2MalformedRequest: malformed requests never reach the upstream and
 // are never answered 503. With stream_error_on_invalid_http_messaging the
 // stream is reset and the connection serves on; by default (Envoy's) the
