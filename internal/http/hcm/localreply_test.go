@@ -60,7 +60,7 @@ func serveOne(t *testing.T, lr *hcmv3.LocalReplyConfig, req *message.Request) *r
 	ctx := context.Background()
 	c := &conn{cfg: cfg, drain: ctx, streamCtx: ctx, nc: &networkfilter.Conn{RemoteAddr: netip.MustParseAddrPort("10.0.0.1:1234")}}
 	var w recordWriter
-	cfg.serveStream(c, req, &w, nil)
+	cfg.serveStream(c.streamCtx, c, req, &w, nil)
 	return &w
 }
 

@@ -302,6 +302,10 @@ func TestConfigErrors(t *testing.T) {
 			`clusters[0]: upstream_bind_config.source_address.address: must be an IP address, got "localhost"`},
 		{`[{name: a, upstream_bind_config: {socket_options: [{level: 1, name: 8, int_value: 1, state: STATE_LISTENING}]}}]`,
 			`clusters[0]: upstream_bind_config.socket_options[0].state: STATE_LISTENING does not apply to upstream sockets`},
+		{`[{name: a, http2_protocol_options: {max_outbound_control_frames: 5}}]`,
+			`clusters[0]: http2_protocol_options.max_outbound_control_frames: is not supported on clusters (downstream only)`},
+		{`[{name: a, typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: {http2_protocol_options: {stream_error_on_invalid_http_messaging: true}}}}}]`,
+			`clusters[0]: typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].explicit_http_config.http2_protocol_options.stream_error_on_invalid_http_messaging: is not supported on clusters (downstream only)`},
 		{`[{name: a, transport_socket: {name: tls, typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext}}}]`,
 			`clusters[0]: transport_socket: envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext is not supported`},
 	}
