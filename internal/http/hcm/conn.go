@@ -57,6 +57,8 @@ type conn struct {
 	start     time.Time
 	stopWatch func()
 	http1     bool
+	http2     bool
+	h2        *h2.ServerConn
 	idling    // parking state, park.go
 }
 
@@ -188,7 +190,11 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 		h2cfg.MaxHeaders = cfg.Limits.MaxHeaders
 		h2cfg.OnPrematureResets = st.RqTooManyPrematureResets.Inc
 		h2cfg.OnProtocolError = st.CxProtocolError.Inc
-		h2.Serve(ctx, c, h2cfg, func(sctx context.Context, req *message.Request, w message.ResponseWriter) {
+		c.http2 = true
+		if c.canPark() {
+			h2cfg.IdleGrace = parkAfter
+		}
+		c.h2 = h2.NewServerConn(c, h2cfg, func(sctx context.Context, req *message.Request, w message.ResponseWriter) {
 			if cfg.Limits.Underscores != http1.AllowUnderscores && !cfg.h2Underscores(req) {
 				// Envoy resets an HTTP/2 stream it rejects for this.
 				h2.AbortStream()
@@ -200,7 +206,9 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 				h2.AbortStream()
 			}
 		})
-		st.CxHTTP2Active.Dec()
+		if c.serveH2(ctx) {
+			return // parked
+		}
 		c.end()
 		return
 	}
@@ -219,6 +227,9 @@ func (c *conn) end() {
 	st := c.cfg.Stats
 	if c.http1 {
 		st.CxHTTP1Active.Dec()
+	}
+	if c.http2 {
+		st.CxHTTP2Active.Dec()
 	}
 	c.stopWatch()
 	c.nc.Close()
@@ -366,6 +377,11 @@ func (c *conn) watchDrain() (stop func()) {
 	// The shutdown watch is only registered once a gentle drain starts.
 	var stopShutdown atomic.Pointer[func() bool]
 	stopDrain := context.AfterFunc(c.drain, func() {
+		// A parked HTTP/2 connection has no Serve running to send its
+		// GOAWAY: resume it for that, whatever the drain.
+		if c.state.Load() == stateH2 {
+			c.wakeParked()
+		}
 		if !c.gentleDrain() {
 			wake()
 			return

@@ -1,12 +1,14 @@
 package hcm
 
 import (
+	"context"
 	"errors"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/http/h2"
 	"github.com/legate-proxy/legate/internal/netpoll"
 	"github.com/legate-proxy/legate/internal/networkfilter"
 )
@@ -29,6 +31,8 @@ type idling struct {
 	resumed bool
 	// noPark: this connection cannot park (parking failed once).
 	noPark bool
+	// idleExpired: the idle timer resumed the parked connection.
+	idleExpired bool
 	parked atomic.Pointer[parking]
 	waker  func()
 }
@@ -38,6 +42,43 @@ type parking struct {
 	mu    sync.Mutex
 	w     *netpoll.Waiter
 	timer *time.Timer
+}
+
+// canPark reports whether this connection may park at all.
+func (c *conn) canPark() bool {
+	if c.noPark || !c.nc.CanDetach() {
+		return false
+	}
+	_, err := netpoll.Default()
+	return err == nil
+}
+
+// serveH2 runs the HTTP/2 connection until it ends (false) or parks
+// (true). The server returns h2.ErrIdle once it has had no stream for
+// parkAfter, its buffers released; the connection parks until its socket is
+// readable, the rest of the idle timeout passes, or a drain wakes it.
+func (c *conn) serveH2(ctx context.Context) bool {
+	for {
+		if c.idleExpired {
+			// The idle timeout passed while parked: the server's drain
+			// sends GOAWAY and closes, as its own idle timer would.
+			c.cfg.Stats.CxIdleTimeout.Inc()
+			done, cancel := context.WithCancel(ctx)
+			cancel()
+			ctx = done
+		}
+		if c.h2.Serve(ctx) != h2.ErrIdle {
+			return false
+		}
+		if c.cfg.IdleTimeout > 0 {
+			c.idleDeadline = time.Now().Add(c.cfg.IdleTimeout - parkAfter)
+		}
+		if c.park() {
+			return true
+		}
+		// Not parked: serve on (the server offers to park again after
+		// another parkAfter, which costs a wake-up a second).
+	}
 }
 
 // readDeadline is the deadline of a read between requests: the end of the
@@ -113,6 +154,7 @@ func (c *conn) park() bool {
 	if !c.idleDeadline.IsZero() {
 		p.timer = time.AfterFunc(time.Until(c.idleDeadline), func() {
 			if c.unpark(p, true) {
+				c.idleExpired = true
 				c.resume()
 			}
 		})
@@ -149,6 +191,13 @@ func (c *conn) wakeParked() {
 
 // resume continues serving a parked connection on the current goroutine.
 func (c *conn) resume() {
+	if c.h2 != nil {
+		if c.serveH2(c.drain) {
+			return
+		}
+		c.end()
+		return
+	}
 	c.resumed = true
 	if c.cfg.serveHTTP1(c.drain, c) {
 		return

@@ -16,6 +16,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"golang.org/x/net/http2"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -91,7 +92,10 @@ func newParkServer(t *testing.T, idle time.Duration, tlsCfg *tls.Config) *parkSe
 				}
 				nc.AllowDetach()
 				nc.OnEnd(func() { s.ended.Add(1) })
-				s.conns <- nc
+				select {
+				case s.conns <- nc:
+				default: // only the first connections are looked at
+				}
 				cfg.ServeConn(ctx, nc)
 				if !nc.Detached() {
 					nc.End()
@@ -230,4 +234,38 @@ func TestParkedConnectionDrainAndWake(t *testing.T) {
 			testutil.WaitFor(t, "the parked count to drop", func() bool { return parked(t) == base })
 		})
 	}
+}
+
+// An idle HTTP/2 connection parks too and serves its next streams, and a
+// parked one still ends at the idle timeout (GOAWAY, counted).
+func TestParkedHTTP2Connection(t *testing.T) {
+	s := newParkServer(t, 600*time.Millisecond, nil)
+	base := parked(t)
+	var dials atomic.Int64
+	var last net.Conn
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		dials.Add(1)
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		last = c
+		return c, err
+	}}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	for i := 0; i < 3; i++ {
+		code, body, _ := testutil.Get(t, client, "http://"+s.addr+"/")
+		if code != 200 || body != "ok" {
+			t.Fatalf("got %d %q", code, body)
+		}
+		testutil.WaitFor(t, "the connection to park", func() bool { return parked(t) > base })
+	}
+	if n := dials.Load(); n != 1 {
+		t.Fatalf("%d connections for 3 requests, want 1", n)
+	}
+	// Idle on: the parked connection ends at the idle timeout.
+	last.SetReadDeadline(time.Now().Add(10 * time.Second))
+	testutil.WaitFor(t, "the connection to end", func() bool { return s.ended.Load() == 1 })
+	if n := s.cfg.Stats.CxIdleTimeout.Value(); n != 1 {
+		t.Fatalf("downstream_cx_idle_timeout = %d, want 1", n)
+	}
+	testutil.WaitFor(t, "the parked count to drop", func() bool { return parked(t) == base })
 }
