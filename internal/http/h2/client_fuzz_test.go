@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -194,6 +195,13 @@ func FuzzClientFrames(f *testing.F) {
 	log.SetOutput(io.Discard)
 	f.Cleanup(func() { log.SetOutput(os.Stderr) })
 	f.Fuzz(func(t *testing.T, script []byte) {
+		// A hang is a failure too: the fuzzer saves the input of a worker
+		// that crashes, so the watchdog panics, with every stack.
+		watchdog := time.AfterFunc(30*time.Second, func() {
+			buf := make([]byte, 1<<20)
+			panic("FuzzClientFrames: the client hangs on this input\n" + string(buf[:runtime.Stack(buf, true)]))
+		})
+		defer watchdog.Stop()
 		wire := buildScript(script)
 		cli, srv := net.Pipe()
 		go fakeUpstream(srv, wire)
