@@ -41,6 +41,18 @@ const configYAMLSource = "--config-yaml"
 // Load parses, merges, unwraps, validates and support-checks a bootstrap.
 // On failure the error is an Errors holding every problem found.
 func Load(opts Options) (*bootstrapv3.Bootstrap, error) {
+	bs, err := LoadWithProblems(opts)
+	if err != nil {
+		return nil, err
+	}
+	return bs, nil
+}
+
+// LoadWithProblems is Load that, when the configuration has problems, also
+// returns the bootstrap as far as it parsed (nil when nothing could be), so
+// that --mode validate can build it and report the problems of that stage
+// in the same run. Such a bootstrap must never be served.
+func LoadWithProblems(opts Options) (*bootstrapv3.Bootstrap, error) {
 	if opts.ConfigPath == "" && opts.ConfigYAML == "" {
 		return nil, Errors{errors.New("no configuration: set -c/--config-path or --config-yaml")}
 	}
@@ -56,7 +68,16 @@ func Load(opts Options) (*bootstrapv3.Bootstrap, error) {
 		if fatal {
 			return nil, problems
 		}
-		errs = append(errs, problems...)
+		// A problem with a field path needs no file name: the path is from
+		// the root of the bootstrap, as the support check's are. Those of
+		// --config-yaml keep their prefix, to tell the two documents apart.
+		for _, p := range problems {
+			var fe *FieldError
+			if errors.As(p, &fe) {
+				p = fe
+			}
+			errs = append(errs, p)
+		}
 	}
 	if opts.ConfigYAML != "" {
 		overlay := &bootstrapv3.Bootstrap{}
@@ -71,9 +92,29 @@ func Load(opts Options) (*bootstrapv3.Bootstrap, error) {
 	// parse, so validation and the support check still report everything else.
 	errs = append(errs, Check(bs, "")...)
 	if len(errs) > 0 {
-		return nil, errs
+		return bs, errs
 	}
 	return bs, nil
+}
+
+// Covered reports whether problem p lies at or below the path of one of
+// the problems in reported: a later stage's complaint about a part of the
+// configuration already reported is a consequence, not news.
+func Covered(p error, reported Errors) bool {
+	var fe *FieldError
+	if !errors.As(p, &fe) || fe.Path == "" {
+		return false
+	}
+	for _, r := range reported {
+		var re *FieldError
+		if !errors.As(r, &re) || re.Path == "" {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(fe.Path, re.Path); ok && (rest == "" || rest[0] == '.' || rest[0] == '[') {
+			return true
+		}
+	}
+	return false
 }
 
 // decode turns one YAML or JSON document into m. The generic JSON tree is
