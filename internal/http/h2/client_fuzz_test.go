@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ import (
 // over): the fuzzer then works on header semantics instead of having to
 // find valid HPACK. Such frames keep only END_STREAM and END_HEADERS.
 
-const fieldsMode = 0x80
+const scriptFieldsMode = 0x80
 
 func scriptStream(sel byte) uint32 {
 	switch sel & 0x7f {
@@ -49,8 +50,8 @@ func scriptStream(sel byte) uint32 {
 	return uint32(sel & 0x7f)
 }
 
-// buildFrames turns a script into wire bytes.
-func buildFrames(script []byte) []byte {
+// buildScript turns a script into wire bytes.
+func buildScript(script []byte) []byte {
 	var out, block bytes.Buffer
 	enc := hpack.NewEncoder(&block)
 	for len(script) >= 4 {
@@ -59,7 +60,7 @@ func buildFrames(script []byte) []byte {
 		n = min(n, len(script))
 		payload := script[:n]
 		script = script[n:]
-		if sel&fieldsMode != 0 && (typ == http2.FrameHeaders || typ == http2.FrameContinuation || typ == http2.FramePushPromise) {
+		if sel&scriptFieldsMode != 0 && (typ == http2.FrameHeaders || typ == http2.FrameContinuation || typ == http2.FramePushPromise) {
 			block.Reset()
 			if typ == http2.FramePushPromise {
 				block.Write([]byte{0, 0, 0, 2}) // promised stream 2
@@ -81,70 +82,70 @@ func buildFrames(script []byte) []byte {
 	return out.Bytes()
 }
 
-// frame appends one script entry.
-func frame(typ http2.FrameType, flags http2.Flags, sel byte, payload string) string {
+// scriptFrame appends one script entry.
+func scriptFrame(typ http2.FrameType, flags http2.Flags, sel byte, payload string) string {
 	return string([]byte{byte(typ), byte(flags), sel, byte(len(payload))}) + payload
 }
 
-func fields(kv ...string) string { return strings.Join(kv, "\x00") + "\x00" }
+func scriptFields(kv ...string) string { return strings.Join(kv, "\x00") + "\x00" }
 
 var (
-	scriptSettings = frame(http2.FrameSettings, 0, 0, "")
-	scriptOK       = frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, fieldsMode|1, fields(":status", "200", "content-length", "5"))
-	scriptHello    = frame(http2.FrameData, http2.FlagDataEndStream, 1, "hello")
+	scriptSettings = scriptFrame(http2.FrameSettings, 0, 0, "")
+	scriptOK       = scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, scriptFieldsMode|1, scriptFields(":status", "200", "content-length", "5"))
+	scriptHello    = scriptFrame(http2.FrameData, http2.FlagDataEndStream, 1, "hello")
 )
 
 // clientFrameSeeds are scripts for well-formed and hostile upstreams.
 var clientFrameSeeds = []string{
 	scriptSettings + scriptOK + scriptHello,
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields(":status", "204")),
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, fieldsMode|1, fields(":status", "100")) + scriptOK + scriptHello,
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields(":status", "204")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, scriptFieldsMode|1, scriptFields(":status", "100")) + scriptOK + scriptHello,
 	// Trailers.
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, fieldsMode|1, fields(":status", "200")) + frame(http2.FrameData, 0, 1, "ab") +
-		frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields("grpc-status", "0")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, scriptFieldsMode|1, scriptFields(":status", "200")) + scriptFrame(http2.FrameData, 0, 1, "ab") +
+		scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields("grpc-status", "0")),
 	// Malformed :status values.
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields(":status", "+200")),
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields(":status", "99")),
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields(":status", "1000")),
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields(":status", "-1")),
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields(":status", "600")),
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields(":status", "101")),
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields(":status", "200", ":status", "404")),
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields("x", "y")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields(":status", "+200")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields(":status", "99")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields(":status", "1000")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields(":status", "-1")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields(":status", "600")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields(":status", "101")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields(":status", "200", ":status", "404")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields("x", "y")),
 	// Content-length lies.
-	scriptSettings + scriptOK + frame(http2.FrameData, http2.FlagDataEndStream, 1, "hi"),
-	scriptSettings + scriptOK + frame(http2.FrameData, http2.FlagDataEndStream, 1, "hello world"),
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, fieldsMode|1, fields(":status", "200", "content-length", "1", "content-length", "2")) + scriptHello,
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, fieldsMode|1, fields(":status", "304", "content-length", "5")) + scriptHello,
+	scriptSettings + scriptOK + scriptFrame(http2.FrameData, http2.FlagDataEndStream, 1, "hi"),
+	scriptSettings + scriptOK + scriptFrame(http2.FrameData, http2.FlagDataEndStream, 1, "hello world"),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, scriptFieldsMode|1, scriptFields(":status", "200", "content-length", "1", "content-length", "2")) + scriptHello,
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, scriptFieldsMode|1, scriptFields(":status", "304", "content-length", "5")) + scriptHello,
 	// Connection-specific and invalid fields.
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields(":status", "200", "connection", "close", "transfer-encoding", "chunked", "upgrade", "h2c")),
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields(":status", "200", "X-Upper", "1")),
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields(":status", "200", "x", "a\r\nb")),
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields(":status", "200", "x", "a\x00b")),
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields(":status", "200", ":path", "/")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields(":status", "200", "connection", "close", "transfer-encoding", "chunked", "upgrade", "h2c")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields(":status", "200", "X-Upper", "1")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields(":status", "200", "x", "a\r\nb")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields(":status", "200", "x", "a\x00b")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields(":status", "200", ":path", "/")),
 	// Split header blocks.
-	scriptSettings + frame(http2.FrameHeaders, 0, fieldsMode|1, fields(":status", "200")) + frame(http2.FrameContinuation, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields("x", "y")),
-	scriptSettings + frame(http2.FrameHeaders, 0, fieldsMode|1, fields(":status", "200")) + frame(http2.FrameContinuation, 0, fieldsMode|3, fields("x", "y")),
-	scriptSettings + frame(http2.FrameHeaders, 0, fieldsMode|1, fields(":status", "200")) + scriptHello,
+	scriptSettings + scriptFrame(http2.FrameHeaders, 0, scriptFieldsMode|1, scriptFields(":status", "200")) + scriptFrame(http2.FrameContinuation, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields("x", "y")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, 0, scriptFieldsMode|1, scriptFields(":status", "200")) + scriptFrame(http2.FrameContinuation, 0, scriptFieldsMode|3, scriptFields("x", "y")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, 0, scriptFieldsMode|1, scriptFields(":status", "200")) + scriptHello,
 	// Frames on the wrong stream, control frames, resets.
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, fieldsMode|2, fields(":status", "200")),
-	scriptSettings + frame(http2.FrameData, 0, 0, "x"),
-	scriptSettings + frame(http2.FrameRSTStream, 0, 1, "\x00\x00\x00\x07"),
-	scriptSettings + frame(http2.FrameGoAway, 0, 0, "\x00\x00\x00\x00\x00\x00\x00\x00"),
-	scriptSettings + frame(http2.FrameGoAway, 0, 0, "\x00\x00\x00\x01\x00\x00\x00\x00") + scriptOK + scriptHello,
-	scriptSettings + frame(http2.FramePing, 0, 0, "12345678") + scriptOK + scriptHello,
-	scriptSettings + frame(http2.FrameWindowUpdate, 0, 1, "\x7f\xff\xff\xff") + frame(http2.FrameWindowUpdate, 0, 1, "\x7f\xff\xff\xff") + scriptOK + scriptHello,
-	scriptSettings + frame(http2.FrameSettings, 0, 0, "\x00\x04\x80\x00\x00\x00"),
-	scriptSettings + frame(http2.FrameSettings, 0, 0, "\x00\x05\x00\x00\x00\x01"),
-	scriptSettings + frame(http2.FramePushPromise, http2.FlagHeadersEndHeaders, fieldsMode|1, fields(":method", "GET", ":path", "/p", ":scheme", "http", ":authority", "h")),
-	scriptSettings + frame(http2.FramePriority, 0, 1, "\x00\x00\x00\x01\x10") + scriptOK + scriptHello,
-	scriptSettings + frame(0x42, 0xff, 1, "unknown extension frame") + scriptOK + scriptHello,
-	scriptSettings + frame(http2.FrameData, http2.FlagDataPadded, 1, "\xff"),
-	frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, fieldsMode|1, fields(":status", "200")),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders, scriptFieldsMode|2, scriptFields(":status", "200")),
+	scriptSettings + scriptFrame(http2.FrameData, 0, 0, "x"),
+	scriptSettings + scriptFrame(http2.FrameRSTStream, 0, 1, "\x00\x00\x00\x07"),
+	scriptSettings + scriptFrame(http2.FrameGoAway, 0, 0, "\x00\x00\x00\x00\x00\x00\x00\x00"),
+	scriptSettings + scriptFrame(http2.FrameGoAway, 0, 0, "\x00\x00\x00\x01\x00\x00\x00\x00") + scriptOK + scriptHello,
+	scriptSettings + scriptFrame(http2.FramePing, 0, 0, "12345678") + scriptOK + scriptHello,
+	scriptSettings + scriptFrame(http2.FrameWindowUpdate, 0, 1, "\x7f\xff\xff\xff") + scriptFrame(http2.FrameWindowUpdate, 0, 1, "\x7f\xff\xff\xff") + scriptOK + scriptHello,
+	scriptSettings + scriptFrame(http2.FrameSettings, 0, 0, "\x00\x04\x80\x00\x00\x00"),
+	scriptSettings + scriptFrame(http2.FrameSettings, 0, 0, "\x00\x05\x00\x00\x00\x01"),
+	scriptSettings + scriptFrame(http2.FramePushPromise, http2.FlagHeadersEndHeaders, scriptFieldsMode|1, scriptFields(":method", "GET", ":path", "/p", ":scheme", "http", ":authority", "h")),
+	scriptSettings + scriptFrame(http2.FramePriority, 0, 1, "\x00\x00\x00\x01\x10") + scriptOK + scriptHello,
+	scriptSettings + scriptFrame(0x42, 0xff, 1, "unknown extension frame") + scriptOK + scriptHello,
+	scriptSettings + scriptFrame(http2.FrameData, http2.FlagDataPadded, 1, "\xff"),
+	scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, scriptFieldsMode|1, scriptFields(":status", "200")),
 	// A raw, invalid HPACK block.
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, 1, "\xff\xff\xff\xff\xff"),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, 1, "\xff\xff\xff\xff\xff"),
 	// A dynamic table size update above the limit.
-	scriptSettings + frame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, 1, "\x3f\xe1\xff\x03\x88"),
+	scriptSettings + scriptFrame(http2.FrameHeaders, http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, 1, "\x3f\xe1\xff\x03\x88"),
 }
 
 // fakeUpstream serves one connection on nc: it reads the client's
@@ -194,7 +195,14 @@ func FuzzClientFrames(f *testing.F) {
 	log.SetOutput(io.Discard)
 	f.Cleanup(func() { log.SetOutput(os.Stderr) })
 	f.Fuzz(func(t *testing.T, script []byte) {
-		wire := buildFrames(script)
+		// A hang is a failure too: the fuzzer saves the input of a worker
+		// that crashes, so the watchdog panics, with every stack.
+		watchdog := time.AfterFunc(30*time.Second, func() {
+			buf := make([]byte, 1<<20)
+			panic("FuzzClientFrames: the client hangs on this input\n" + string(buf[:runtime.Stack(buf, true)]))
+		})
+		defer watchdog.Stop()
+		wire := buildScript(script)
 		cli, srv := net.Pipe()
 		go fakeUpstream(srv, wire)
 		cc, err := NewClientConn(cli, ClientConfig{MaxHeaderBytes: 16 << 10})
@@ -218,7 +226,7 @@ func FuzzClientFrames(f *testing.F) {
 		if resp.Status < 200 || resp.Status > 599 {
 			t.Fatalf("status %d accepted", resp.Status)
 		}
-		checkFields(t, "header", resp.Header)
+		checkResponseFields(t, "header", resp.Header)
 		if resp.Body == nil {
 			if cc.ActiveStreams() != 0 {
 				t.Fatalf("bodyless response still active")
@@ -236,7 +244,7 @@ func FuzzClientFrames(f *testing.F) {
 			if resp.ContentLength >= 0 && int64(len(body)) != resp.ContentLength {
 				t.Fatalf("content-length %d, body %d bytes", resp.ContentLength, len(body))
 			}
-			checkFields(t, "trailer", resp.Body.Trailers())
+			checkResponseFields(t, "trailer", resp.Body.Trailers())
 		} else {
 			var e *Error
 			if !errors.As(berr, &e) {
@@ -249,7 +257,7 @@ func FuzzClientFrames(f *testing.F) {
 	})
 }
 
-func checkFields(t *testing.T, what string, h message.Headers) {
+func checkResponseFields(t *testing.T, what string, h message.Headers) {
 	t.Helper()
 	for _, f := range h {
 		if f.Name == "" || strings.ToLower(f.Name) != f.Name || f.Name[0] == ':' || connectionSpecific(f.Name) {

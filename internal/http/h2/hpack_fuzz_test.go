@@ -14,12 +14,12 @@ const (
 	hpackMaxString = 16 << 10
 )
 
-type decoded struct {
+type hpackDecoded struct {
 	fields []hpack.HeaderField
 	err    error
 }
 
-func decodeBlocks(blocks [][]byte, split int) (out []decoded) {
+func hpackDecodeBlocks(blocks [][]byte, split int) (out []hpackDecoded) {
 	var cur []hpack.HeaderField
 	d := hpack.NewDecoder(hpackTable, func(f hpack.HeaderField) { cur = append(cur, f) })
 	d.SetMaxStringLength(hpackMaxString)
@@ -38,7 +38,7 @@ func decodeBlocks(blocks [][]byte, split int) (out []decoded) {
 		if err == nil {
 			err = d.Close()
 		}
-		out = append(out, decoded{fields: cur, err: err})
+		out = append(out, hpackDecoded{fields: cur, err: err})
 		if err != nil {
 			break // a decoding error is a connection error: the table is gone
 		}
@@ -49,7 +49,7 @@ func decodeBlocks(blocks [][]byte, split int) (out []decoded) {
 // FuzzHPACK decodes a sequence of header blocks (separated by 0xff 0x00
 // in the input) on one connection's decoder. Invariants: no panic; the
 // same blocks split at another byte decode to the same fields or fail the
-// same way; no string exceeds the limit; and the decoded fields, encoded
+// same way; no string exceeds the limit; and the hpackDecoded fields, encoded
 // again, decode back to themselves (values and sensitivity).
 func FuzzHPACK(f *testing.F) {
 	var buf bytes.Buffer
@@ -79,8 +79,8 @@ func FuzzHPACK(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte, split uint8) {
 		blocks := bytes.Split(in, []byte{0xff, 0x00})
-		whole := decodeBlocks(blocks, 0)
-		parts := decodeBlocks(blocks, int(split))
+		whole := hpackDecodeBlocks(blocks, 0)
+		parts := hpackDecodeBlocks(blocks, int(split))
 		if len(whole) != len(parts) {
 			t.Fatalf("%d blocks whole, %d split", len(whole), len(parts))
 		}
@@ -88,11 +88,11 @@ func FuzzHPACK(f *testing.F) {
 			if (whole[i].err == nil) != (parts[i].err == nil) {
 				t.Fatalf("block %d: whole %v, split at %d %v", i, whole[i].err, split, parts[i].err)
 			}
-			if whole[i].err == nil && !sameFields(whole[i].fields, parts[i].fields) {
+			if whole[i].err == nil && !sameHPACKFields(whole[i].fields, parts[i].fields) {
 				t.Fatalf("block %d: whole %v, split %v", i, whole[i].fields, parts[i].fields)
 			}
 		}
-		// Re-encode what decoded and decode it on a fresh pair.
+		// Re-encode what hpackDecoded and decode it on a fresh pair.
 		var out bytes.Buffer
 		enc := hpack.NewEncoder(&out)
 		var back []hpack.HeaderField
@@ -115,14 +115,14 @@ func FuzzHPACK(f *testing.F) {
 			if _, err := dec.Write(out.Bytes()); err != nil {
 				t.Fatalf("block %d: re-encoded fields do not decode: %v", i, err)
 			}
-			if !sameFields(d.fields, back) {
+			if !sameHPACKFields(d.fields, back) {
 				t.Fatalf("block %d: %v re-encoded decodes to %v", i, d.fields, back)
 			}
 		}
 	})
 }
 
-func sameFields(a, b []hpack.HeaderField) bool {
+func sameHPACKFields(a, b []hpack.HeaderField) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -35,7 +35,7 @@ type parsedRequest struct {
 // parseRequests reads every request in raw, reading each body whole and
 // answering each request so that the next may be read, until an error or
 // the end of the input. rest is the number of bytes never consumed.
-func parseRequests(raw string) (reqs []parsedRequest, err error, rest int) {
+func parseRequests(raw string) (reqs []parsedRequest, rest int, err error) {
 	mc := newMemConn(raw)
 	c := NewServerConn(mc, Limits{})
 	for {
@@ -62,7 +62,7 @@ func parseRequests(raw string) (reqs []parsedRequest, err error, rest int) {
 			break
 		}
 	}
-	return reqs, err, c.bufs.br.Buffered() + mc.r.Len()
+	return reqs, c.bufs.br.Buffered() + mc.r.Len(), err
 }
 
 // reserialise writes p the way the proxy sends a request upstream.
@@ -118,14 +118,14 @@ func FuzzReadRequest(f *testing.F) {
 		}
 		differential(t, raw)
 
-		reqs, err, rest := parseRequests(raw)
+		reqs, rest, err := parseRequests(raw)
 		if len(reqs) == 0 {
 			return
 		}
 		first := reqs[0]
 		// Re-serialised upstream, the request means the same.
 		up := reserialise(t, raw)
-		again, err2, rest2 := parseRequests(up)
+		again, rest2, err2 := parseRequests(up)
 		if err2 != nil && err2 != io.EOF || len(again) != 1 || rest2 != 0 {
 			t.Fatalf("re-serialised request does not parse back (%v, %d requests, %d left):\nin  %q\nout %q", err2, len(again), rest2, raw, up)
 		}
@@ -135,7 +135,7 @@ func FuzzReadRequest(f *testing.F) {
 		// Exact framing: the whole input was one request that could be
 		// followed by another.
 		if len(reqs) == 1 && err == io.EOF && rest == 0 {
-			more, merr, mrest := parseRequests(raw + sentinelRequest)
+			more, mrest, merr := parseRequests(raw + sentinelRequest)
 			if len(more) != 2 || mrest != 0 || merr != io.EOF || !sameRequest(more[0], first) || more[1].path != "/sentinel" {
 				t.Fatalf("a request followed by another is framed differently (%v, %d requests): %q", merr, len(more), raw)
 			}
@@ -155,7 +155,7 @@ type parsedResponse struct {
 
 // readResponses reads up to max responses to method from raw on one
 // ClientConn, each body whole, as long as the framing allows another.
-func readResponses(raw, method string, max int) (rs []parsedResponse, err error, rest int) {
+func readResponses(raw, method string, max int) (rs []parsedResponse, rest int, err error) {
 	mc := newMemConn(raw)
 	c := NewClientConn(mc)
 	c.wrote.Store(true)
@@ -179,7 +179,7 @@ func readResponses(raw, method string, max int) (rs []parsedResponse, err error,
 			break
 		}
 	}
-	return rs, err, c.bufs.br.Buffered() + mc.r.Len()
+	return rs, c.bufs.br.Buffered() + mc.r.Len(), err
 }
 
 // netHTTPResponse reads the final response as net/http's client does
@@ -222,7 +222,7 @@ func FuzzReadResponse(f *testing.F) {
 		if head {
 			method = "HEAD"
 		}
-		rs, err, rest := readResponses(raw, method, 1)
+		rs, rest, err := readResponses(raw, method, 1)
 		var pe *ProtocolError
 		if errors.As(err, &pe) && pe.Status != 502 {
 			t.Fatalf("malformed response is %d, not 502: %q", pe.Status, raw)
@@ -297,7 +297,7 @@ func FuzzReadResponse(f *testing.F) {
 		}
 		// Exact framing when reusable: an appended response comes next.
 		if _, left, reusable := reusableAfter(raw, method); reusable && left == 0 {
-			more, merr, mrest := readResponses(raw+sentinelResponse, method, 2)
+			more, mrest, merr := readResponses(raw+sentinelResponse, method, 2)
 			if merr != nil || len(more) != 2 || mrest != 0 || more[1].status != 299 ||
 				!bytes.Equal(more[0].body, r.body) || more[0].status != r.status {
 				t.Fatalf("a response followed by another is framed differently (%v, %d responses): %q", merr, len(more), raw)
@@ -407,11 +407,11 @@ func FuzzChunked(f *testing.F) {
 		if !bytes.Equal(body, hbody) {
 			t.Fatalf("body %q, net/http %q", body, hbody)
 		}
-		rs, rerr, _ := readResponses("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"+chunks, "GET", 1)
+		rs, _, rerr := readResponses("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"+chunks, "GET", 1)
 		if rerr != nil || len(rs) != 1 || !bytes.Equal(rs[0].body, body) {
 			t.Fatalf("the response side decodes differently (%v): %q", rerr, chunks)
 		}
-		if reqs, perr, rest := parseRequests(raw); len(reqs) == 1 && perr == io.EOF && rest == 0 {
+		if reqs, rest, perr := parseRequests(raw); len(reqs) == 1 && perr == io.EOF && rest == 0 {
 			more, _, _ := parseRequests(raw + sentinelRequest)
 			if len(more) != 2 || more[1].path != "/sentinel" {
 				t.Fatalf("the chunked body does not end where the next request begins: %q", chunks)
