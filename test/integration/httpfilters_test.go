@@ -27,7 +27,7 @@ func bodyEcho() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("x-content-length", strconv.FormatInt(r.ContentLength, 10))
-		io.WriteString(w, string(b))
+		w.Write(b)
 	})
 }
 

@@ -48,7 +48,7 @@ func serveOne(t *testing.T, lr *hcmv3.LocalReplyConfig, req *message.Request) *r
 		LocalReplyConfig: lr,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
 			VirtualHosts: []*routev3.VirtualHost{{Name: "all", Domains: []string{"*"}, Routes: []*routev3.Route{{
-				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: "/exists"}},
+				Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: "/exists"}},
 				Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 200}},
 			}}}},
 		}},
@@ -100,7 +100,8 @@ func TestLocalReplyMappers(t *testing.T) {
 			{Filter: hdr("x-teapot"), StatusCode: wrapperspb.UInt32(418), Body: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: "short and stout"}}},
 			{Filter: hdr("x-json"), BodyFormatOverride: &corev3.SubstitutionFormatString{Format: &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: jsonFormat}}},
 		},
-		BodyFormat: &corev3.SubstitutionFormatString{Format: &corev3.SubstitutionFormatString_TextFormat{TextFormat: "[%RESPONSE_CODE%] %LOCAL_REPLY_BODY%"}},
+		BodyFormat: &corev3.SubstitutionFormatString{Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
+			Specifier: &corev3.DataSource_InlineString{InlineString: "[%RESPONSE_CODE%] %LOCAL_REPLY_BODY%"}}}},
 	}
 	w := serveOne(t, lr, get("/", message.Header{Name: "x-teapot", Value: "1"}))
 	if w.status != 418 || w.body.String() != "[418] short and stout" || w.header.Value("content-type") != "text/plain" {
