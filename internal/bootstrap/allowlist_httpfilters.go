@@ -16,9 +16,13 @@ const (
 	typeFilterConfig   = "envoy.config.route.v3.FilterConfig"
 )
 
-// perFilterConfigTypes are the types a typed_per_filter_config entry may
-// have: FilterConfig, or a filter's per-route config.
-var perFilterConfigTypes = []string{typeFilterConfig, typeBufferPerRoute}
+// perRouteConfigTypes are the filters' per-route config types; a
+// typed_per_filter_config entry is one of them or a FilterConfig holding
+// one.
+var (
+	perRouteConfigTypes  = []string{typeBufferPerRoute}
+	perFilterConfigTypes = append([]string{typeFilterConfig}, perRouteConfigTypes...)
+)
 
 const perFilterNote = "keyed by the filter's `name`; decoded and checked by the filter when the route configuration loads; " +
 	"per filter, the most specific level wins (weighted cluster, route, virtual host)"
@@ -40,7 +44,7 @@ func init() {
 			"configuration or the RDS update. The filter chain of a request is decided by the route it first matched; a filter "+
 			"that changes the request and clears the route cache changes the route the router follows, not the chain.",
 		message{typeFilterConfig, fs(
-			field{Name: "config", Types: []string{typeBufferPerRoute}},
+			field{Name: "config", Types: perRouteConfigTypes},
 			field{Name: "is_optional", Note: "a config of a type Legate does not know is ignored instead of refused"},
 			field{Name: "disabled", Note: "the filter does not run on the route (config is ignored)"})},
 		message{typeBuffer, fs(field{Name: "max_request_bytes", Note: "required; a larger body gets 413 and counts in `http.<stat_prefix>.downstream_rq_too_large`; the buffered request goes upstream with content-length"})},
