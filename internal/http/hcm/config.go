@@ -203,6 +203,7 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 
 	logs, err := accesslog.New(pb.GetAccessLog(), accesslog.Deps{
 		Stats: deps.Stats, Runtime: deps.Runtime, Files: deps.AccessLogFiles, Logger: deps.Logger,
+		Clusters: deps.Clusters, NodeID: deps.NodeID, ClusterName: deps.ServiceCluster,
 	})
 	if err != nil {
 		return nil, err
