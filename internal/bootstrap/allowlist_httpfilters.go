@@ -32,7 +32,7 @@ func init() {
 	extendFields("envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter",
 		field{Name: "disabled", Note: "the filter runs only on routes whose typed_per_filter_config has an entry for it that is not disabled; the terminal filter cannot be disabled"},
 		field{Name: "is_optional", Note: "a filter of a type Legate does not know is skipped instead of refused"})
-	extendFields(typeHCM, field{Name: "local_reply_config", Note: "applies to every local reply a stream gets (router errors, filters' replies, timeouts); not to replies for requests the codec refused before a stream existed"})
+	extendFields(typeHCM, field{Name: "local_reply_config", Note: "applies to every local reply (router errors, filters' replies, timeouts, and requests the codec refused, for which only mappers that need no request headers can match)"})
 	for _, m := range []string{"envoy.config.route.v3.VirtualHost", "envoy.config.route.v3.Route", "envoy.config.route.v3.WeightedCluster.ClusterWeight"} {
 		extendFields(m, field{Name: "typed_per_filter_config", Types: perFilterConfigTypes, Note: perFilterNote})
 	}
