@@ -16,9 +16,13 @@ const (
 	typeFilterConfig   = "envoy.config.route.v3.FilterConfig"
 )
 
-// perFilterConfigTypes are the types a typed_per_filter_config entry may
-// have: FilterConfig, or a filter's per-route config.
-var perFilterConfigTypes = []string{typeFilterConfig, typeBufferPerRoute}
+// perRouteConfigTypes are the filters' per-route config types; a
+// typed_per_filter_config entry is one of them or a FilterConfig holding
+// one.
+var (
+	perRouteConfigTypes  = []string{typeBufferPerRoute}
+	perFilterConfigTypes = append([]string{typeFilterConfig}, perRouteConfigTypes...)
+)
 
 const perFilterNote = "keyed by the filter's `name`; decoded and checked by the filter when the route configuration loads; " +
 	"per filter, the most specific level wins (weighted cluster, route, virtual host)"
@@ -28,7 +32,7 @@ func init() {
 	extendFields("envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter",
 		field{Name: "disabled", Note: "the filter runs only on routes whose typed_per_filter_config has an entry for it that is not disabled; the terminal filter cannot be disabled"},
 		field{Name: "is_optional", Note: "a filter of a type Legate does not know is skipped instead of refused"})
-	extendFields(typeHCM, field{Name: "local_reply_config", Note: "applies to every local reply a stream gets (router errors, filters' replies, timeouts); not to replies for requests the codec refused before a stream existed"})
+	extendFields(typeHCM, field{Name: "local_reply_config", Note: "applies to every local reply (router errors, filters' replies, timeouts, and requests the codec refused, for which only mappers that need no request headers can match)"})
 	for _, m := range []string{"envoy.config.route.v3.VirtualHost", "envoy.config.route.v3.Route", "envoy.config.route.v3.WeightedCluster.ClusterWeight"} {
 		extendFields(m, field{Name: "typed_per_filter_config", Types: perFilterConfigTypes, Note: perFilterNote})
 	}
@@ -40,7 +44,7 @@ func init() {
 			"configuration or the RDS update. The filter chain of a request is decided by the route it first matched; a filter "+
 			"that changes the request and clears the route cache changes the route the router follows, not the chain.",
 		message{typeFilterConfig, fs(
-			field{Name: "config", Types: []string{typeBufferPerRoute}},
+			field{Name: "config", Types: perRouteConfigTypes},
 			field{Name: "is_optional", Note: "a config of a type Legate does not know is ignored instead of refused"},
 			field{Name: "disabled", Note: "the filter does not run on the route (config is ignored)"})},
 		message{typeBuffer, fs(field{Name: "max_request_bytes", Note: "required; a larger body gets 413 and counts in `http.<stat_prefix>.downstream_rq_too_large`; the buffered request goes upstream with content-length"})},

@@ -54,7 +54,7 @@ type LocalReply struct {
 	// e.g. "request_payload_too_large".
 	Details string
 	// Headers are added to the reply (they must not be pseudo-headers or
-	// framing headers).
+	// framing headers). The reply takes the slice and may append to it.
 	Headers message.Headers
 	// GrpcStatus, when HasGrpcStatus, is the grpc-status a gRPC request
 	// gets; otherwise it is derived from Status as Envoy does.

@@ -27,7 +27,7 @@ func bodyEcho() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("x-content-length", strconv.FormatInt(r.ContentLength, 10))
-		io.WriteString(w, string(b))
+		w.Write(b)
 	})
 }
 
@@ -251,6 +251,15 @@ func TestLocalReplyConfig(t *testing.T) {
 	resp, body = httpGet(t, l.URL("web", "/dead"))
 	if err := json.Unmarshal([]byte(body), &got); err != nil || resp.StatusCode != 503 || got["message"] != "try later" {
 		t.Fatalf("503: %d %q (%v)", resp.StatusCode, body, err)
+	}
+
+	// A request the codec refuses gets the body format too.
+	st, raw, _, err := rawExchange(l.Addr("web"), "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n", 5*time.Second, false)
+	if err != nil || st != 400 {
+		t.Fatalf("malformed request: %d %v", st, err)
+	}
+	if err := json.Unmarshal([]byte(raw), &got); err != nil || got["status"] != float64(400) || got["message"] != "Bad Request" {
+		t.Fatalf("malformed request body: %q (%v)", raw, err)
 	}
 
 	// An upstream's own response is not a local reply.

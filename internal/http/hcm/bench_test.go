@@ -8,10 +8,13 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	bufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/buffer/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	_ "github.com/legate-proxy/legate/internal/filter/http/buffer"
 	"github.com/legate-proxy/legate/internal/http/message"
 	"github.com/legate-proxy/legate/internal/networkfilter"
 	"github.com/legate-proxy/legate/internal/stats"
@@ -29,13 +32,28 @@ func (w *discardWriter) HeaderWritten() bool                           { return 
 // BenchmarkServeStream is one request through the connection manager's
 // stream path (header processing, route match, filter chain, response
 // headers) to a direct_response route, without a codec.
-func BenchmarkServeStream(b *testing.B) {
+func BenchmarkServeStream(b *testing.B) { benchServeStream(b, false) }
+
+// BenchmarkServeStreamFilters is the same with a buffer filter before the
+// router (a GET: nothing to buffer) and a typed_per_filter_config on the
+// virtual host: the gate and the per-route lookup must not allocate.
+func BenchmarkServeStreamFilters(b *testing.B) { benchServeStream(b, true) }
+
+func benchServeStream(b *testing.B, filters bool) {
 	router, _ := anypb.New(&routerv3.Router{})
+	hf := []*hcmv3.HttpFilter{{Name: "router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router}}}
+	var tpfc map[string]*anypb.Any
+	if filters {
+		buf, _ := anypb.New(&bufferv3.Buffer{MaxRequestBytes: wrapperspb.UInt32(1024)})
+		hf = append([]*hcmv3.HttpFilter{{Name: "buf", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: buf}}}, hf...)
+		pr, _ := anypb.New(&bufferv3.BufferPerRoute{Override: &bufferv3.BufferPerRoute_Buffer{Buffer: &bufferv3.Buffer{MaxRequestBytes: wrapperspb.UInt32(64)}}})
+		tpfc = map[string]*anypb.Any{"buf": pr}
+	}
 	cfg, err := New(&hcmv3.HttpConnectionManager{
 		StatPrefix: "bench",
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
 			VirtualHosts: []*routev3.VirtualHost{{
-				Name: "all", Domains: []string{"*"},
+				Name: "all", Domains: []string{"*"}, TypedPerFilterConfig: tpfc,
 				Routes: []*routev3.Route{{
 					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
 					Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
@@ -45,7 +63,7 @@ func BenchmarkServeStream(b *testing.B) {
 				}},
 			}},
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{{Name: "router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router}}},
+		HttpFilters: hf,
 	}, Deps{Stats: stats.NewStore(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)

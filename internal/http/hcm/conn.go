@@ -487,8 +487,8 @@ func (cfg *Config) writeCodecError(c *conn, sc *http1.ServerConn, status int, de
 	c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 	sc.CloseAfterResponse()
 	w := sc.ResponseWriter()
-	body := statusText(status)
-	h := message.Headers{{Name: "content-type", Value: "text/plain"}}
+	status, body, ctype := cfg.codecErrorReply(c, status, statusText(status), details)
+	h := message.Headers{{Name: "content-type", Value: ctype}}
 	cfg.addResponseHeaders(&h, time.Now())
 	if w.WriteHeader(status, h, int64(len(body))) == nil {
 		w.Write([]byte(body))

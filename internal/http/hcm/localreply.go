@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/legate-proxy/legate/internal/http/message"
 	"github.com/legate-proxy/legate/internal/httpfilter"
 	"github.com/legate-proxy/legate/internal/runtime"
+	"github.com/legate-proxy/legate/internal/streaminfo"
 	"github.com/legate-proxy/legate/internal/tlscontext"
 )
 
@@ -107,6 +109,25 @@ func (lr *localReplyConfig) rewrite(fs *httpfilter.Stream, r *httpfilter.LocalRe
 	ctx.LocalReplyBody = r.Body
 	r.Body = string(format.Append(nil, &ctx))
 	return format.ContentType
+}
+
+// codecErrorReply applies local_reply_config to the reply for a request
+// the codec refused: there is no stream and no request headers, so only
+// mappers that need neither (status code, response flags, runtime) can
+// match, as in Envoy.
+func (cfg *Config) codecErrorReply(c *conn, status int, body, details string) (int, string, string) {
+	if cfg.localReply == nil {
+		return status, body, "text/plain"
+	}
+	info := streaminfo.StreamInfo{StartTime: time.Now(), ConnectionID: c.nc.ID, ResponseCodeDetails: details,
+		DownstreamDirectAddr: c.nc.RemoteAddr, DownstreamRemoteAddr: c.nc.RemoteAddr, DownstreamLocalAddr: c.nc.LocalAddr}
+	fs := httpfilter.Stream{Request: &message.Request{}, Info: &info}
+	r := httpfilter.LocalReply{Status: status, Body: body, Details: details}
+	ctype := cfg.localReply.rewrite(&fs, &r)
+	if ctype == "" {
+		ctype = "text/plain"
+	}
+	return r.Status, r.Body, ctype
 }
 
 // writeLocalReply encodes a local reply: after local_reply_config, a gRPC

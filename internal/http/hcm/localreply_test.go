@@ -100,7 +100,8 @@ func TestLocalReplyMappers(t *testing.T) {
 			{Filter: hdr("x-teapot"), StatusCode: wrapperspb.UInt32(418), Body: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: "short and stout"}}},
 			{Filter: hdr("x-json"), BodyFormatOverride: &corev3.SubstitutionFormatString{Format: &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: jsonFormat}}},
 		},
-		BodyFormat: &corev3.SubstitutionFormatString{Format: &corev3.SubstitutionFormatString_TextFormat{TextFormat: "[%RESPONSE_CODE%] %LOCAL_REPLY_BODY%"}},
+		BodyFormat: &corev3.SubstitutionFormatString{Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
+			Specifier: &corev3.DataSource_InlineString{InlineString: "[%RESPONSE_CODE%] %LOCAL_REPLY_BODY%"}}}},
 	}
 	w := serveOne(t, lr, get("/", message.Header{Name: "x-teapot", Value: "1"}))
 	if w.status != 418 || w.body.String() != "[418] short and stout" || w.header.Value("content-type") != "text/plain" {
