@@ -63,7 +63,7 @@ func (s *Server) buildAdmin() error {
 		Dashboard:   s.admin.dash.Handler(),
 		Store:       s.store,
 		Tags:        s.tags,
-		ReopenLogs:  s.files.Reopen,
+		ReopenLogs:  s.reopenLogs,
 		ServerStats: ss,
 		State:       s.adminState,
 		StartTime:   s.start,
@@ -81,6 +81,13 @@ func (s *Server) buildAdmin() error {
 		Quit:            s.Quit,
 		SetLogLevel:     s.setLogLevel,
 		Loggers: func() []admin.Logger {
+			if lv := s.opts.LogLevels; lv != nil {
+				var out []admin.Logger
+				for _, n := range lv.Names() {
+					out = append(out, admin.Logger{Name: n, Level: logging.LevelName(lv.Level(n))})
+				}
+				return out
+			}
 			return []admin.Logger{{Name: "legate", Level: logging.LevelName(s.opts.LogLevel.Level())}}
 		},
 	})
@@ -139,10 +146,17 @@ func (s *Server) adminState() stats.ServerState {
 	return stats.StatePreInitializing
 }
 
-func (s *Server) setLogLevel(_, level string) error {
+func (s *Server) setLogLevel(logger, level string) error {
 	l, err := logging.ParseLevel(level)
 	if err != nil {
 		return err
+	}
+	if lv := s.opts.LogLevels; lv != nil {
+		if logger == "" {
+			lv.SetAll(l)
+			return nil
+		}
+		return lv.Set(logger, l)
 	}
 	if s.opts.LogLevel != nil {
 		s.opts.LogLevel.Set(l)
@@ -220,16 +234,24 @@ func (s *Server) serverInfo() *adminv3.ServerInfo {
 		HotRestartVersion:  "disabled",
 		UptimeCurrentEpoch: up,
 		UptimeAllEpochs:    up,
-		CommandLineOptions: &adminv3.CommandLineOptions{
-			ServiceNode:    s.nodeID,
-			ServiceCluster: s.nodeClstr,
-			Concurrency:    uint32(s.opts.Concurrency),
-			DrainTime:      durationpb.New(s.opts.DrainTime),
-			LogLevel:       logging.LevelName(s.opts.LogLevel.Level()),
-			Mode:           adminv3.CommandLineOptions_Serve,
-		},
-		Node: s.node(),
+		CommandLineOptions: s.commandLine(),
+		Node:               s.node(),
 	}
+}
+
+// commandLine is the command line as /server_info shows it.
+func (s *Server) commandLine() *adminv3.CommandLineOptions {
+	cl := &adminv3.CommandLineOptions{}
+	if s.opts.CommandLine != nil {
+		cl = proto.Clone(s.opts.CommandLine).(*adminv3.CommandLineOptions)
+	}
+	cl.ServiceNode, cl.ServiceCluster, cl.ServiceZone = s.nodeID, s.nodeClstr, s.locality().GetZone()
+	cl.Concurrency = uint32(s.opts.Concurrency)
+	cl.DrainTime = durationpb.New(s.opts.DrainTime)
+	if s.opts.LogLevel != nil {
+		cl.LogLevel = logging.LevelName(s.opts.LogLevel.Level())
+	}
+	return cl
 }
 
 // node is the bootstrap's node with the command-line overrides and
@@ -240,9 +262,24 @@ func (s *Server) node() *corev3.Node {
 		n = proto.Clone(bn).(*corev3.Node)
 	}
 	n.Id, n.Cluster = s.nodeID, s.nodeClstr
+	n.Locality = s.locality()
 	n.UserAgentName = "legate"
 	n.UserAgentVersionType = &corev3.Node_UserAgentVersion{UserAgentVersion: version.Version}
 	return n
+}
+
+// locality is node.locality with --service-zone applied.
+func (s *Server) locality() *corev3.Locality {
+	l := s.opts.Bootstrap.GetNode().GetLocality()
+	if s.opts.ServiceZone == "" {
+		return l
+	}
+	if l == nil {
+		return &corev3.Locality{Zone: s.opts.ServiceZone}
+	}
+	l = proto.Clone(l).(*corev3.Locality)
+	l.Zone = s.opts.ServiceZone
+	return l
 }
 
 // writeListeners renders /listeners: "name::address" lines, or Envoy's

@@ -16,11 +16,13 @@ import (
 	"syscall"
 	"time"
 
+	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
 	"github.com/legate-proxy/legate/internal/accesslog"
 	"github.com/legate-proxy/legate/internal/bootstrap"
 	"github.com/legate-proxy/legate/internal/listener"
+	"github.com/legate-proxy/legate/internal/logging"
 	"github.com/legate-proxy/legate/internal/networkfilter"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
@@ -68,6 +70,17 @@ type Options struct {
 	Concurrency    int
 	Logger         *slog.Logger
 	LogLevel       *slog.LevelVar
+	// LogLevels, if set, are the component loggers' levels that /logging
+	// lists and changes (LogLevel is then "main"'s).
+	LogLevels *logging.Levels
+	// ReopenLog, if set, reopens the --log-path file on SIGUSR1 and POST
+	// /reopen_logs, with the access logs.
+	ReopenLog func() error
+	// CommandLine is what /server_info reports of the command line beyond
+	// the fields above (mode, restart epoch, log path, ...).
+	CommandLine *adminv3.CommandLineOptions
+	// ServiceZone overrides node.locality.zone (--service-zone).
+	ServiceZone string
 	// InitTimeout bounds the wait for clusters' first DNS resolution.
 	InitTimeout time.Duration
 }
@@ -139,7 +152,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.clusters, err = cluster.NewManager(bs.GetStaticResources().GetClusters(), cluster.Options{
 		Stats:  s.store,
-		Logger: s.logger,
+		Logger: s.logger.With(logging.ComponentKey, "upstream"),
 		XDS:    sub,
 		NewPool: func(c *cluster.Cluster, h *cluster.Host) cluster.HostPool {
 			return connpool.New(c, h)
@@ -163,7 +176,7 @@ func New(opts Options) (*Server, error) {
 	}
 
 	fc := &networkfilter.FactoryContext{
-		Clusters: s.clusters, Stats: s.store, Runtime: rt, Logger: s.logger,
+		Clusters: s.clusters, Stats: s.store, Runtime: rt, Logger: s.logger.With(logging.ComponentKey, "filter"),
 		NodeID: s.nodeID, ClusterName: s.nodeClstr, HealthFailed: &s.healthFailed,
 		AccessLogFiles: s.files,
 		Spans:          s.spans,
@@ -175,7 +188,7 @@ func New(opts Options) (*Server, error) {
 		Subscriber: sub,
 		DrainTime:  opts.DrainTime,
 		Stats:      s.store,
-		Logger:     s.logger,
+		Logger:     s.logger.With(logging.ComponentKey, "config"),
 	})
 	if err := s.listeners.AddStatic(bs.GetStaticResources().GetListeners()); err != nil {
 		errs = append(errs, err)
@@ -271,13 +284,22 @@ func (s *Server) reopenOnSignal(sig <-chan os.Signal, ctx context.Context) {
 	for {
 		select {
 		case <-sig:
-			if err := s.files.Reopen(); err != nil {
+			if err := s.reopenLogs(); err != nil {
 				s.logger.Warn("reopening access logs", "err", err)
 			}
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// reopenLogs reopens the access logs and the --log-path file.
+func (s *Server) reopenLogs() error {
+	err := s.files.Reopen()
+	if s.opts.ReopenLog != nil {
+		err = errors.Join(err, s.opts.ReopenLog())
+	}
+	return err
 }
 
 // drain stops accepting, asks connections to finish their in-flight
