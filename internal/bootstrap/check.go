@@ -158,6 +158,10 @@ func (c *checker) value(fd protoreflect.FieldDescriptor, fr *fieldRule, types ma
 				name = string(ev.Name())
 			}
 			c.add(path, "%s is not supported", name)
+		} else if where := enumWhere[fd.FullName()]; where != nil {
+			if msg := where(path, v.Enum()); msg != "" {
+				c.add(path, "%s", msg)
+			}
 		}
 	case protoreflect.StringKind:
 		if fr.tokens != nil {
@@ -246,6 +250,12 @@ func unsupportedKey(key string, vd protoreflect.FieldDescriptor, v protoreflect.
 	}
 	return fmt.Sprintf("key %q is not supported; use %s", key, strings.Join(sortedKeys(allowed), " or "))
 }
+
+// enumWhere restricts enum values by position, where the allowlist's
+// per-message rule is too coarse (UDP on a SocketAddress only for a stats
+// sink): for a field, a function of the value's path that returns why the
+// value is refused there, or "". Filled from allowlist_*.go init functions.
+var enumWhere = map[protoreflect.FullName]func(path string, v protoreflect.EnumNumber) string{}
 
 // typeNameOf returns the message name of a type URL: the part after the last '/'.
 func typeNameOf(url string) protoreflect.FullName {
