@@ -85,10 +85,10 @@ type promEntry struct {
 }
 
 type promFamily struct {
-	name   string
-	kind   string // counter, gauge, histogram
-	typ    string // declared TYPE
-	help   string
+	name string
+	kind string // counter, gauge, histogram
+	typ  string // declared TYPE
+	help string
 	// entries are unique by labels; the first stat wins.
 	entries []promEntry
 	labels  map[string]bool
