@@ -6,8 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
@@ -17,10 +19,14 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/legate-proxy/legate/internal/accesslog"
 	"github.com/legate-proxy/legate/internal/admin"
 	"github.com/legate-proxy/legate/internal/admin/dashboard"
+	"github.com/legate-proxy/legate/internal/formatter"
+	"github.com/legate-proxy/legate/internal/http/message"
 	"github.com/legate-proxy/legate/internal/logging"
 	"github.com/legate-proxy/legate/internal/stats"
+	"github.com/legate-proxy/legate/internal/streaminfo"
 	"github.com/legate-proxy/legate/internal/tlscontext"
 	"github.com/legate-proxy/legate/internal/version"
 )
@@ -59,7 +65,12 @@ func (s *Server) buildAdmin() error {
 		Ring:      s.spans,
 		Start:     s.start,
 	})
+	profilePath := ab.GetProfilePath()
+	if profilePath == "" {
+		profilePath = "/var/log/envoy/envoy.prof" // Envoy's default
+	}
 	handler := admin.New(admin.Deps{
+		ProfilePath: profilePath,
 		Dashboard:   s.admin.dash.Handler(),
 		Store:       s.store,
 		Tags:        s.tags,
@@ -101,8 +112,57 @@ func (s *Server) buildAdmin() error {
 		}
 		handler = accessLogged(handler, w)
 	}
+	if pbs := ab.GetAccessLog(); len(pbs) > 0 {
+		logs, err := accesslog.New(pbs, accesslog.Deps{Stats: s.store, Files: s.files, Logger: s.logger})
+		if err != nil {
+			return fmt.Errorf("admin.%w", err)
+		}
+		handler = adminAccessLogged(handler, logs)
+	}
 	s.admin.handler = handler
 	return nil
+}
+
+// adminAccessLogged logs each admin request to admin.access_log, with what
+// an HCM access log knows of a request the proxy answered itself.
+func adminAccessLogged(h http.Handler, logs accesslog.Loggers) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: rw, status: 200}
+		h.ServeHTTP(rec, r)
+		req := &message.Request{Method: r.Method, Scheme: "http", Authority: r.Host, Path: r.URL.RequestURI(), Protocol: message.HTTP11, ContentLength: r.ContentLength}
+		if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+			req.Protocol = message.HTTP10
+		}
+		for name, vs := range r.Header {
+			for _, v := range vs {
+				req.Header.Add(strings.ToLower(name), v)
+			}
+		}
+		var respHeaders message.Headers
+		for name, vs := range rec.Header() {
+			for _, v := range vs {
+				respHeaders.Add(strings.ToLower(name), v)
+			}
+		}
+		info := &streaminfo.StreamInfo{
+			StartTime: start, LastDownstreamTxByte: time.Since(start),
+			Protocol: req.Protocol, ResponseCode: rec.status, ResponseCodeDetails: "admin_filter_response",
+			BytesSent: uint64(rec.bytes),
+		}
+		if r.ContentLength > 0 {
+			info.BytesReceived = uint64(r.ContentLength)
+		}
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			info.DownstreamRemoteAddr, info.DownstreamDirectAddr = ap, ap
+		}
+		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			if ap, err := netip.ParseAddrPort(la.String()); err == nil {
+				info.DownstreamLocalAddr = ap
+			}
+		}
+		logs.Log(&formatter.Context{Request: req, ResponseHeaders: respHeaders, Info: info})
+	})
 }
 
 // accessLogged writes one line per admin request to the admin access log,

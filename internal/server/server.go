@@ -165,6 +165,7 @@ func New(opts Options) (*Server, error) {
 			errs = append(errs, fmt.Errorf("static_resources.%w", e))
 		}
 	}
+	errs = append(errs, s.checkClusterManager(bs)...)
 	if s.dynamic, err = s.newDynamicConfig(bs); err != nil {
 		errs = append(errs, err)
 	} else if s.dynamic != nil {
@@ -202,6 +203,29 @@ func New(opts Options) (*Server, error) {
 	}
 	s.store.Gauge("listener_manager.workers_started", stats.NeverImport)
 	return s, nil
+}
+
+// checkClusterManager applies bootstrap.cluster_manager: the local
+// cluster must be a static cluster, as in Envoy; the outlier event log is
+// created (Legate has no outlier detection yet, so it stays empty).
+func (s *Server) checkClusterManager(bs *bootstrapv3.Bootstrap) []error {
+	cm := bs.GetClusterManager()
+	var errs []error
+	if name := cm.GetLocalClusterName(); name != "" {
+		found := false
+		for _, c := range bs.GetStaticResources().GetClusters() {
+			found = found || c.GetName() == name
+		}
+		if !found {
+			errs = append(errs, fmt.Errorf("cluster_manager.local_cluster_name: local cluster %q must be defined in static_resources.clusters", name))
+		}
+	}
+	if p := cm.GetOutlierDetection().GetEventLogPath(); p != "" {
+		if _, err := s.files.Writer(p); err != nil {
+			errs = append(errs, fmt.Errorf("cluster_manager.outlier_detection.event_log_path: %w", err))
+		}
+	}
+	return errs
 }
 
 // Run binds the admin and the listeners, serves until ctx is cancelled or
