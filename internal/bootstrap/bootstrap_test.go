@@ -163,6 +163,7 @@ func TestLoadSourceErrors(t *testing.T) {
 		{"not an object", Options{ConfigYAML: "[1, 2]"}, "expected an object for envoy.config.bootstrap.v3.Bootstrap, got a list"},
 		{"duplicate key", Options{ConfigYAML: "admin: {}\nadmin: {}"}, `--config-yaml: yaml: unmarshal errors:` + "\n" + `  line 2: key "admin" already set in map`},
 		{"trailing JSON", Options{ConfigPath: "testdata/trailing.json"}, "testdata/trailing.json: invalid JSON: data after the top-level value"},
+		{"duplicate JSON key", Options{ConfigPath: "testdata/duplicate_key.json"}, "testdata/duplicate_key.json: static_resources.clusters[0].name: key already set in this object"},
 		{"out of range", Options{ConfigYAML: "admin: {address: {socket_address: {port_value: 99999999999}}}"}, "--config-yaml: "},
 	}
 	for _, tc := range tests {

@@ -99,6 +99,12 @@ func (c *checker) message(m protoreflect.Message, path string, inherited map[pro
 	}
 	rule := compiled().rules[md.FullName()]
 	fields := md.Fields()
+	// An optional filter (HttpFilter.is_optional, FilterConfig.is_optional)
+	// of a type Legate does not know is skipped, as in Envoy, not refused.
+	optional := false
+	if fd := fields.ByName("is_optional"); fd != nil && fd.Kind() == protoreflect.BoolKind && m.Get(fd).Bool() {
+		optional = true
+	}
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
 		if !m.Has(fd) {
@@ -140,6 +146,8 @@ func (c *checker) message(m protoreflect.Message, path string, inherited map[pro
 				}
 				c.value(fd.MapValue(), fr, types, mp.Get(k), kpath, kpath)
 			}
+		case optional && fd.Message() != nil && fd.Message().FullName() == anyFullName &&
+			!compiled().supportedTypes[typeNameOf(v.Message().Get(anyTypeURLFD).String())]:
 		default:
 			c.value(fd, fr, types, v, fpath, path)
 		}

@@ -172,6 +172,14 @@ func (w walker) decode(data []byte, isJSON bool, m proto.Message) (problems Erro
 	if dec.More() {
 		return Errors{fmt.Errorf("%s: invalid JSON: data after the top-level value", source)}, true
 	}
+	if isJSON {
+		// encoding/json keeps the last of duplicate keys silently; a
+		// YAML document with them is refused (YAMLToJSONStrict), so is
+		// a JSON one.
+		if path := duplicateKey(json.NewDecoder(bytes.NewReader(data)), ""); path != "" {
+			return Errors{fmt.Errorf("%s: %w", source, &FieldError{Path: path, Msg: "key already set in this object"})}, true
+		}
+	}
 	if tree == nil {
 		return nil, false // an empty document is an empty bootstrap
 	}
@@ -190,6 +198,44 @@ func (w walker) decode(data []byte, isJSON bool, m proto.Message) (problems Erro
 		return append(w.errs, fmt.Errorf("%s: %s", source, strings.TrimPrefix(err.Error(), "proto: "))), true
 	}
 	return w.errs, false
+}
+
+// duplicateKey returns the path of the first key repeated within one
+// object of the (valid) JSON value dec reads, or "".
+func duplicateKey(dec *json.Decoder, path string) string {
+	tok, err := dec.Token()
+	if err != nil {
+		return ""
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			k, ok := kt.(string)
+			if err != nil || !ok {
+				return ""
+			}
+			p := joinPath(path, k)
+			if seen[k] {
+				return p
+			}
+			seen[k] = true
+			if d := duplicateKey(dec, p); d != "" {
+				return d
+			}
+		}
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if d := duplicateKey(dec, fmt.Sprintf("%s[%d]", path, i)); d != "" {
+				return d
+			}
+		}
+	default:
+		return ""
+	}
+	dec.Token() // the closing delimiter
+	return ""
 }
 
 // resolver resolves the types Legate supports and maps every other type URL to

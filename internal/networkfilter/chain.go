@@ -88,6 +88,10 @@ func (ch *Chain) ServeConn(ctx context.Context, c *Conn) {
 	if c.Info != nil && c.Info.Dynamic == nil {
 		c.Info.Dynamic = &c.Dynamic
 	}
+	if ch.closers {
+		// OnClose runs after the terminal filter returns.
+		c.forbidDetach()
+	}
 	switch {
 	case ch.terminal == nil:
 		c.Close()

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/legate-proxy/legate/internal/memory"
 	"log/slog"
 	"net"
 	"os"
@@ -276,6 +277,7 @@ func (s *Server) Run(ctx context.Context) error {
 	signal.Notify(reopen, syscall.SIGUSR1)
 	defer signal.Stop(reopen)
 	go s.reopenOnSignal(reopen, flushCtx)
+	go memory.Releaser(flushCtx)
 	select {
 	case <-s.listeners.StaticWarmed():
 	case <-time.After(initTimeout):
