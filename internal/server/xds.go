@@ -139,7 +139,12 @@ func (c checkingSubscriber) Subscribe(w xds.Watch) (func(), error) {
 		if len(errs) > 0 {
 			return errors.Join(errs...)
 		}
-		return inner.Update(u)
+		// What building finds reads like the support check's problems
+		// (`listener "x": filter_chains[0].filters[0].typed_config.route_config...`).
+		if err := inner.Update(u); err != nil {
+			return bootstrap.Flatten(err)
+		}
+		return nil
 	})
 	return c.next.Subscribe(w)
 }
