@@ -187,10 +187,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	bootstrap.SetRejectUnknownDynamicFields(f.rejectUnknownDynamicFields)
 
+	var unknownStatic uint64 // fields ignored by --allow-unknown-static-fields
 	bs, err := bootstrap.LoadWithProblems(bootstrap.Options{
 		ConfigPath: f.configPath, ConfigYAML: f.configYAML,
 		AllowUnknownFields: f.allowUnknownStaticFields,
-		Warn:               func(msg string) { logger.Warn(msg) },
+		Warn: func(msg string) {
+			unknownStatic++
+			logger.Warn(msg)
+		},
 	})
 	if err != nil {
 		var reported bootstrap.Errors
@@ -221,6 +225,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printErrors(stderr, err)
 		return 1
 	}
+	// Envoy's count of the unknown fields it ignored in the bootstrap.
+	srv.Stats().Counter("server.static_unknown_fields").Add(unknownStatic)
 	if f.mode == "validate" {
 		srv.Close()
 		// A server reads xDS files once running, and refuses a bad one
