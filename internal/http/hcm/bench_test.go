@@ -63,6 +63,6 @@ func BenchmarkServeStream(b *testing.B) {
 		req.Header = append(req.Header[:0], hdr...)
 		req.Scheme = ""
 		w.written = false
-		cfg.serveStream(c, req, &w, nil)
+		cfg.serveStream(c.streamCtx, c, req, &w, nil)
 	}
 }
