@@ -24,12 +24,25 @@ func TestParseFlagsEnvoyForms(t *testing.T) {
 		{args: []string{"--service-node", "n1", "--service-cluster", "c1"}, check: func(f *flags) bool {
 			return f.serviceNode == "n1" && f.serviceCluster == "c1"
 		}},
-		{args: []string{"--mode", "init_only"}, wantErr: `--mode: "init_only" is not supported`},
+		{args: []string{"--mode", "init_only"}, check: func(f *flags) bool { return f.mode == "init_only" }},
+		{args: []string{"--mode", "check"}, wantErr: `--mode: "check" is not supported`},
+		// What wrappers (Istio's pilot-agent, hot-restarter.py) pass.
+		{args: []string{"--log-path", "/tmp/x.log", "--log-format", "[%Y] %v", "--component-log-level", "upstream:debug",
+			"--service-zone", "z1", "--base-id", "7", "--restart-epoch", "2", "--disable-hot-restart",
+			"--parent-shutdown-time-s", "60", "--drain-strategy", "immediate", "--allow-unknown-static-fields",
+			"--reject-unknown-dynamic-fields"}, check: func(f *flags) bool {
+			cl := f.commandLine()
+			return f.logPath == "/tmp/x.log" && f.logFormat == "[%Y] %v" && f.componentLogLevel == "upstream:debug" &&
+				f.serviceZone == "z1" && cl.GetBaseId() == 7 && cl.GetRestartEpoch() == 2 && cl.GetDisableHotRestart() &&
+				cl.GetParentShutdownTime().AsDuration().Seconds() == 60 && f.allowUnknownStaticFields && f.rejectUnknownDynamicFields
+		}},
+		{args: []string{"--drain-strategy", "gradual"}, wantErr: "gradual is not supported"},
+		{args: []string{"--restart-epoch", "-1"}, wantErr: "must not be negative"},
 		{args: []string{"--no-such-flag"}, wantErr: "flag provided but not defined"},
 		{args: []string{"stray"}, wantErr: "unexpected arguments"},
 	}
 	for _, tt := range tests {
-		f, err := parseFlags(tt.args, &bytes.Buffer{})
+		f, err := parseFlags(tt.args, &bytes.Buffer{}, &bytes.Buffer{})
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("%v: error %v, want %q", tt.args, err, tt.wantErr)
@@ -130,7 +143,7 @@ func TestValidateReportsEverything(t *testing.T) {
   - name: c
     load_assignment: {cluster_name: c}
   - name: d
-    lb_policy: maglev
+    lb_policy: cluster_provided
     conect_timeout: 1s
 `
 	var out, errOut bytes.Buffer
@@ -138,7 +151,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	want := `error: --config-yaml: static_resources.clusters[2]: unknown field "conect_timeout" in envoy.config.cluster.v3.Cluster (did you mean "connect_timeout"?)
-error: static_resources.clusters[2].lb_policy: MAGLEV is not supported
+error: static_resources.clusters[2].lb_policy: CLUSTER_PROVIDED is not supported
 error: static_resources.clusters[1].name: duplicate cluster name "c" (also clusters[0])
 error: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.cluster: unknown cluster "nope"
 `
@@ -164,5 +177,50 @@ func TestValidateReadsXDSFiles(t *testing.T) {
 	}
 	if want := cds + `: unknown field "garbage" in envoy.service.discovery.v3.DiscoveryResponse`; !strings.Contains(errOut.String(), want) {
 		t.Errorf("stderr %q lacks %q", errOut.String(), want)
+	}
+}
+
+// --help prints the usage to stdout and exits 0, as Envoy's does.
+func TestHelpToStdout(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"--help"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(out.String(), "--config-path") && !strings.Contains(out.String(), "-config-path") || errOut.Len() != 0 {
+		t.Errorf("stdout %q stderr %q", out.String(), errOut.String())
+	}
+}
+
+// Logging flags: a bad component or format is an error before anything
+// starts; --log-path and --log-format shape the lines written.
+func TestLoggingFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--component-log-level", "nosuch:debug"}, `--component-log-level: unknown logger "nosuch"`},
+		{[]string{"--component-log-level", "upstream:loud"}, `unknown log level "loud"`},
+		{[]string{"--log-format", "%Q"}, "unknown flag %Q"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(append(tc.args, "--config-yaml", "{}", "--mode", "validate"), &out, &errOut); code != 1 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, errOut.String(), tc.want)
+		}
+	}
+	logFile := filepath.Join(t.TempDir(), "legate.log")
+	var out, errOut bytes.Buffer
+	// An unknown static field, allowed, is logged as a warning: a line to look at.
+	args := []string{"--config-yaml", "{nosuch: 1}", "--mode", "validate", "--allow-unknown-static-fields",
+		"--log-path", logFile, "--log-format", "[%l][%n] %v"}
+	if code := run(args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	got, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[warning][main] --config-yaml: unknown field "nosuch" in envoy.config.bootstrap.v3.Bootstrap (ignored: --allow-unknown-static-fields)` + "\n"
+	if string(got) != want || errOut.Len() != 0 {
+		t.Errorf("log file %q, want %q; stderr %q", got, want, errOut.String())
 	}
 }

@@ -72,6 +72,10 @@ type Deps struct {
 	// rotation); nil when there are none to reopen.
 	ReopenLogs func() error
 
+	// ProfilePath is admin.profile_path, where /cpuprofiler and
+	// /heapprofiler write; empty disables both.
+	ProfilePath string
+
 	// Dashboard, when set, serves the home page "/" and everything under
 	// "/dashboard/" (internal/admin/dashboard); the endpoint index then
 	// lives at /help, as HTML for browsers. Nil keeps the plain index at "/".
@@ -90,6 +94,7 @@ type server struct {
 	deps      Deps
 	endpoints []endpoint
 	byPath    map[string]*endpoint
+	prof      profiler
 }
 
 // New returns the admin handler.
@@ -121,6 +126,10 @@ func New(deps Deps) http.Handler {
 		{path: "/quitquitquit", help: "exit the server", mutates: true, handle: s.quit},
 		{path: "/reset_counters", help: "reset all counters to zero", mutates: true, handle: s.resetCounters},
 		{path: "/reopen_logs", help: "reopen access logs", mutates: true, handle: s.reopenLogs},
+		{path: "/cpuprofiler", help: "enable/disable the CPU profiler (a Go pprof profile at admin.profile_path)", mutates: true, handle: s.cpuProfiler, params: []string{
+			"enable: enables the CPU profiler; One of (y, n)"}},
+		{path: "/heapprofiler", help: "enable/disable the heap profiler (a Go pprof profile at admin.profile_path)", mutates: true, handle: s.heapProfiler, params: []string{
+			"enable: enable/disable the heap profiler; One of (y, n)"}},
 	}
 	s.byPath = make(map[string]*endpoint, len(s.endpoints))
 	for i := range s.endpoints {

@@ -14,7 +14,7 @@ stats_sinks:
 - name: envoy.stat_sinks.statsd
   typed_config:
     "@type": type.googleapis.com/envoy.config.metrics.v3.StatsdSink
-    address: {socket_address: {address: 127.0.0.1, port_value: 8125}}
+    address: {socket_address: {address: 127.0.0.1, port_value: 8125, protocol: UDP}}
     prefix: legate
 - name: envoy.stat_sinks.statsd
   typed_config:
@@ -25,7 +25,11 @@ stats_sinks:
     "@type": type.googleapis.com/envoy.config.metrics.v3.DogStatsdSink
     address: {socket_address: {address: 127.0.0.1, port_value: 8126}}
     max_bytes_per_datagram: 1400
+deferred_stat_options: {enable_deferred_creation_stats: true}
 stats_config:
+  histogram_bucket_settings:
+  - match: {prefix: cluster.}
+    buckets: [1, 10, 100]
   use_all_default_tags: false
   stats_tags:
   - tag_name: envoy.cluster_name
@@ -57,7 +61,9 @@ stats_config:
 
 func TestStatsConfigRejectsUnsupported(t *testing.T) {
 	tests := []struct{ cfg, want string }{
-		{`stats_config: {histogram_bucket_settings: [{match: {prefix: x}, buckets: [1, 2]}]}`, "histogram_bucket_settings"},
+		{`stats_config: {histogram_bucket_settings: [{match: {prefix: x}, bins: 20}]}`, "histogram_bucket_settings[0].bins: field is not supported"},
+		{`static_resources: {listeners: [{address: {socket_address: {address: 127.0.0.1, port_value: 1, protocol: UDP}}}]}`,
+			"static_resources.listeners[0].address.socket_address.protocol: UDP is not supported here; only a stats sink's address is UDP"},
 		{`stats_flush_on_admin: true`, "stats_flush_on_admin"},
 		{`
 stats_sinks:

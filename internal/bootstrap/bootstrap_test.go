@@ -12,6 +12,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -408,5 +409,22 @@ func TestCheckFileSources(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("lacks %q", want)
 		}
+	}
+}
+
+// Fields a newer management server sends are ignored, as in Envoy,
+// unless --reject-unknown-dynamic-fields.
+func TestRejectUnknownDynamicFields(t *testing.T) {
+	c := &clusterv3.Cluster{Name: "c"}
+	// Field 9999, varint 1: unknown to these protos.
+	c.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 9999, protowire.VarintType), 1))
+	if err := CheckXDSResource(c); err != nil {
+		t.Fatalf("default: %v", err)
+	}
+	SetRejectUnknownDynamicFields(true)
+	defer SetRejectUnknownDynamicFields(false)
+	err := CheckXDSResource(c)
+	if want := `cluster "c": unknown fields (numbers 9999) in envoy.config.cluster.v3.Cluster (--reject-unknown-dynamic-fields)`; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
 	}
 }

@@ -3,8 +3,11 @@ package bootstrap
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"sync/atomic"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -33,7 +36,11 @@ func CheckResource(m proto.Message, path string) []error {
 // typed_config inside it (ValidateAll does not look into Any), then the
 // support check, and returns every problem found.
 func Check(m proto.Message, path string) []error {
-	c := checker{validate: true}
+	return check(m, path, false)
+}
+
+func check(m proto.Message, path string, rejectUnknown bool) []error {
+	c := checker{validate: true, rejectUnknown: rejectUnknown}
 	c.validateMsg(m.ProtoReflect(), path)
 	c.message(m.ProtoReflect(), path, nil)
 	return c.errs
@@ -42,6 +49,31 @@ func Check(m proto.Message, path string) []error {
 type checker struct {
 	errs     []error
 	validate bool
+	// rejectUnknown makes fields unknown to Legate's protos (a newer
+	// management server's) errors; otherwise they are ignored, as in Envoy.
+	rejectUnknown bool
+}
+
+// rejectUnknownDynamic is --reject-unknown-dynamic-fields.
+var rejectUnknownDynamic atomic.Bool
+
+// SetRejectUnknownDynamicFields makes CheckXDSResource refuse resources
+// with fields Legate's protos do not know (--reject-unknown-dynamic-fields);
+// by default they are ignored, as in Envoy. Set it before serving.
+func SetRejectUnknownDynamicFields(reject bool) { rejectUnknownDynamic.Store(reject) }
+
+// unknownFieldNumbers lists the field numbers in raw, unparsed proto bytes.
+func unknownFieldNumbers(raw protoreflect.RawFields) []string {
+	var out []string
+	for len(raw) > 0 {
+		num, _, n := protowire.ConsumeField(raw)
+		if n < 0 {
+			break
+		}
+		out = append(out, strconv.Itoa(int(num)))
+		raw = raw[n:]
+	}
+	return out
 }
 
 func (c *checker) add(path, format string, args ...any) {
@@ -61,6 +93,9 @@ func (c *checker) message(m protoreflect.Message, path string, inherited map[pro
 	md := m.Descriptor()
 	if isWellKnown(md) {
 		return
+	}
+	if raw := m.GetUnknown(); c.rejectUnknown && len(raw) > 0 {
+		c.add(path, "unknown fields (numbers %s) in %s (--reject-unknown-dynamic-fields)", strings.Join(unknownFieldNumbers(raw), ", "), md.FullName())
 	}
 	rule := compiled().rules[md.FullName()]
 	fields := md.Fields()
@@ -131,6 +166,10 @@ func (c *checker) value(fd protoreflect.FieldDescriptor, fr *fieldRule, types ma
 				name = string(ev.Name())
 			}
 			c.add(path, "%s is not supported", name)
+		} else if where := enumWhere[fd.FullName()]; where != nil {
+			if msg := where(path, v.Enum()); msg != "" {
+				c.add(path, "%s", msg)
+			}
 		}
 	case protoreflect.StringKind:
 		if fr.tokens != nil {
@@ -219,6 +258,12 @@ func unsupportedKey(key string, vd protoreflect.FieldDescriptor, v protoreflect.
 	}
 	return fmt.Sprintf("key %q is not supported; use %s", key, strings.Join(sortedKeys(allowed), " or "))
 }
+
+// enumWhere restricts enum values by position, where the allowlist's
+// per-message rule is too coarse (UDP on a SocketAddress only for a stats
+// sink): for a field, a function of the value's path that returns why the
+// value is refused there, or "". Filled from allowlist_*.go init functions.
+var enumWhere = map[protoreflect.FullName]func(path string, v protoreflect.EnumNumber) string{}
 
 // typeNameOf returns the message name of a type URL: the part after the last '/'.
 func typeNameOf(url string) protoreflect.FullName {

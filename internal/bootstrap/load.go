@@ -33,6 +33,11 @@ type Options struct {
 	// ConfigYAML (--config-yaml) is merged over the file with proto merge
 	// semantics: scalars overwrite, repeated fields append.
 	ConfigYAML string
+	// AllowUnknownFields (--allow-unknown-static-fields) turns unknown
+	// fields from errors into warnings, passed to Warn (which may be nil)
+	// with their path; the fields are dropped.
+	AllowUnknownFields bool
+	Warn               func(msg string)
 }
 
 // configYAMLSource names --config-yaml in error messages.
@@ -64,7 +69,7 @@ func LoadWithProblems(opts Options) (*bootstrapv3.Bootstrap, error) {
 			return nil, Errors{fmt.Errorf("read config: %w", err)}
 		}
 		isJSON := strings.EqualFold(filepath.Ext(opts.ConfigPath), ".json")
-		problems, fatal := decode(data, isJSON, opts.ConfigPath, bs)
+		problems, fatal := decode(data, isJSON, opts.ConfigPath, bs, opts.unknownField())
 		if fatal {
 			return nil, problems
 		}
@@ -81,7 +86,7 @@ func LoadWithProblems(opts Options) (*bootstrapv3.Bootstrap, error) {
 	}
 	if opts.ConfigYAML != "" {
 		overlay := &bootstrapv3.Bootstrap{}
-		problems, fatal := decode([]byte(opts.ConfigYAML), false, configYAMLSource, overlay)
+		problems, fatal := decode([]byte(opts.ConfigYAML), false, configYAMLSource, overlay, opts.unknownField())
 		if fatal {
 			return nil, append(errs, problems...)
 		}
@@ -123,13 +128,34 @@ func Covered(p error, reported Errors) bool {
 // typed_configs of unsupported types, so protojson then has little left to
 // reject and never needs types that are not linked. fatal means m could not
 // be filled and nothing further can be checked.
-func decode(data []byte, isJSON bool, source string, m proto.Message) (problems Errors, fatal bool) {
-	return decodeWith(data, isJSON, source, m, nil)
+func decode(data []byte, isJSON bool, source string, m proto.Message, unknown func(error)) (problems Errors, fatal bool) {
+	w := walker{source: source, unknown: unknown}
+	return w.decode(data, isJSON, m)
+}
+
+// unknownField is what the walker does with an unknown field: nil makes it
+// an error; with AllowUnknownFields, a warning.
+func (o Options) unknownField() func(error) {
+	if !o.AllowUnknownFields {
+		return nil
+	}
+	return func(err error) {
+		if o.Warn != nil {
+			o.Warn(err.Error() + " (ignored: --allow-unknown-static-fields)")
+		}
+	}
 }
 
 // decodeWith is decode with extra types resolved in an Any besides the
 // supported typed_config types (see walker.extra).
 func decodeWith(data []byte, isJSON bool, source string, m proto.Message, extra map[protoreflect.FullName]bool) (problems Errors, fatal bool) {
+	w := walker{source: source, extra: extra}
+	return w.decode(data, isJSON, m)
+}
+
+// decode parses one document into m with w's settings.
+func (w walker) decode(data []byte, isJSON bool, m proto.Message) (problems Errors, fatal bool) {
+	source, extra := w.source, w.extra
 	if !isJSON {
 		j, err := yaml.YAMLToJSONStrict(data) // duplicate keys are errors, not silent overrides
 		if err != nil {
@@ -157,7 +183,6 @@ func decodeWith(data []byte, isJSON bool, source string, m proto.Message, extra 
 	if tree == nil {
 		return nil, false // an empty document is an empty bootstrap
 	}
-	w := walker{source: source, extra: extra}
 	if !w.value(tree, m.ProtoReflect().Descriptor(), "") {
 		return w.errs, true
 	}

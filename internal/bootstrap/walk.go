@@ -25,6 +25,9 @@ type walker struct {
 	// supported typed_config types: the xDS resource types, when decoding
 	// a file of resources.
 	extra map[protoreflect.FullName]bool
+	// unknown, if set, takes unknown fields instead of errs: they are
+	// then warnings (--allow-unknown-static-fields).
+	unknown func(error)
 }
 
 func (w *walker) errorf(path, format string, args ...any) {
@@ -34,6 +37,17 @@ func (w *walker) errorf(path, format string, args ...any) {
 		return
 	}
 	w.errs = append(w.errs, fmt.Errorf("%s: %w", w.source, fe))
+}
+
+func (w *walker) unknownField(path, msg string) {
+	if w.unknown == nil {
+		w.errorf(path, "%s", msg)
+		return
+	}
+	n := len(w.errs)
+	w.errorf(path, "%s", msg)
+	w.unknown(w.errs[n])
+	w.errs = w.errs[:n]
 }
 
 // value checks v as the content of a message of type md. It returns false if
@@ -120,7 +134,7 @@ func (w *walker) object(obj map[string]any, md protoreflect.MessageDescriptor, p
 			if s := suggest(k, fields); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			w.errorf(path, "%s", msg)
+			w.unknownField(path, msg)
 			delete(obj, k)
 			continue
 		}
@@ -300,7 +314,7 @@ func (w *walker) unwrapTypedStruct(obj map[string]any, path string) bool {
 		if s := suggest(k, typedStructFields); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
-		w.errorf(path, "%s", msg)
+		w.unknownField(path, msg)
 	}
 	var body map[string]any
 	switch v := obj["value"].(type) {

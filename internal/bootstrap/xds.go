@@ -56,7 +56,7 @@ func CheckXDSResource(m proto.Message) error {
 	if !ok {
 		return Errors{fmt.Errorf("%s is not an xDS resource type", m.ProtoReflect().Descriptor().FullName())}
 	}
-	problems := Check(m, "")
+	problems := check(m, "", rejectUnknownDynamic.Load())
 	if len(problems) == 0 {
 		return nil
 	}

@@ -6,8 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
@@ -17,10 +19,14 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/legate-proxy/legate/internal/accesslog"
 	"github.com/legate-proxy/legate/internal/admin"
 	"github.com/legate-proxy/legate/internal/admin/dashboard"
+	"github.com/legate-proxy/legate/internal/formatter"
+	"github.com/legate-proxy/legate/internal/http/message"
 	"github.com/legate-proxy/legate/internal/logging"
 	"github.com/legate-proxy/legate/internal/stats"
+	"github.com/legate-proxy/legate/internal/streaminfo"
 	"github.com/legate-proxy/legate/internal/tlscontext"
 	"github.com/legate-proxy/legate/internal/version"
 )
@@ -59,11 +65,16 @@ func (s *Server) buildAdmin() error {
 		Ring:      s.spans,
 		Start:     s.start,
 	})
+	profilePath := ab.GetProfilePath()
+	if profilePath == "" {
+		profilePath = "/var/log/envoy/envoy.prof" // Envoy's default
+	}
 	handler := admin.New(admin.Deps{
+		ProfilePath: profilePath,
 		Dashboard:   s.admin.dash.Handler(),
 		Store:       s.store,
 		Tags:        s.tags,
-		ReopenLogs:  s.files.Reopen,
+		ReopenLogs:  s.reopenLogs,
 		ServerStats: ss,
 		State:       s.adminState,
 		StartTime:   s.start,
@@ -81,6 +92,13 @@ func (s *Server) buildAdmin() error {
 		Quit:            s.Quit,
 		SetLogLevel:     s.setLogLevel,
 		Loggers: func() []admin.Logger {
+			if lv := s.opts.LogLevels; lv != nil {
+				var out []admin.Logger
+				for _, n := range lv.Names() {
+					out = append(out, admin.Logger{Name: n, Level: logging.LevelName(lv.Level(n))})
+				}
+				return out
+			}
 			return []admin.Logger{{Name: "legate", Level: logging.LevelName(s.opts.LogLevel.Level())}}
 		},
 	})
@@ -94,8 +112,57 @@ func (s *Server) buildAdmin() error {
 		}
 		handler = accessLogged(handler, w)
 	}
+	if pbs := ab.GetAccessLog(); len(pbs) > 0 {
+		logs, err := accesslog.New(pbs, accesslog.Deps{Stats: s.store, Files: s.files, Logger: s.logger})
+		if err != nil {
+			return fmt.Errorf("admin.%w", err)
+		}
+		handler = adminAccessLogged(handler, logs)
+	}
 	s.admin.handler = handler
 	return nil
+}
+
+// adminAccessLogged logs each admin request to admin.access_log, with what
+// an HCM access log knows of a request the proxy answered itself.
+func adminAccessLogged(h http.Handler, logs accesslog.Loggers) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: rw, status: 200}
+		h.ServeHTTP(rec, r)
+		req := &message.Request{Method: r.Method, Scheme: "http", Authority: r.Host, Path: r.URL.RequestURI(), Protocol: message.HTTP11, ContentLength: r.ContentLength}
+		if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+			req.Protocol = message.HTTP10
+		}
+		for name, vs := range r.Header {
+			for _, v := range vs {
+				req.Header.Add(strings.ToLower(name), v)
+			}
+		}
+		var respHeaders message.Headers
+		for name, vs := range rec.Header() {
+			for _, v := range vs {
+				respHeaders.Add(strings.ToLower(name), v)
+			}
+		}
+		info := &streaminfo.StreamInfo{
+			StartTime: start, LastDownstreamTxByte: time.Since(start),
+			Protocol: req.Protocol, ResponseCode: rec.status, ResponseCodeDetails: "admin_filter_response",
+			BytesSent: uint64(rec.bytes),
+		}
+		if r.ContentLength > 0 {
+			info.BytesReceived = uint64(r.ContentLength)
+		}
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			info.DownstreamRemoteAddr, info.DownstreamDirectAddr = ap, ap
+		}
+		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			if ap, err := netip.ParseAddrPort(la.String()); err == nil {
+				info.DownstreamLocalAddr = ap
+			}
+		}
+		logs.Log(&formatter.Context{Request: req, ResponseHeaders: respHeaders, Info: info})
+	})
 }
 
 // accessLogged writes one line per admin request to the admin access log,
@@ -139,10 +206,17 @@ func (s *Server) adminState() stats.ServerState {
 	return stats.StatePreInitializing
 }
 
-func (s *Server) setLogLevel(_, level string) error {
+func (s *Server) setLogLevel(logger, level string) error {
 	l, err := logging.ParseLevel(level)
 	if err != nil {
 		return err
+	}
+	if lv := s.opts.LogLevels; lv != nil {
+		if logger == "" {
+			lv.SetAll(l)
+			return nil
+		}
+		return lv.Set(logger, l)
 	}
 	if s.opts.LogLevel != nil {
 		s.opts.LogLevel.Set(l)
@@ -220,16 +294,24 @@ func (s *Server) serverInfo() *adminv3.ServerInfo {
 		HotRestartVersion:  "disabled",
 		UptimeCurrentEpoch: up,
 		UptimeAllEpochs:    up,
-		CommandLineOptions: &adminv3.CommandLineOptions{
-			ServiceNode:    s.nodeID,
-			ServiceCluster: s.nodeClstr,
-			Concurrency:    uint32(s.opts.Concurrency),
-			DrainTime:      durationpb.New(s.opts.DrainTime),
-			LogLevel:       logging.LevelName(s.opts.LogLevel.Level()),
-			Mode:           adminv3.CommandLineOptions_Serve,
-		},
-		Node: s.node(),
+		CommandLineOptions: s.commandLine(),
+		Node:               s.node(),
 	}
+}
+
+// commandLine is the command line as /server_info shows it.
+func (s *Server) commandLine() *adminv3.CommandLineOptions {
+	cl := &adminv3.CommandLineOptions{}
+	if s.opts.CommandLine != nil {
+		cl = proto.Clone(s.opts.CommandLine).(*adminv3.CommandLineOptions)
+	}
+	cl.ServiceNode, cl.ServiceCluster, cl.ServiceZone = s.nodeID, s.nodeClstr, s.locality().GetZone()
+	cl.Concurrency = uint32(s.opts.Concurrency)
+	cl.DrainTime = durationpb.New(s.opts.DrainTime)
+	if s.opts.LogLevel != nil {
+		cl.LogLevel = logging.LevelName(s.opts.LogLevel.Level())
+	}
+	return cl
 }
 
 // node is the bootstrap's node with the command-line overrides and
@@ -240,9 +322,24 @@ func (s *Server) node() *corev3.Node {
 		n = proto.Clone(bn).(*corev3.Node)
 	}
 	n.Id, n.Cluster = s.nodeID, s.nodeClstr
+	n.Locality = s.locality()
 	n.UserAgentName = "legate"
 	n.UserAgentVersionType = &corev3.Node_UserAgentVersion{UserAgentVersion: version.Version}
 	return n
+}
+
+// locality is node.locality with --service-zone applied.
+func (s *Server) locality() *corev3.Locality {
+	l := s.opts.Bootstrap.GetNode().GetLocality()
+	if s.opts.ServiceZone == "" {
+		return l
+	}
+	if l == nil {
+		return &corev3.Locality{Zone: s.opts.ServiceZone}
+	}
+	l = proto.Clone(l).(*corev3.Locality)
+	l.Zone = s.opts.ServiceZone
+	return l
 }
 
 // writeListeners renders /listeners: "name::address" lines, or Envoy's

@@ -17,11 +17,13 @@ import (
 	"syscall"
 	"time"
 
+	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
 	"github.com/legate-proxy/legate/internal/accesslog"
 	"github.com/legate-proxy/legate/internal/bootstrap"
 	"github.com/legate-proxy/legate/internal/listener"
+	"github.com/legate-proxy/legate/internal/logging"
 	"github.com/legate-proxy/legate/internal/networkfilter"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
@@ -69,6 +71,17 @@ type Options struct {
 	Concurrency    int
 	Logger         *slog.Logger
 	LogLevel       *slog.LevelVar
+	// LogLevels, if set, are the component loggers' levels that /logging
+	// lists and changes (LogLevel is then "main"'s).
+	LogLevels *logging.Levels
+	// ReopenLog, if set, reopens the --log-path file on SIGUSR1 and POST
+	// /reopen_logs, with the access logs.
+	ReopenLog func() error
+	// CommandLine is what /server_info reports of the command line beyond
+	// the fields above (mode, restart epoch, log path, ...).
+	CommandLine *adminv3.CommandLineOptions
+	// ServiceZone overrides node.locality.zone (--service-zone).
+	ServiceZone string
 	// InitTimeout bounds the wait for clusters' first DNS resolution.
 	InitTimeout time.Duration
 }
@@ -140,7 +153,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.clusters, err = cluster.NewManager(bs.GetStaticResources().GetClusters(), cluster.Options{
 		Stats:  s.store,
-		Logger: s.logger,
+		Logger: s.logger.With(logging.ComponentKey, "upstream"),
 		XDS:    sub,
 		NewPool: func(c *cluster.Cluster, h *cluster.Host) cluster.HostPool {
 			return connpool.New(c, h)
@@ -153,6 +166,7 @@ func New(opts Options) (*Server, error) {
 			errs = append(errs, fmt.Errorf("static_resources.%w", e))
 		}
 	}
+	errs = append(errs, s.checkClusterManager(bs)...)
 	if s.dynamic, err = s.newDynamicConfig(bs); err != nil {
 		errs = append(errs, err)
 	} else if s.dynamic != nil {
@@ -164,7 +178,7 @@ func New(opts Options) (*Server, error) {
 	}
 
 	fc := &networkfilter.FactoryContext{
-		Clusters: s.clusters, Stats: s.store, Runtime: rt, Logger: s.logger,
+		Clusters: s.clusters, Stats: s.store, Runtime: rt, Logger: s.logger.With(logging.ComponentKey, "filter"),
 		NodeID: s.nodeID, ClusterName: s.nodeClstr, HealthFailed: &s.healthFailed,
 		AccessLogFiles: s.files,
 		Spans:          s.spans,
@@ -176,7 +190,7 @@ func New(opts Options) (*Server, error) {
 		Subscriber: sub,
 		DrainTime:  opts.DrainTime,
 		Stats:      s.store,
-		Logger:     s.logger,
+		Logger:     s.logger.With(logging.ComponentKey, "config"),
 	})
 	if err := s.listeners.AddStatic(bs.GetStaticResources().GetListeners()); err != nil {
 		errs = append(errs, err)
@@ -190,6 +204,29 @@ func New(opts Options) (*Server, error) {
 	}
 	s.store.Gauge("listener_manager.workers_started", stats.NeverImport)
 	return s, nil
+}
+
+// checkClusterManager applies bootstrap.cluster_manager: the local
+// cluster must be a static cluster, as in Envoy; the outlier event log is
+// created (Legate has no outlier detection yet, so it stays empty).
+func (s *Server) checkClusterManager(bs *bootstrapv3.Bootstrap) []error {
+	cm := bs.GetClusterManager()
+	var errs []error
+	if name := cm.GetLocalClusterName(); name != "" {
+		found := false
+		for _, c := range bs.GetStaticResources().GetClusters() {
+			found = found || c.GetName() == name
+		}
+		if !found {
+			errs = append(errs, fmt.Errorf("cluster_manager.local_cluster_name: local cluster %q must be defined in static_resources.clusters", name))
+		}
+	}
+	if p := cm.GetOutlierDetection().GetEventLogPath(); p != "" {
+		if _, err := s.files.Writer(p); err != nil {
+			errs = append(errs, fmt.Errorf("cluster_manager.outlier_detection.event_log_path: %w", err))
+		}
+	}
+	return errs
 }
 
 // Run binds the admin and the listeners, serves until ctx is cancelled or
@@ -273,13 +310,22 @@ func (s *Server) reopenOnSignal(sig <-chan os.Signal, ctx context.Context) {
 	for {
 		select {
 		case <-sig:
-			if err := s.files.Reopen(); err != nil {
+			if err := s.reopenLogs(); err != nil {
 				s.logger.Warn("reopening access logs", "err", err)
 			}
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// reopenLogs reopens the access logs and the --log-path file.
+func (s *Server) reopenLogs() error {
+	err := s.files.Reopen()
+	if s.opts.ReopenLog != nil {
+		err = errors.Join(err, s.opts.ReopenLog())
+	}
+	return err
 }
 
 // drain stops accepting, asks connections to finish their in-flight

@@ -11,6 +11,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	"github.com/legate-proxy/legate/internal/bootstrap"
+	"github.com/legate-proxy/legate/internal/logging"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/xds"
 	"github.com/legate-proxy/legate/internal/xds/client"
@@ -37,14 +38,15 @@ func (s *Server) newDynamicConfig(bs *bootstrapv3.Bootstrap) (*dynamicConfig, er
 	}
 	node := &corev3.Node{Id: s.nodeID, Cluster: s.nodeClstr}
 	if n := bs.GetNode(); n != nil {
-		node.Metadata, node.Locality = n.GetMetadata(), n.GetLocality()
+		node.Metadata = n.GetMetadata()
 	}
+	node.Locality = s.locality()
 	c, err := client.New(client.Options{
 		Node:     node,
 		ADS:      dr.GetAdsConfig(),
 		Clusters: s.clusters,
 		Stats:    s.store,
-		Logger:   s.logger,
+		Logger:   s.logger.With(logging.ComponentKey, "config"),
 	})
 	if err != nil {
 		return nil, err
@@ -137,7 +139,12 @@ func (c checkingSubscriber) Subscribe(w xds.Watch) (func(), error) {
 		if len(errs) > 0 {
 			return errors.Join(errs...)
 		}
-		return inner.Update(u)
+		// What building finds reads like the support check's problems
+		// (`listener "x": filter_chains[0].filters[0].typed_config.route_config...`).
+		if err := inner.Update(u); err != nil {
+			return bootstrap.Flatten(err)
+		}
+		return nil
 	})
 	return c.next.Subscribe(w)
 }

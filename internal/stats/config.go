@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 
 	metricsv3 "github.com/envoyproxy/go-control-plane/envoy/config/metrics/v3"
@@ -24,11 +25,16 @@ func NewStoreFromConfig(pb *metricsv3.StatsConfig) (*Store, *TagExtractor, error
 	if err != nil {
 		errs = append(errs, fmt.Errorf("stats_config.stats_matcher: %w", err))
 	}
+	buckets, err := compileBucketSettings(pb.GetHistogramBucketSettings())
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, nil, errors.Join(errs...)
 	}
 	s := NewStore()
 	s.accept = m
+	s.buckets = buckets
 	s.EnableProcessMetrics()
 	return s, tx, nil
 }
@@ -217,4 +223,50 @@ func (m *nameMatcher) match(s string) bool {
 		return strings.Contains(s, m.value)
 	}
 	return false
+}
+
+// bucketRule is one stats_config.histogram_bucket_settings entry.
+type bucketRule struct {
+	match  nameMatcher
+	bounds []float64
+}
+
+// compileBucketSettings compiles histogram_bucket_settings: the first rule
+// whose matcher takes a histogram's full name gives its bucket bounds,
+// sorted and without repeats; the rest keep DefaultBuckets.
+func compileBucketSettings(pbs []*metricsv3.HistogramBucketSettings) ([]bucketRule, error) {
+	var out []bucketRule
+	for i, pb := range pbs {
+		path := fmt.Sprintf("stats_config.histogram_bucket_settings[%d]", i)
+		m, err := compileNameMatcher(pb.GetMatch())
+		if err != nil {
+			return nil, fmt.Errorf("%s.match: %w", path, err)
+		}
+		if len(pb.GetBuckets()) == 0 {
+			return nil, fmt.Errorf("%s.buckets: must not be empty", path)
+		}
+		bounds := append([]float64(nil), pb.GetBuckets()...)
+		sort.Float64s(bounds)
+		uniq := bounds[:1]
+		for _, b := range bounds[1:] {
+			if b != uniq[len(uniq)-1] {
+				uniq = append(uniq, b)
+			}
+		}
+		if uniq[0] <= 0 {
+			return nil, fmt.Errorf("%s.buckets: bounds must be greater than 0, got %v", path, uniq[0])
+		}
+		out = append(out, bucketRule{match: m, bounds: uniq})
+	}
+	return out, nil
+}
+
+// bucketsFor returns the bucket bounds of the histogram called name.
+func bucketsFor(rules []bucketRule, name string) []float64 {
+	for i := range rules {
+		if rules[i].match.match(name) {
+			return rules[i].bounds
+		}
+	}
+	return DefaultBuckets
 }

@@ -174,3 +174,44 @@ func TestStatsConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// histogram_bucket_settings: the first matching rule gives the bounds
+// (sorted, without repeats), in /stats/prometheus too; others keep Envoy's.
+func TestHistogramBucketSettings(t *testing.T) {
+	s, tx, err := NewStoreFromConfig(&metricsv3.StatsConfig{HistogramBucketSettings: []*metricsv3.HistogramBucketSettings{
+		{Match: prefixM("cluster.a."), Buckets: []float64{100, 10, 1000, 10}},
+		{Match: prefixM("cluster."), Buckets: []float64{5}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.Histogram("cluster.a.upstream_cx_connect_ms", Milliseconds)
+	if !slices.Equal(a.Bounds(), []float64{10, 100, 1000}) {
+		t.Errorf("cluster.a bounds = %v", a.Bounds())
+	}
+	if b := s.Histogram("cluster.b.upstream_rq_time", Milliseconds); !slices.Equal(b.Bounds(), []float64{5}) {
+		t.Errorf("cluster.b bounds = %v", b.Bounds())
+	}
+	if h := s.Histogram("http.in.downstream_rq_time", Milliseconds); !slices.Equal(h.Bounds(), DefaultBuckets) {
+		t.Errorf("default bounds = %v", h.Bounds())
+	}
+	a.Record(50)
+	var b bytes.Buffer
+	if err := WritePrometheus(&b, s, tx, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`envoy_cluster_upstream_cx_connect_ms_bucket{envoy_cluster_name="a",le="10"} 0`,
+		`envoy_cluster_upstream_cx_connect_ms_bucket{envoy_cluster_name="a",le="100"} 1`,
+		`envoy_cluster_upstream_cx_connect_ms_bucket{envoy_cluster_name="a",le="+Inf"} 1`,
+		`envoy_cluster_upstream_cx_connect_ms_sum{envoy_cluster_name="a"} 50`,
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("prometheus output lacks %s", want)
+		}
+	}
+	if _, _, err := NewStoreFromConfig(&metricsv3.StatsConfig{HistogramBucketSettings: []*metricsv3.HistogramBucketSettings{
+		{Match: regexM("("), Buckets: []float64{1}}}}); err == nil || !strings.Contains(err.Error(), "histogram_bucket_settings[0].match") {
+		t.Errorf("bad matcher: %v", err)
+	}
+}

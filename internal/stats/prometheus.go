@@ -9,11 +9,11 @@ import (
 	"strings"
 )
 
-// /stats/prometheus: Envoy's names, and output that Prometheus' own linter
-// (client_golang's promlint) accepts.
+// /stats/prometheus: Envoy's names exactly, and output that Prometheus' own
+// linter (client_golang's promlint) accepts but for unit words.
 //
-// Envoy's exposition fails promlint in three ways, and each is resolved
-// here so that the series names users' dashboards query stay Envoy's:
+// Envoy's exposition fails promlint in three ways; two are resolved here
+// without changing the series names users' dashboards query:
 //
 //   - No HELP text. Every family gets "# HELP <family> Envoy <kind>
 //     <tag-extracted Envoy name>." — additive, harmless.
@@ -34,17 +34,11 @@ import (
 //     0.0.4 text format, never OpenMetrics, whose rule would force _total
 //     into the sample name.
 //
-//   - Abbreviated or non-base units in names (_ms, _us, days): promlint
-//     rejects these whatever the declared type, so there is no way to keep
-//     both the name and a clean lint. These few families are exported in
-//     seconds, Prometheus' base unit, with the unit word replaced:
-//     envoy_cluster_upstream_cx_connect_ms becomes
-//     envoy_cluster_upstream_cx_connect_seconds (bucket bounds and _sum
-//     divided by 1000), server.days_until_first_cert_expiring becomes
-//     envoy_server_seconds_until_first_cert_expiring. /stats, /stats?format=json
-//     and the statsd sinks keep Envoy's exact names and units. The most
-//     queried latency histograms (upstream_rq_time, downstream_rq_time)
-//     carry no unit in their names and are unchanged, in milliseconds.
+//   - Abbreviated or non-base units in names (_ms, _us, days). promlint
+//     wants these renamed to seconds, but dashboards built for Envoy query
+//     envoy_cluster_upstream_cx_connect_ms_bucket with bounds in
+//     milliseconds, so names, bucket bounds and sums stay exactly Envoy's.
+//     This is the one promlint complaint left.
 //
 // Rates are not exported: QPS and bandwidth are rate() over the counters
 // (envoy_http_downstream_rq_total, envoy_http_downstream_cx_rx_bytes_total
@@ -56,36 +50,6 @@ import (
 // (a listener's stat_prefix, say) appear verbatim, as in Envoy; camelCase
 // there is reported by promlint and can be avoided with snake_case names or
 // a stats_tags extractor.
-
-// unitWords maps a non-base unit word of a metric name to the base unit
-// and the factor that converts values into it.
-var unitWords = map[string]struct {
-	base   string
-	factor float64
-}{
-	"ms":           {"seconds", 1e-3},
-	"us":           {"seconds", 1e-6},
-	"ns":           {"seconds", 1e-9},
-	"milliseconds": {"seconds", 1e-3},
-	"microseconds": {"seconds", 1e-6},
-	"nanoseconds":  {"seconds", 1e-9},
-	"minutes":      {"seconds", 60},
-	"hours":        {"seconds", 3600},
-	"days":         {"seconds", 86400},
-}
-
-// promBaseUnit rewrites the first non-base unit word of a family name and
-// returns the factor for its values (1 when nothing changed).
-func promBaseUnit(fam string) (string, float64) {
-	words := strings.Split(fam, "_")
-	for i, w := range words {
-		if u, ok := unitWords[w]; ok && i > 0 {
-			words[i] = u.base
-			return strings.Join(words, "_"), u.factor
-		}
-	}
-	return fam, 1
-}
 
 // promType is the TYPE a family is declared with: its own kind, or
 // "untyped" where Prometheus' naming rules for that kind reject the Envoy
@@ -121,11 +85,10 @@ type promEntry struct {
 }
 
 type promFamily struct {
-	name   string
-	kind   string // counter, gauge, histogram
-	typ    string // declared TYPE
-	help   string
-	factor float64
+	name string
+	kind string // counter, gauge, histogram
+	typ  string // declared TYPE
+	help string
 	// entries are unique by labels; the first stat wins.
 	entries []promEntry
 	labels  map[string]bool
@@ -151,15 +114,11 @@ func WritePrometheus(w io.Writer, s *Store, tx *TagExtractor, filter *regexp.Reg
 	var order [3][]*promFamily // by kind, for output
 	add := func(kind int, kindName, statName string, e promEntry) {
 		t := tx.Extract(statName)
-		name, factor := promBaseUnit("envoy_" + sanitizeMetricName(t.Name))
+		name := "envoy_" + sanitizeMetricName(t.Name)
 		f := fams[name]
 		if f == nil {
-			help := "Envoy " + kindName + " " + t.Name + "."
-			if factor != 1 {
-				help = "Envoy " + kindName + " " + t.Name + ", in seconds."
-			}
-			f = &promFamily{name: name, kind: kindName, typ: promType(name, kindName), help: help,
-				factor: factor, labels: map[string]bool{}}
+			f = &promFamily{name: name, kind: kindName, typ: promType(name, kindName),
+				help: "Envoy " + kindName + " " + t.Name + ".", labels: map[string]bool{}}
 			fams[name] = f
 			order[kind] = append(order[kind], f)
 		}
@@ -224,28 +183,19 @@ func writeHeader(bw *bufio.Writer, name, typ, help string) {
 func writeFamily(bw *bufio.Writer, f *promFamily) {
 	sort.Slice(f.entries, func(i, j int) bool { return f.entries[i].labels < f.entries[j].labels })
 	writeHeader(bw, f.name, f.typ, f.help)
-	scaled := func(v float64) string { return formatFloat(v * f.factor) }
 	for _, e := range f.entries {
 		switch f.kind {
 		case "counter":
-			v := strconv.FormatUint(e.value, 10)
-			if f.factor != 1 {
-				v = scaled(float64(e.value))
-			}
-			writeSeries(bw, f.name, e.labels, v)
+			writeSeries(bw, f.name, e.labels, strconv.FormatUint(e.value, 10))
 		case "gauge":
-			v := strconv.FormatInt(e.gauge, 10)
-			if f.factor != 1 {
-				v = scaled(float64(e.gauge))
-			}
-			writeSeries(bw, f.name, e.labels, v)
+			writeSeries(bw, f.name, e.labels, strconv.FormatInt(e.gauge, 10))
 		case "histogram":
-			writeHistogram(bw, f, e, scaled)
+			writeHistogram(bw, f, e)
 		}
 	}
 }
 
-func writeHistogram(bw *bufio.Writer, f *promFamily, e promEntry, scaled func(float64) string) {
+func writeHistogram(bw *bufio.Writer, f *promFamily, e promEntry) {
 	h := e.hist
 	sep := ""
 	if e.labels != "" {
@@ -257,7 +207,7 @@ func writeHistogram(bw *bufio.Writer, f *promFamily, e promEntry, scaled func(fl
 		cum += c
 		le := "+Inf"
 		if i < len(bounds) {
-			le = scaled(bounds[i])
+			le = formatFloat(bounds[i])
 		}
 		bw.WriteString(f.name)
 		bw.WriteString("_bucket{")
@@ -269,11 +219,7 @@ func writeHistogram(bw *bufio.Writer, f *promFamily, e promEntry, scaled func(fl
 		bw.WriteString(strconv.FormatUint(cum, 10))
 		bw.WriteByte('\n')
 	}
-	sum := strconv.FormatUint(h.sum, 10)
-	if f.factor != 1 {
-		sum = scaled(float64(h.sum))
-	}
-	writeSeries(bw, f.name+"_sum", e.labels, sum)
+	writeSeries(bw, f.name+"_sum", e.labels, strconv.FormatUint(h.sum, 10))
 	writeSeries(bw, f.name+"_count", e.labels, strconv.FormatUint(cum, 10))
 }
 

@@ -110,6 +110,8 @@ type Store struct {
 	// which nothing lists, so /stats and the sinks never see it.
 	accept   *statsMatcher
 	rejected map[string]any
+	// buckets is stats_config.histogram_bucket_settings.
+	buckets []bucketRule
 
 	process bool // /stats/prometheus adds process_* and go_* families
 }
@@ -179,15 +181,16 @@ func (s *Store) Gauge(name string, mode GaugeMode) *Gauge {
 	return g
 }
 
-// Histogram returns the histogram called name, creating it on Envoy's
-// default buckets.
+// Histogram returns the histogram called name, creating it on the buckets
+// of stats_config.histogram_bucket_settings, or Envoy's default ones.
 func (s *Store) Histogram(name string, unit Unit) *Histogram {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.histograms[name]
 	if h == nil {
 		mk := func() *Histogram {
-			return &Histogram{name: name, unit: unit, bounds: DefaultBuckets, buckets: make([]atomic.Uint64, len(DefaultBuckets)+1)}
+			bounds := bucketsFor(s.buckets, name)
+			return &Histogram{name: name, unit: unit, bounds: bounds, buckets: make([]atomic.Uint64, len(bounds)+1)}
 		}
 		if !s.accept.accepts(name) {
 			return rejectedStat(s, "h:"+name, mk)

@@ -41,6 +41,39 @@ func TestEnvoyExamples(t *testing.T) {
 		}
 	})
 
+	// How many of Envoy's example bootstraps the real binary validates:
+	// the measure of how much of Envoy's own configuration loads.
+	t.Run("count validated", func(t *testing.T) {
+		notBootstraps := map[string]bool{
+			"global-ratelimit/ratelimit_config_config.yaml":  true,
+			"global-ratelimit/ratelimit_config_example.yaml": true,
+			"dynamic-config-fs/configs/cds.yaml":             true,
+			"dynamic-config-fs/configs/lds.yaml":             true,
+		}
+		var ok, total int
+		var refused []string
+		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(dir, path)
+			if ext := filepath.Ext(path); (ext != ".yaml" && ext != ".json") || notBootstraps[filepath.ToSlash(rel)] {
+				return nil
+			}
+			total++
+			if exec.Command(legatetest.Bin(), "--mode", "validate", "-c", path).Run() == nil {
+				ok++
+			} else {
+				refused = append(refused, rel)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("Envoy examples validated by legate --mode validate: %d of %d (refused: %s)", ok, total, strings.Join(refused, ", "))
+	})
+
 	t.Run("front-proxy serves", func(t *testing.T) {
 		src, err := os.ReadFile(filepath.Join(dir, "front-proxy", "envoy.yaml"))
 		if err != nil {
