@@ -695,12 +695,12 @@ func TestSDSConfigErrors(t *testing.T) {
 		{name: "combined without SDS reference",
 			common:  combined(&tlsv3.CommonTlsContext_CombinedCertificateValidationContext{}),
 			wantErr: "common_tls_context.combined_validation_context.validation_context_sds_secret_config: required"},
-		{name: "combined default with SAN matchers",
+		{name: "combined default with an OTHER_NAME SAN matcher",
 			common: combined(&tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
 				DefaultValidationContext: &tlsv3.CertificateValidationContext{
-					MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{SanType: tlsv3.SubjectAltNameMatcher_DNS, Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "a"}}}}},
+					MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{SanType: tlsv3.SubjectAltNameMatcher_OTHER_NAME, Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "a"}}}}},
 				ValidationContextSdsSecretConfig: sdsRef("ca")}),
-			wantErr: "common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names: not supported"},
+			wantErr: "common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names[0].san_type: OTHER_NAME is not supported"},
 		{name: "combined default with a bad CA",
 			common: combined(&tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
 				DefaultValidationContext:         &tlsv3.CertificateValidationContext{TrustedCa: inline([]byte("junk"))},
