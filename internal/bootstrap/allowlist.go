@@ -245,7 +245,7 @@ var runtimeKeys = []runtimeKey{
 
 // notYetSupported is shown in docs/compatibility.md; these come in later issues.
 var notYetSupported = []string{
-	"xDS: REST config sources, `self` and `authorities` config sources, xDS-TP resource locators (`lds_resources_locator`, `cds_resources_locator`), VHDS, SRDS, ECDS, LEDS, `static_resources.secrets`.",
+	"xDS: REST config sources, `self` and `authorities` config sources, xDS-TP resource locators (`lds_resources_locator`, `cds_resources_locator`), VHDS, SRDS, ECDS, LEDS.",
 	"Active health checks (`health_checks`), outlier detection, circuit breakers (`circuit_breakers`).",
 	"Other load balancers (RING_HASH, MAGLEV, locality weighting, priorities) and cluster types (ORIGINAL_DST).",
 	"Listener filters (`tls_inspector`, …), filter chain matching, and network filters other than the HTTP connection manager, the TCP proxy, `rbac`, `local_ratelimit`, `connection_limit` and `sni_cluster` (`redis_proxy`, `mongo_proxy`, `mysql_proxy`, `ext_authz`, `ratelimit`, …).",

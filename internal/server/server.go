@@ -24,6 +24,7 @@ import (
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/stats/sink"
+	"github.com/legate-proxy/legate/internal/tlscontext"
 	"github.com/legate-proxy/legate/internal/tracing"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 	"github.com/legate-proxy/legate/internal/upstream/connpool"
@@ -135,6 +136,14 @@ func New(opts Options) (*Server, error) {
 	late := &lateSubscriber{}
 	if bs.GetDynamicResources() != nil {
 		sub = late
+	}
+	if secrets := bs.GetStaticResources().GetSecrets(); len(secrets) > 0 {
+		// Name-only SDS references resolve against static secrets.
+		if withStatic, err := tlscontext.StaticSecrets(secrets, sub); err != nil {
+			errs = append(errs, err)
+		} else {
+			sub = withStatic
+		}
 	}
 	s.clusters, err = cluster.NewManager(bs.GetStaticResources().GetClusters(), cluster.Options{
 		Stats:  s.store,

@@ -189,11 +189,13 @@ func (r *secretRefs) ref(cfg *tlsv3.SdsSecretConfig, path string, kind secretKin
 	if name == "" {
 		return nil, fmt.Errorf("%s.name: required", path)
 	}
+	// Without sds_config the name refers to static_resources.secrets
+	// (StaticSecrets serves those watches).
 	src := cfg.GetSdsConfig()
-	if src == nil {
-		return nil, fmt.Errorf("%s: secret %q has no sds_config; static secrets (static_resources.secrets) are not supported", path, name)
-	}
 	if r.d.Subscriber == nil {
+		if src == nil {
+			return nil, fmt.Errorf("%s: unknown static secret %q (static_resources.secrets has none)", path, name)
+		}
 		return nil, fmt.Errorf("%s.sds_config: SDS needs dynamic configuration", path)
 	}
 	s := &sdsSecret{name: name, kind: kind, base: base, ready: r.d.Init.Add()}
@@ -206,6 +208,9 @@ func (r *secretRefs) ref(cfg *tlsv3.SdsSecretConfig, path string, kind secretKin
 	cancel, err := r.d.Subscriber.Subscribe(w)
 	if err != nil {
 		s.ready() // nothing will ever arrive; do not hold the Init open
+		if src == nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 		return nil, fmt.Errorf("%s.sds_config: %w", path, err)
 	}
 	r.cancels = append(r.cancels, cancel)

@@ -1,11 +1,14 @@
 package bootstrap
 
-// TLS peer identity checks (internal/tlscontext/san.go): subject alt name
-// matchers on a validation context, inline or in an SDS secret.
+// TLS: peer identity checks (internal/tlscontext/san.go), subject alt name
+// matchers on a validation context, inline or in a secret; and static
+// secrets (internal/tlscontext/static.go).
 
 const typeCertValidationContext = "envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext"
 
 func init() {
+	extendFields("envoy.config.bootstrap.v3.Bootstrap.StaticResources",
+		field{Name: "secrets", Note: "referred to by an SdsSecretConfig with a name and no sds_config; checked as SDS secrets are"})
 	extendFields(typeCertValidationContext,
 		field{Name: "match_typed_subject_alt_names", Note: "DNS, URI (SPIFFE IDs), EMAIL and IP_ADDRESS SANs of the peer's leaf; one match admits it. " +
 			"An exact DNS matcher is covered by a wildcard SAN. Needs trusted_ca, as in Envoy; checked downstream and upstream"},
