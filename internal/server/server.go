@@ -163,7 +163,7 @@ func New(opts Options) (*Server, error) {
 		late.set(s.dynamic.subscriber)
 	}
 	s.routes = rds.NewManager(sub, s.store, s.clusters, s.logger)
-	if s.flusher, err = sink.FromBootstrap(bs, s.store, s.tags, sink.Clusters(s.clusters)); err != nil {
+	if s.flusher, err = sink.FromBootstrap(bs, s.store, s.tags, sink.ClustersFor(s.clusters, s.nodeID, s.nodeClstr)); err != nil {
 		errs = append(errs, err)
 	}
 
