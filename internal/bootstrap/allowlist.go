@@ -250,7 +250,7 @@ var notYetSupported = []string{
 	"Other load balancers (RING_HASH, MAGLEV, locality weighting, priorities) and cluster types (ORIGINAL_DST).",
 	"Listener filters (`tls_inspector`, …), filter chain matching, and network filters other than the HTTP connection manager, the TCP proxy, `rbac`, `local_ratelimit`, `connection_limit` and `sni_cluster` (`redis_proxy`, `mongo_proxy`, `mysql_proxy`, `ext_authz`, `ratelimit`, …).",
 	"HTTP filters other than the router (fault, local/global rate limit, CORS, gRPC-Web, Lua, …), request mirroring, hash policies.",
-	"HTTP/3, overload manager, runtime layers other than `static_layer`.",
+	"HTTP/3, overload manager, runtime layers other than `static_layer` and `rtds_layer`.",
 }
 
 // bufferLimitNote explains per_connection_buffer_limit_bytes: Legate

@@ -81,6 +81,7 @@ type Server struct {
 	files        *accesslog.FileManager // shared by every access log
 	flusher      *sink.Flusher          // nil without stats_sinks
 	spans        *tracing.Ring          // recent spans, for the dashboard
+	runtime      *runtime.Snapshot      // layered_runtime (RTDS layers update it)
 	atShutdown   []func()               // run after listeners drain
 	clusters     *cluster.Manager
 	routes       *rds.Manager
@@ -126,6 +127,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("layered_runtime: %w", err))
 	}
+	s.runtime = rt
 
 	// The xDS client dials through the cluster manager, and the cluster
 	// manager subscribes to EDS through the client: the manager gets a
@@ -161,6 +163,8 @@ func New(opts Options) (*Server, error) {
 		errs = append(errs, err)
 	} else if s.dynamic != nil {
 		late.set(s.dynamic.subscriber)
+	} else if rt != nil && len(rt.RTDSLayers()) > 0 {
+		errs = append(errs, errors.New("layered_runtime: an rtds_layer needs dynamic_resources, and the bootstrap has none"))
 	}
 	s.routes = rds.NewManager(sub, s.store, s.clusters, s.logger)
 	if s.flusher, err = sink.FromBootstrap(bs, s.store, s.tags, sink.ClustersFor(s.clusters, s.nodeID, s.nodeClstr)); err != nil {
