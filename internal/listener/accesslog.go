@@ -65,6 +65,9 @@ func (l *Listener) logConn(cl *connLog) {
 	l.accessLogs.Log(&formatter.Context{Info: si})
 }
 
+// NetConn is the counted transport, for networkfilter.RawSocket.
+func (cc *countingConn) NetConn() net.Conn { return cc.Conn }
+
 // countingConn counts bytes for the connection's log entry. Reads and
 // writes may come from different goroutines, hence the atomics.
 type countingConn struct {
