@@ -252,12 +252,12 @@ var runtimeKeys = []runtimeKey{
 
 // notYetSupported is shown in docs/compatibility.md; these come in later issues.
 var notYetSupported = []string{
-	"xDS: REST config sources, `self` and `authorities` config sources, xDS-TP resource locators (`lds_resources_locator`, `cds_resources_locator`), VHDS, SRDS, ECDS, LEDS, `static_resources.secrets`.",
+	"xDS: REST config sources, `self` and `authorities` config sources, xDS-TP resource locators (`lds_resources_locator`, `cds_resources_locator`), VHDS, SRDS, ECDS, LEDS.",
 	"Active health checks (`health_checks`), outlier detection, circuit breakers (`circuit_breakers`).",
 	"Other load balancers (locality weighting, priorities, `load_balancing_policy`) and cluster types (ORIGINAL_DST).",
 	"Listener filters (`tls_inspector`, …), filter chain matching, and network filters other than the HTTP connection manager, the TCP proxy, `rbac`, `local_ratelimit`, `connection_limit` and `sni_cluster` (`redis_proxy`, `mongo_proxy`, `mysql_proxy`, `ext_authz`, `ratelimit`, …).",
 	"HTTP filters other than the router (fault, local/global rate limit, CORS, gRPC-Web, Lua, …), request mirroring.",
-	"HTTP/3, overload manager, runtime layers other than `static_layer`.",
+	"HTTP/3, overload manager, runtime layers other than `static_layer` and `rtds_layer`.",
 }
 
 // bufferLimitNote explains per_connection_buffer_limit_bytes: Legate

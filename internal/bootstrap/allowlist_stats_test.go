@@ -70,7 +70,7 @@ stats_sinks:
 - name: envoy.stat_sinks.metrics_service
   typed_config:
     "@type": type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig
-    grpc_service: {envoy_grpc: {cluster_name: x}}`, "MetricsServiceConfig"},
+    grpc_service: {envoy_grpc: {cluster_name: x}, retry_policy: {num_retries: 3}}`, "grpc_service.retry_policy: field is not supported"},
 	}
 	for _, tc := range tests {
 		_, err := Load(Options{ConfigYAML: tc.cfg})

@@ -69,7 +69,7 @@ func init() {
 		message{"envoy.extensions.transport_sockets.tls.v3.CommonTlsContext.CombinedCertificateValidationContext",
 			fs("default_validation_context", "validation_context_sds_secret_config")},
 		message{"envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", fs("name",
-			field{Name: "sds_config", Note: "required: Legate has no static secrets, `static_resources.secrets`"})},
+			field{Name: "sds_config", Note: "unset: the name is one of `static_resources.secrets`"})},
 		message{typeSecret, fs("name", "tls_certificate", "validation_context")},
 	)
 }

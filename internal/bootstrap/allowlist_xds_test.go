@@ -150,9 +150,9 @@ dynamic_resources:
 dynamic_resources:
   lds_config: {path_config_source: {path: /x, poll_interval: 1s}}`,
 			"dynamic_resources.lds_config.path_config_source.poll_interval: field is not supported"},
-		{"static secrets", `
-  secrets: [{name: s}]`,
-			"static_resources.secrets: field is not supported"},
+		{"static secret with an unsupported field", `
+  secrets: [{name: s, tls_certificate: {password: {inline_string: x}}}]`,
+			"static_resources.secrets[0].tls_certificate.password: field is not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

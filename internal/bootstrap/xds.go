@@ -9,6 +9,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	runtimev3 "github.com/envoyproxy/go-control-plane/envoy/service/runtime/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -37,6 +38,8 @@ func XDSResourceName(m proto.Message) (kind, name string, ok bool) {
 		return "cluster_load_assignment", r.GetClusterName(), true
 	case *tlsv3.Secret:
 		return "secret", r.GetName(), true
+	case *runtimev3.Runtime:
+		return "runtime", r.GetName(), true
 	}
 	return "", "", false
 }

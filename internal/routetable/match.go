@@ -4,7 +4,6 @@ package routetable
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -12,6 +11,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/strmatch"
 )
 
 type pathKind uint8
@@ -94,26 +94,11 @@ func compileRouteMatch(m *routev3.RouteMatch, path string) (routeMatch, error) {
 	return rm, nil
 }
 
-// fullRegex is a regex that must match a whole value, as Envoy's safe_regex
-// matchers require (Go's regexp is RE2 syntax, like Envoy's). Every match
-// must begin with prefix; checking it first skips the regex engine for
-// most non-matching values.
-type fullRegex struct {
-	re     *regexp.Regexp
-	prefix string
-}
-
-func (r *fullRegex) MatchString(s string) bool {
-	return strings.HasPrefix(s, r.prefix) && r.re.MatchString(s)
-}
+// fullRegex is a whole-value regex (internal/strmatch).
+type fullRegex = strmatch.Regex
 
 func compileRegex(m *matcherv3.RegexMatcher, path string) (*fullRegex, error) {
-	re, err := regexp.Compile(`^(?:` + m.GetRegex() + `)$`)
-	if err != nil {
-		return nil, fmt.Errorf("%s.regex: %w", path, err)
-	}
-	p, _ := re.LiteralPrefix()
-	return &fullRegex{re: re, prefix: p}, nil
+	return strmatch.CompileRegex(m, path)
 }
 
 // matchPath matches the path part of the request; p is the whole :path.
@@ -203,84 +188,11 @@ func equalFoldASCII(s, lower string) bool {
 
 // --- string matchers ---
 
-type strKind uint8
-
-const (
-	strExact strKind = iota
-	strPrefix
-	strSuffix
-	strContains
-	strRegex
-	strAny // deprecated exact_match "" matches any value
-)
-
-type stringMatcher struct {
-	kind       strKind
-	value      string // lower-cased when ignoreCase
-	ignoreCase bool
-	re         *fullRegex
-}
+// stringMatcher is a compiled StringMatcher (internal/strmatch).
+type stringMatcher = strmatch.Matcher
 
 func compileStringMatcher(m *matcherv3.StringMatcher, path string) (stringMatcher, error) {
-	sm := stringMatcher{ignoreCase: m.GetIgnoreCase()}
-	switch p := m.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		sm.kind, sm.value = strExact, p.Exact
-	case *matcherv3.StringMatcher_Prefix:
-		sm.kind, sm.value = strPrefix, p.Prefix
-	case *matcherv3.StringMatcher_Suffix:
-		sm.kind, sm.value = strSuffix, p.Suffix
-	case *matcherv3.StringMatcher_Contains:
-		sm.kind, sm.value = strContains, p.Contains
-	case *matcherv3.StringMatcher_SafeRegex:
-		re, err := compileRegex(p.SafeRegex, path+".safe_regex")
-		if err != nil {
-			return sm, err
-		}
-		sm.kind, sm.re = strRegex, re
-	default:
-		return sm, fmt.Errorf("%s: a match pattern (exact, prefix, suffix, contains or safe_regex) is required", path)
-	}
-	if sm.ignoreCase {
-		sm.value = strings.ToLower(sm.value)
-	}
-	return sm, nil
-}
-
-func (m *stringMatcher) match(v string) bool {
-	switch m.kind {
-	case strAny:
-		return true
-	case strExact:
-		if m.ignoreCase {
-			return equalFoldASCII(v, m.value)
-		}
-		return v == m.value
-	case strPrefix:
-		return hasPrefix(v, m.value, !m.ignoreCase)
-	case strSuffix:
-		if len(v) < len(m.value) {
-			return false
-		}
-		t := v[len(v)-len(m.value):]
-		if m.ignoreCase {
-			return equalFoldASCII(t, m.value)
-		}
-		return t == m.value
-	case strContains:
-		if !m.ignoreCase {
-			return strings.Contains(v, m.value)
-		}
-		for i := 0; i+len(m.value) <= len(v); i++ {
-			if equalFoldASCII(v[i:i+len(m.value)], m.value) {
-				return true
-			}
-		}
-		return false
-	case strRegex:
-		return m.re.MatchString(v)
-	}
-	return false
+	return strmatch.Compile(m, path)
 }
 
 // --- header matchers ---
@@ -320,22 +232,22 @@ func compileHeaderMatcher(h *routev3.HeaderMatcher, path string) (headerMatcher,
 		}
 		hm.str = sm
 	case *routev3.HeaderMatcher_ExactMatch:
-		hm.str = stringMatcher{kind: strExact, value: s.ExactMatch}
+		hm.str = strmatch.Exact(s.ExactMatch)
 		if s.ExactMatch == "" {
-			hm.str.kind = strAny
+			hm.str = strmatch.Any()
 		}
 	case *routev3.HeaderMatcher_PrefixMatch:
-		hm.str = stringMatcher{kind: strPrefix, value: s.PrefixMatch}
+		hm.str = strmatch.Prefix(s.PrefixMatch)
 	case *routev3.HeaderMatcher_SuffixMatch:
-		hm.str = stringMatcher{kind: strSuffix, value: s.SuffixMatch}
+		hm.str = strmatch.Suffix(s.SuffixMatch)
 	case *routev3.HeaderMatcher_ContainsMatch:
-		hm.str = stringMatcher{kind: strContains, value: s.ContainsMatch}
+		hm.str = strmatch.Contains(s.ContainsMatch)
 	case *routev3.HeaderMatcher_SafeRegexMatch:
 		re, err := compileRegex(s.SafeRegexMatch, path+".safe_regex_match")
 		if err != nil {
 			return hm, err
 		}
-		hm.str = stringMatcher{kind: strRegex, re: re}
+		hm.str = strmatch.FromRegex(re)
 	case *routev3.HeaderMatcher_RangeMatch:
 		hm.kind = hdrRange
 		hm.rangeStart, hm.rangeEnd = s.RangeMatch.GetStart(), s.RangeMatch.GetEnd()
@@ -415,7 +327,7 @@ func (m *headerMatcher) matchValue(v string, ok bool) bool {
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		r = err == nil && n >= m.rangeStart && n < m.rangeEnd
 	default:
-		r = m.str.match(v)
+		r = m.str.Match(v)
 	}
 	return r != m.invert
 }
@@ -437,7 +349,7 @@ func (m *queryMatcher) matches(q string) bool {
 	if m.presentSet {
 		return ok == m.present
 	}
-	return ok && m.str.match(v)
+	return ok && m.str.Match(v)
 }
 
 func queryValue(q, name string) (string, bool) {

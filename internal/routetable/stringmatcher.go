@@ -21,4 +21,4 @@ func CompileStringMatcher(m *matcherv3.StringMatcher, path string) (*StringMatch
 }
 
 // Match reports whether v matches.
-func (m *StringMatcher) Match(v string) bool { return m.m.match(v) }
+func (m *StringMatcher) Match(v string) bool { return m.m.Match(v) }

@@ -1,47 +1,86 @@
 // Package runtime is Envoy's runtime: a key-value store built from the
 // bootstrap's layered_runtime, read when configuration is built (never per
-// request). Legate supports static layers only; the keys it honours are listed
-// in docs/compatibility.md.
+// request). Layers are static layers and RTDS layers (rtds.go), whose values
+// apply to configuration built after they arrive; the keys Legate honours
+// are listed in docs/compatibility.md.
 package runtime
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// Snapshot is an immutable view of the runtime.
+// Snapshot is the runtime: the merged values of its layers, read with one
+// atomic load. Static layers never change; an RTDS update (SetRTDS)
+// publishes a new merged map.
 type Snapshot struct {
+	values atomic.Pointer[map[string]string]
+
+	mu     sync.Mutex // serialises SetRTDS
+	layers []layer
+}
+
+// layer is one RuntimeLayer, flattened.
+type layer struct {
+	name   string
+	rtds   *bootstrapv3.RuntimeLayer_RtdsLayer // nil for a static layer
 	values map[string]string
 }
 
 // New flattens the layers' static_layer Structs into dotted keys
 // ({envoy: {resource_limits: ...}} and "envoy.resource_limits..." are the same
-// key). Later layers override earlier ones, as in Envoy.
+// key). Later layers override earlier ones, as in Envoy. RTDS layers start
+// empty (see RTDSLayers).
 func New(layers []*bootstrapv3.RuntimeLayer) (*Snapshot, error) {
-	s := &Snapshot{values: make(map[string]string)}
+	s := &Snapshot{}
 	for i, l := range layers {
 		name := l.GetName()
 		if name == "" {
 			name = strconv.Itoa(i)
 		}
-		if l.GetLayerSpecifier() != nil && l.GetStaticLayer() == nil {
-			return nil, fmt.Errorf("runtime layer %q: only static_layer is supported", name)
+		ly := layer{name: name, values: map[string]string{}}
+		switch {
+		case l.GetRtdsLayer() != nil:
+			ly.rtds = l.GetRtdsLayer()
+		case l.GetLayerSpecifier() != nil && l.GetStaticLayer() == nil:
+			return nil, fmt.Errorf("runtime layer %q: only static_layer and rtds_layer are supported", name)
 		}
-		if err := s.flatten("", l.GetStaticLayer()); err != nil {
+		if err := flatten(ly.values, "", l.GetStaticLayer()); err != nil {
 			return nil, fmt.Errorf("runtime layer %q: %w", name, err)
 		}
+		s.layers = append(s.layers, ly)
 	}
+	s.publish()
 	return s, nil
 }
 
-func (s *Snapshot) flatten(prefix string, st *structpb.Struct) error {
+// publish merges the layers in order; callers hold mu (or own s).
+func (s *Snapshot) publish() {
+	m := map[string]string{}
+	for _, l := range s.layers {
+		maps.Copy(m, l.values)
+	}
+	s.values.Store(&m)
+}
+
+func (s *Snapshot) get() map[string]string {
+	if p := s.values.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func flatten(values map[string]string, prefix string, st *structpb.Struct) error {
 	keys := make([]string, 0, len(st.GetFields()))
 	for k := range st.GetFields() {
 		keys = append(keys, k)
@@ -55,15 +94,15 @@ func (s *Snapshot) flatten(prefix string, st *structpb.Struct) error {
 		v := st.GetFields()[k]
 		switch kind := v.GetKind().(type) {
 		case *structpb.Value_StructValue:
-			if err := s.flatten(key, kind.StructValue); err != nil {
+			if err := flatten(values, key, kind.StructValue); err != nil {
 				return err
 			}
 		case *structpb.Value_StringValue:
-			s.values[key] = kind.StringValue
+			values[key] = kind.StringValue
 		case *structpb.Value_BoolValue:
-			s.values[key] = strconv.FormatBool(kind.BoolValue)
+			values[key] = strconv.FormatBool(kind.BoolValue)
 		case *structpb.Value_NumberValue:
-			s.values[key] = formatNumber(kind.NumberValue)
+			values[key] = formatNumber(kind.NumberValue)
 		default:
 			// Envoy rejects lists and nulls as runtime values too.
 			return fmt.Errorf("key %q: invalid runtime value (lists and null are not allowed)", key)
@@ -86,7 +125,7 @@ func (s *Snapshot) Get(key string) (string, bool) {
 	if s == nil {
 		return "", false
 	}
-	v, ok := s.values[key]
+	v, ok := s.get()[key]
 	return v, ok
 }
 
@@ -113,7 +152,7 @@ func (s *Snapshot) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.values)
+	return len(s.get())
 }
 
 // Bool returns key as a boolean ("true" or "false" in any case, as Envoy

@@ -95,7 +95,7 @@ func TestRejects(t *testing.T) {
 		want   string
 	}{
 		{"disk layer", []*bootstrapv3.RuntimeLayer{{Name: "disk", LayerSpecifier: &bootstrapv3.RuntimeLayer_DiskLayer_{DiskLayer: &bootstrapv3.RuntimeLayer_DiskLayer{}}}},
-			`runtime layer "disk": only static_layer is supported`},
+			`runtime layer "disk": only static_layer and rtds_layer are supported`},
 		{"list value", []*bootstrapv3.RuntimeLayer{staticLayer(t, "l", map[string]any{"a": map[string]any{"b": []any{1}}})},
 			`runtime layer "l": key "a.b": invalid runtime value`},
 		{"null value", []*bootstrapv3.RuntimeLayer{staticLayer(t, "", map[string]any{"a": nil})},

@@ -28,6 +28,7 @@ import (
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/stats/sink"
+	"github.com/legate-proxy/legate/internal/tlscontext"
 	"github.com/legate-proxy/legate/internal/tracing"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 	"github.com/legate-proxy/legate/internal/upstream/connpool"
@@ -95,6 +96,7 @@ type Server struct {
 	files        *accesslog.FileManager // shared by every access log
 	flusher      *sink.Flusher          // nil without stats_sinks
 	spans        *tracing.Ring          // recent spans, for the dashboard
+	runtime      *runtime.Snapshot      // layered_runtime (RTDS layers update it)
 	atShutdown   []func()               // run after listeners drain
 	clusters     *cluster.Manager
 	routes       *rds.Manager
@@ -140,6 +142,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("layered_runtime: %w", err))
 	}
+	s.runtime = rt
 
 	// The xDS client dials through the cluster manager, and the cluster
 	// manager subscribes to EDS through the client: the manager gets a
@@ -150,6 +153,14 @@ func New(opts Options) (*Server, error) {
 	late := &lateSubscriber{}
 	if bs.GetDynamicResources() != nil {
 		sub = late
+	}
+	if secrets := bs.GetStaticResources().GetSecrets(); len(secrets) > 0 {
+		// Name-only SDS references resolve against static secrets.
+		if withStatic, err := tlscontext.StaticSecrets(secrets, sub); err != nil {
+			errs = append(errs, err)
+		} else {
+			sub = withStatic
+		}
 	}
 	s.clusters, err = cluster.NewManager(bs.GetStaticResources().GetClusters(), cluster.Options{
 		Stats:  s.store,
@@ -171,9 +182,11 @@ func New(opts Options) (*Server, error) {
 		errs = append(errs, err)
 	} else if s.dynamic != nil {
 		late.set(s.dynamic.subscriber)
+	} else if rt != nil && len(rt.RTDSLayers()) > 0 {
+		errs = append(errs, errors.New("layered_runtime: an rtds_layer needs dynamic_resources, and the bootstrap has none"))
 	}
 	s.routes = rds.NewManager(sub, s.store, s.clusters, s.logger)
-	if s.flusher, err = sink.FromBootstrap(bs, s.store, s.tags, sink.Clusters(s.clusters)); err != nil {
+	if s.flusher, err = sink.FromBootstrap(bs, s.store, s.tags, sink.ClustersFor(s.clusters, s.nodeID, s.nodeClstr)); err != nil {
 		errs = append(errs, err)
 	}
 

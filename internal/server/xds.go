@@ -9,9 +9,11 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	runtimev3 "github.com/envoyproxy/go-control-plane/envoy/service/runtime/v3"
 
 	"github.com/legate-proxy/legate/internal/bootstrap"
 	"github.com/legate-proxy/legate/internal/logging"
+	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/xds"
 	"github.com/legate-proxy/legate/internal/xds/client"
@@ -82,6 +84,20 @@ func (s *Server) initializeDynamic(ctx context.Context, wait time.Duration) erro
 		return nil
 	}
 	deadline := time.After(wait)
+	// RTDS layers first, as Envoy initializes the runtime before CDS.
+	// They are not waited for: runtime is read when config is built, so a
+	// layer that arrives later applies from the next config on.
+	for _, l := range s.runtime.RTDSLayers() {
+		field := fmt.Sprintf("layered_runtime.layers[%d].rtds_layer", l.Index)
+		if l.Source == nil {
+			return fmt.Errorf("%s.rtds_config: is required", field)
+		}
+		cancel, err := d.subscriber.Subscribe(xds.Watch{Source: l.Source, TypeURL: xds.RuntimeType, Name: l.Name, Watcher: rtdsWatcher(s.runtime, l)})
+		if err != nil {
+			return fmt.Errorf("%s.rtds_config: %w", field, err)
+		}
+		d.cancels = append(d.cancels, cancel)
+	}
 	phases := []struct {
 		field, name, typeURL string
 		src                  *corev3.ConfigSource
@@ -110,6 +126,23 @@ func (s *Server) initializeDynamic(ctx context.Context, wait time.Duration) erro
 		}
 	}
 	return nil
+}
+
+// rtdsWatcher applies one RTDS layer's Runtime resource.
+func rtdsWatcher(rt *runtime.Snapshot, l runtime.RTDSLayer) xds.Watcher {
+	return xds.WatcherFunc(func(u *xds.Update) error {
+		for _, r := range u.Resources {
+			if r.Name != l.Name {
+				continue
+			}
+			res, ok := r.Message.(*runtimev3.Runtime)
+			if !ok {
+				return fmt.Errorf("runtime %q: resource is a %T", l.Name, r.Message)
+			}
+			return rt.SetRTDS(l.Index, res.GetLayer())
+		}
+		return nil
+	})
 }
 
 func (d *dynamicConfig) close() {

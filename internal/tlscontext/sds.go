@@ -14,6 +14,10 @@ import (
 	"github.com/legate-proxy/legate/internal/xds"
 )
 
+// validationFields are the CertificateValidationContext fields Legate
+// implements, in secrets as in the bootstrap.
+var validationFields = []string{"trusted_ca", "match_typed_subject_alt_names", "match_subject_alt_names"}
+
 // secretKind is what a reference expects its secret to carry.
 type secretKind int
 
@@ -39,6 +43,7 @@ type secretValue struct {
 	version string
 	cert    *tls.Certificate // kindCertificate
 	roots   *x509.CertPool   // kindValidation; nil: no trusted_ca, nothing verified
+	sans    sanMatchers      // kindValidation
 }
 
 // errNotReady fails handshakes that come before the first secret, when a
@@ -102,7 +107,7 @@ func (s *sdsSecret) compile(secret *tlsv3.Secret) (*secretValue, error) {
 		if vc == nil {
 			return nil, fmt.Errorf("is referenced as a validation context but carries no validation_context%s", carries(secret))
 		}
-		if err := onlyFields(vc, "trusted_ca"); err != nil {
+		if err := onlyFields(vc, validationFields...); err != nil {
 			return nil, fmt.Errorf("validation_context.%w", err)
 		}
 		if s.base != nil {
@@ -115,7 +120,14 @@ func (s *sdsSecret) compile(secret *tlsv3.Secret) (*secretValue, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &secretValue{roots: pool}, nil
+		sans, err := compileSANs(vc, "validation_context")
+		if err != nil {
+			return nil, err
+		}
+		if sans != nil && pool == nil {
+			return nil, errors.New("validation_context: SAN-based verification of peer certificates without trusted_ca is insecure and not allowed")
+		}
+		return &secretValue{roots: pool, sans: sans}, nil
 	}
 }
 
@@ -177,11 +189,13 @@ func (r *secretRefs) ref(cfg *tlsv3.SdsSecretConfig, path string, kind secretKin
 	if name == "" {
 		return nil, fmt.Errorf("%s.name: required", path)
 	}
+	// Without sds_config the name refers to static_resources.secrets
+	// (StaticSecrets serves those watches).
 	src := cfg.GetSdsConfig()
-	if src == nil {
-		return nil, fmt.Errorf("%s: secret %q has no sds_config; static secrets (static_resources.secrets) are not supported", path, name)
-	}
 	if r.d.Subscriber == nil {
+		if src == nil {
+			return nil, fmt.Errorf("%s: unknown static secret %q (static_resources.secrets has none)", path, name)
+		}
 		return nil, fmt.Errorf("%s.sds_config: SDS needs dynamic configuration", path)
 	}
 	s := &sdsSecret{name: name, kind: kind, base: base, ready: r.d.Init.Add()}
@@ -194,6 +208,9 @@ func (r *secretRefs) ref(cfg *tlsv3.SdsSecretConfig, path string, kind secretKin
 	cancel, err := r.d.Subscriber.Subscribe(w)
 	if err != nil {
 		s.ready() // nothing will ever arrive; do not hold the Init open
+		if src == nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 		return nil, fmt.Errorf("%s.sds_config: %w", path, err)
 	}
 	r.cancels = append(r.cancels, cancel)
@@ -244,11 +261,14 @@ func (r *secretRefs) validationRef(common *tlsv3.CommonTlsContext) (*sdsSecret, 
 		}
 		base := c.GetDefaultValidationContext()
 		if base != nil {
-			if err := onlyFields(base, "trusted_ca"); err != nil {
+			if err := onlyFields(base, validationFields...); err != nil {
 				return nil, fmt.Errorf("%s.default_validation_context.%w", cpath, err)
 			}
 			// A bad default would fail every secret; say so up front.
 			if _, err := caPool(base, cpath+".default_validation_context.trusted_ca"); err != nil {
+				return nil, err
+			}
+			if _, err := compileSANs(base, cpath+".default_validation_context"); err != nil {
 				return nil, err
 			}
 		}

@@ -676,9 +676,9 @@ func TestSDSConfigErrors(t *testing.T) {
 			wantErr: "common_tls_context.tls_certificate_sds_secret_configs[0].sds_config: SDS needs dynamic configuration"},
 		{name: "no dynamic config, validation", static: true, common: validationRef(sdsRef("ca")),
 			wantErr: "common_tls_context.validation_context_sds_secret_config.sds_config: SDS needs dynamic configuration"},
-		{name: "static secret reference",
-			common:  &tlsv3.CommonTlsContext{TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsRef("a"), noSource}},
-			wantErr: `common_tls_context.tls_certificate_sds_secret_configs[1]: secret "x" has no sds_config; static secrets (static_resources.secrets) are not supported`},
+		{name: "unknown static secret", static: true,
+			common:  &tlsv3.CommonTlsContext{TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{noSource}},
+			wantErr: `common_tls_context.tls_certificate_sds_secret_configs[0]: unknown static secret "x"`},
 		{name: "no name",
 			common:  &tlsv3.CommonTlsContext{TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{SdsConfig: adsSource}}},
 			wantErr: "common_tls_context.tls_certificate_sds_secret_configs[0].name: required"},
@@ -695,12 +695,12 @@ func TestSDSConfigErrors(t *testing.T) {
 		{name: "combined without SDS reference",
 			common:  combined(&tlsv3.CommonTlsContext_CombinedCertificateValidationContext{}),
 			wantErr: "common_tls_context.combined_validation_context.validation_context_sds_secret_config: required"},
-		{name: "combined default with SAN matchers",
+		{name: "combined default with an OTHER_NAME SAN matcher",
 			common: combined(&tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
 				DefaultValidationContext: &tlsv3.CertificateValidationContext{
-					MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{SanType: tlsv3.SubjectAltNameMatcher_DNS, Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "a"}}}}},
+					MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{SanType: tlsv3.SubjectAltNameMatcher_OTHER_NAME, Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "a"}}}}},
 				ValidationContextSdsSecretConfig: sdsRef("ca")}),
-			wantErr: "common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names: not supported"},
+			wantErr: "common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names[0].san_type: OTHER_NAME is not supported"},
 		{name: "combined default with a bad CA",
 			common: combined(&tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
 				DefaultValidationContext:         &tlsv3.CertificateValidationContext{TrustedCa: inline([]byte("junk"))},

@@ -5,9 +5,10 @@
 //   - TLS 1.3 cipher suites cannot be chosen in Go; their names are accepted
 //     in cipher_suites and ignored (Envoy ignores cipher_suites for TLS 1.3
 //     too). Go also orders suites itself, so the order given is not kept.
-//   - Upstream certificates are verified against trusted_ca by chain only,
-//     as Envoy does without match_typed_subject_alt_names; the host name is
-//     not checked.
+//   - Upstream certificates are verified against trusted_ca by chain and,
+//     when set, match_typed_subject_alt_names (or the deprecated
+//     match_subject_alt_names), as Envoy does; the sni is not checked
+//     against the certificate unless a matcher says so.
 package tlscontext
 
 import (
@@ -55,6 +56,10 @@ func ServerConfig(ctx *tlsv3.DownstreamTlsContext, d xds.Deps) (_ *tls.Config, e
 	if err != nil {
 		return nil, err
 	}
+	sans, err := staticSANs(common, pool)
+	if err != nil {
+		return nil, err
+	}
 	if len(certs) == 0 && len(common.GetTlsCertificateSdsSecretConfigs()) == 0 {
 		return nil, errors.New("common_tls_context.tls_certificates: a server context needs at least one certificate (tls_certificates or tls_certificate_sds_secret_configs)")
 	}
@@ -89,14 +94,26 @@ func ServerConfig(ctx *tlsv3.DownstreamTlsContext, d xds.Deps) (_ *tls.Config, e
 			if v.roots == nil || len(cs.PeerCertificates) == 0 {
 				return nil
 			}
-			return verifyChain(cs.PeerCertificates, v.roots, x509.ExtKeyUsageClientAuth)
+			if err := verifyChain(cs.PeerCertificates, v.roots, x509.ExtKeyUsageClientAuth); err != nil {
+				return err
+			}
+			return v.sans.verify(cs.PeerCertificates[0])
 		}
-	case pool != nil && require:
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	case pool != nil:
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		if require {
+			cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		if sans != nil {
+			// Go has verified the chain; the SANs are checked here.
+			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) == 0 {
+					return nil
+				}
+				return sans.verify(cs.PeerCertificates[0])
+			}
+		}
 	case require:
 		// Envoy: without trusted_ca a presented certificate is not verified,
 		// but require_client_certificate still demands one.
@@ -131,6 +148,10 @@ func ClientConfig(ctx *tlsv3.UpstreamTlsContext, d xds.Deps) (_ *tls.Config, err
 		return nil, errors.New("common_tls_context.tls_certificate_sds_secret_configs: a client context takes at most one certificate")
 	}
 	pool, err := trustedCA(common)
+	if err != nil {
+		return nil, err
+	}
+	sans, err := staticSANs(common, pool)
 	if err != nil {
 		return nil, err
 	}
@@ -170,14 +191,18 @@ func ClientConfig(ctx *tlsv3.UpstreamTlsContext, d xds.Deps) (_ *tls.Config, err
 			if err := allReady(pending); err != nil {
 				return err
 			}
-			roots := pool
+			roots, sans := pool, sans
 			if validation != nil {
-				roots = validation.cur.Load().roots
+				v := validation.cur.Load()
+				roots, sans = v.roots, v.sans
 			}
 			if roots == nil {
 				return nil
 			}
-			return verifyChain(cs.PeerCertificates, roots, x509.ExtKeyUsageAny)
+			if err := verifyChain(cs.PeerCertificates, roots, x509.ExtKeyUsageAny); err != nil {
+				return err
+			}
+			return sans.verify(cs.PeerCertificates[0])
 		}
 	}
 	return cfg, nil
@@ -312,6 +337,21 @@ func keyPair(c *tlsv3.TlsCertificate, path string) (tls.Certificate, error) {
 		}
 	}
 	return cert, nil
+}
+
+// staticSANs compiles the inline validation_context's SAN matchers; like
+// Envoy it refuses them without a trusted_ca, since a SAN proves nothing
+// about a certificate whose chain is not checked.
+func staticSANs(common *tlsv3.CommonTlsContext, pool *x509.CertPool) (sanMatchers, error) {
+	const path = "common_tls_context.validation_context"
+	sans, err := compileSANs(common.GetValidationContext(), path)
+	if err != nil {
+		return nil, err
+	}
+	if sans != nil && pool == nil {
+		return nil, fmt.Errorf("%s: SAN-based verification of peer certificates without trusted_ca is insecure and not allowed", path)
+	}
+	return sans, nil
 }
 
 // trustedCA returns nil when the context has no validation_context.trusted_ca.

@@ -28,6 +28,7 @@ const (
 	RouteType    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 	EndpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 	SecretType   = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+	RuntimeType  = "type.googleapis.com/envoy.service.runtime.v3.Runtime"
 )
 
 // DefaultInitialFetchTimeout is Envoy's initial_fetch_timeout default.

@@ -39,10 +39,6 @@ const gcpModule = "github.com/envoyproxy/go-control-plane"
 // -vhdshttp 0): Legate has neither API.
 const numListeners = 4
 
-// rtdsSupported: the xds and delta samples subscribe to a runtime layer
-// over RTDS.
-const rtdsSupported = false
-
 var tools struct {
 	once             sync.Once
 	driver, upstream string
@@ -111,21 +107,28 @@ func portRange(t *testing.T, n int) int {
 	return 0
 }
 
-// startProc runs a tool until the test ends.
-func startProc(t *testing.T, out *legatetest.SyncBuffer, bin string, args ...string) *exec.Cmd {
+// startProc runs a tool until the test ends; the channel gets its exit.
+func startProc(t *testing.T, out *legatetest.SyncBuffer, bin string, args ...string) <-chan error {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		exited <- cmd.Wait()
+		close(done)
+	}()
 	t.Cleanup(func() {
 		cancel()
-		cmd.Wait() //nolint:errcheck // killed on purpose
+		<-done
 	})
-	return cmd
+	return exited
 }
 
 var alsEntry = regexp.MustCompile(`\[echo[^\]]*\] 127\.0\.0\.1:\d+ / https? 200 \S+ cluster-v\d+-\d+`)
@@ -156,9 +159,6 @@ func runDriver(t *testing.T, mode, bootstrap string, tlsOn bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(sample), "rtds_layer") && !rtdsSupported {
-		t.Skipf("bootstrap-%s.yaml has a layered_runtime rtds_layer; Legate has no RTDS yet", bootstrap)
-	}
 	xdsPort, gwPort, alsPort := legatetest.FreePort(t), legatetest.FreePort(t), legatetest.FreePort(t)
 	upPort, adminPort := legatetest.FreePort(t), legatetest.FreePort(t)
 	base := portRange(t, numListeners)
@@ -174,12 +174,10 @@ func runDriver(t *testing.T, mode, bootstrap string, tlsOn bool) {
 	if tlsOn {
 		args = append(args, "-tls")
 	}
-	drv := startProc(t, &drvOut, tools.driver, args...)
+	exited := startProc(t, &drvOut, tools.driver, args...)
 	testutil.WaitFor(t, "the driver's management server", func() bool {
 		return strings.Contains(drvOut.String(), "management server listening")
 	})
-	exited := make(chan error, 1)
-	go func() { exited <- drv.Wait() }()
 
 	legatetest.Start(t, cfg, legatetest.Options{AdminPort: adminPort, Args: []string{"--drain-time-s", "1"}})
 

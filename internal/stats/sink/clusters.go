@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/legate-proxy/legate/internal/grpcclient"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 	"github.com/legate-proxy/legate/internal/upstream/dialer"
 )
@@ -12,9 +15,25 @@ import (
 // Clusters adapts the cluster manager for TCP statsd sinks: a host is
 // picked by the cluster's load balancer and dialled with its connect
 // timeout and, when the cluster has an UpstreamTlsContext, TLS.
-func Clusters(m *cluster.Manager) ClusterLookup { return managerLookup{m} }
+func Clusters(m *cluster.Manager) ClusterLookup { return managerLookup{m: m} }
 
-type managerLookup struct{ m *cluster.Manager }
+// ClustersFor is Clusters for a proxy with this node id and cluster,
+// which a metrics service sink identifies itself with; it resolves the
+// sink's GrpcService through the cluster manager.
+func ClustersFor(m *cluster.Manager, nodeID, nodeCluster string) ClusterLookup {
+	return managerLookup{m: m, node: nodeOf(nodeID, nodeCluster)}
+}
+
+type managerLookup struct {
+	m    *cluster.Manager
+	node *corev3.Node
+}
+
+func (l managerLookup) GRPCService(gs *corev3.GrpcService, field string) (*grpcclient.Service, error) {
+	return grpcclient.New(gs, l.m, field)
+}
+
+func (l managerLookup) Node() *corev3.Node { return l.node }
 
 func (l managerLookup) HasCluster(name string) bool { return l.m != nil && l.m.Get(name) != nil }
 

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	promv1 "github.com/prometheus/client_model/go"
+
 	"github.com/legate-proxy/legate/internal/stats"
 )
 
@@ -28,14 +30,20 @@ type sinkWorker struct {
 	name    string
 	fm      format
 	out     output
-	queue   chan []string
+	ms      *metricsService // set for a metrics service sink, which gets families
+	queue   chan flushData
 	dropped atomic.Uint64 // flushes dropped because the previous one was still being sent
 }
 
 func (w *sinkWorker) run(log *slog.Logger) {
 	failing := false
-	for lines := range w.queue {
-		err := w.out.send(lines)
+	for d := range w.queue {
+		var err error
+		if w.ms != nil {
+			err = w.ms.sendFamilies(d.families)
+		} else {
+			err = w.out.send(d.lines)
+		}
 		switch {
 		case err != nil && !failing:
 			failing = true
@@ -45,6 +53,12 @@ func (w *sinkWorker) run(log *slog.Logger) {
 			log.Info("stats sink: sending recovered", "sink", w.name)
 		}
 	}
+}
+
+// flushData is one flush for a sink: statsd lines, or metric families.
+type flushData struct {
+	lines    []string
+	families []*promv1.MetricFamily
 }
 
 // udpOut writes statsd datagrams to one address: one line per datagram,

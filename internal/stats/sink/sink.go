@@ -1,6 +1,7 @@
 // Package sink flushes the stats store to Envoy's statsd sinks
 // (envoy.stat_sinks.statsd over UDP or TCP, envoy.stat_sinks.dog_statsd)
-// every stats_flush_interval.
+// and to envoy.stat_sinks.metrics_service (gRPC StreamMetrics, Prometheus
+// MetricFamily messages; see metricsservice.go) every stats_flush_interval.
 //
 // Counters are sent as the delta since the previous flush ("|c"), gauges as
 // their value ("|g"); a stat is sent once it has been non-zero, Legate's
@@ -45,6 +46,7 @@ const DefaultFlushInterval = 5 * time.Second
 const (
 	TypeStatsd    = "envoy.config.metrics.v3.StatsdSink"
 	TypeDogStatsd = "envoy.config.metrics.v3.DogStatsdSink"
+	// TypeMetricsService is in metricsservice.go.
 )
 
 // ClusterLookup is what a TCP statsd sink needs from the cluster manager.
@@ -170,6 +172,12 @@ func (f *Flusher) build(pb *metricsv3.StatsSink, clusters ClusterLookup) (*sinkW
 		default:
 			return nil, errors.New("one of address or tcp_cluster_name is required")
 		}
+	case *metricsv3.MetricsServiceConfig:
+		ms, err := newMetricsService(c, clusters, f.store)
+		if err != nil {
+			return nil, err
+		}
+		return &sinkWorker{name: pb.GetName(), out: ms, ms: ms, queue: make(chan flushData, 1)}, nil
 	case *metricsv3.DogStatsdSink:
 		fm = format{prefix: prefixOr(c.GetPrefix()), tagged: true, scaleUs: c.GetScaleHistogramUnitsToMilliseconds()}
 		addr, err := udpAddr(c.GetAddress())
@@ -183,7 +191,7 @@ func (f *Flusher) build(pb *metricsv3.StatsSink, clusters ClusterLookup) (*sinkW
 	default:
 		return nil, fmt.Errorf("typed_config: %s is not a supported stats sink", tc.GetTypeUrl())
 	}
-	return &sinkWorker{name: pb.GetName(), fm: fm, out: out, queue: make(chan []string, 1)}, nil
+	return &sinkWorker{name: pb.GetName(), fm: fm, out: out, queue: make(chan flushData, 1)}, nil
 }
 
 func prefixOr(p string) string {
@@ -277,12 +285,17 @@ func (f *Flusher) Flush() {
 	snap := f.snapshot()
 	for i := range f.sinks {
 		w := f.sinks[i]
-		lines := w.fm.render(snap, f.tags)
-		if len(lines) == 0 {
+		var d flushData
+		if w.ms != nil {
+			d.families = w.ms.families(snap, f.tags)
+		} else {
+			d.lines = w.fm.render(snap, f.tags)
+		}
+		if len(d.lines) == 0 && len(d.families) == 0 {
 			continue
 		}
 		select {
-		case w.queue <- lines:
+		case w.queue <- d:
 		default:
 			w.dropped.Add(1) // the previous flush is still being sent
 		}

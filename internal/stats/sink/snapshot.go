@@ -13,6 +13,7 @@ type metric struct {
 	name  string
 	kind  byte // 'c' counter delta, 'g' gauge, 'h' histogram summary
 	value int64
+	total uint64 // a counter's cumulative value (value is the delta)
 	unit  stats.Unit
 	hist  []histLine
 }
@@ -41,7 +42,7 @@ func (f *Flusher) snapshot() []metric {
 		if !f.used[c] {
 			continue
 		}
-		out = append(out, metric{name: c.Name(), kind: 'c', value: int64(min(delta, math.MaxInt64))})
+		out = append(out, metric{name: c.Name(), kind: 'c', value: int64(min(delta, math.MaxInt64)), total: v})
 	}
 	for _, g := range f.store.Gauges() {
 		v := g.Value()

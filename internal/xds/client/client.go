@@ -189,7 +189,7 @@ func (c *Client) resolve(src *corev3.ConfigSource, typeURL string) (string, func
 		if err != nil {
 			return "", nil, err
 		}
-		if typeURL != "" && typeOrder(typeURL) > 4 {
+		if typeURL != "" && typeOrder(typeURL) > 5 {
 			return "", nil, fmt.Errorf("api_config_source: no discovery service for %s", typeURL)
 		}
 		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(s.ApiConfigSource)

@@ -15,6 +15,7 @@ import (
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
 	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	runtimeservice "github.com/envoyproxy/go-control-plane/envoy/service/runtime/v3"
 	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -101,8 +102,10 @@ func typeOrder(typeURL string) int {
 		return 3
 	case xds.SecretType:
 		return 4
+	case xds.RuntimeType:
+		return 5
 	}
-	return 5
+	return 6
 }
 
 func (f *feed) typesInOrder() []*typeState {
@@ -427,6 +430,8 @@ func openSotw(ctx context.Context, cc *grpc.ClientConn, typeURL string) (grpc.Bi
 		return endpointservice.NewEndpointDiscoveryServiceClient(cc).StreamEndpoints(ctx)
 	case xds.SecretType:
 		return secretservice.NewSecretDiscoveryServiceClient(cc).StreamSecrets(ctx)
+	case xds.RuntimeType:
+		return runtimeservice.NewRuntimeDiscoveryServiceClient(cc).StreamRuntime(ctx)
 	}
 	return nil, fmt.Errorf("%s: %w", typeURL, errNoService)
 }
@@ -443,6 +448,8 @@ func openDelta(ctx context.Context, cc *grpc.ClientConn, typeURL string) (grpc.B
 		return endpointservice.NewEndpointDiscoveryServiceClient(cc).DeltaEndpoints(ctx)
 	case xds.SecretType:
 		return secretservice.NewSecretDiscoveryServiceClient(cc).DeltaSecrets(ctx)
+	case xds.RuntimeType:
+		return runtimeservice.NewRuntimeDiscoveryServiceClient(cc).DeltaRuntime(ctx)
 	}
 	return nil, fmt.Errorf("%s: %w", typeURL, errNoService)
 }
