@@ -80,6 +80,8 @@ type Config struct {
 	DelayedCloseTimeout time.Duration
 	Limits              http1.Limits
 	H2                  H2Settings
+	// Paths are the path and host transformations done before routing.
+	Paths PathOptions
 	// Upgrades lists upgrade types enabled at HCM level (lower-case).
 	Upgrades []UpgradeConfig
 	// AccessLogs run once per stream, when it ends; nil when none.
@@ -127,6 +129,7 @@ type Deps struct {
 
 // New compiles an HttpConnectionManager.
 func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
+	var err error
 	c := &Config{
 		StatPrefix:            pb.GetStatPrefix(),
 		ServerName:            pb.GetServerName(),
@@ -183,6 +186,9 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 		c.Limits.Underscores = http1.RejectUnderscores
 	case corev3.HttpProtocolOptions_DROP_HEADER:
 		c.Limits.Underscores = http1.DropUnderscores
+	}
+	if c.Paths, err = pathOptions(pb, deps.Runtime); err != nil {
+		return nil, err
 	}
 	h2 := pb.GetHttp2ProtocolOptions()
 	c.H2 = H2Settings{

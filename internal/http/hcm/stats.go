@@ -21,6 +21,8 @@ type Stats struct {
 
 	RejectedUnderscores, DroppedUnderscores *stats.Counter
 
+	RqFailedPathNormalization, RqRedirectedNormalizedPath *stats.Counter
+
 	// A router stat Envoy keeps under the HCM prefix; the router filter
 	// creates the others (no_route, rq_total, ...) under the same prefix.
 	RqResetAfterResponseStarted *stats.Counter
@@ -50,6 +52,9 @@ func newStats(sc stats.Scope) *Stats {
 
 		RejectedUnderscores: c("requests_rejected_with_underscores_in_headers"),
 		DroppedUnderscores:  c("dropped_headers_with_underscores"),
+
+		RqFailedPathNormalization:  c("downstream_rq_failed_path_normalization"),
+		RqRedirectedNormalizedPath: c("downstream_rq_redirected_with_normalized_path"),
 
 		RqResetAfterResponseStarted: c("rq_reset_after_downstream_response_started"),
 	}

@@ -111,6 +111,10 @@ func (cfg *Config) serveStream(c *conn, req *message.Request, w message.Response
 	s.fs = httpfilter.Stream{Ctx: c.streamCtx, Request: req, Response: &s.rw, Info: &s.info}
 	s.fs.SetReplier(s)
 
+	if cfg.Paths != (PathOptions{}) && !cfg.applyPaths(s, req) {
+		s.info.DownstreamRemoteAddr = s.info.DownstreamDirectAddr
+		return cfg.endStream(s)
+	}
 	cfg.prepareRequest(s, req, c.nc.TLS != nil)
 	var route *routetable.Route
 	var vh *routetable.VirtualHost
