@@ -127,11 +127,6 @@ var allowlist = []area{
 				field{Name: "drain_timeout", Note: "HTTP/2 drains with one graceful GOAWAY; in-flight streams finish"},
 				field{Name: "max_request_headers_kb", Note: "default 60"},
 				"upgrade_configs", "delayed_close_timeout",
-				field{Name: "normalize_path", Note: "RFC 3986 dot segments and unreserved percent-decoding, '\\' read as '/'; a path climbing above the root is 400 (Envoy clamps it to the root); unset: runtime http_connection_manager.normalize_path (default off)"},
-				"merge_slashes",
-				field{Name: "path_with_escaped_slashes_action", Enum: []string{"IMPLEMENTATION_SPECIFIC_DEFAULT", "KEEP_UNCHANGED", "REJECT_REQUEST", "UNESCAPE_AND_REDIRECT", "UNESCAPE_AND_FORWARD"},
-					Note: "default KEEP_UNCHANGED, or runtime http_connection_manager.path_with_escaped_slashes_action"},
-				"strip_matching_host_port", "strip_any_host_port",
 			)},
 			{"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", fs("name", field{Name: "typed_config", Types: []string{typeRouter}})},
 			{typeRouter, fs("suppress_envoy_headers")},
@@ -245,9 +240,6 @@ type runtimeKey struct {
 
 // runtimeKeys lists the runtime keys Legate honours; others are stored but unused.
 var runtimeKeys = []runtimeKey{
-	{"http_connection_manager.normalize_path", "percentage of connection managers built with normalize_path on when the field is unset (default 0)"},
-	{"http_connection_manager.path_with_escaped_slashes_action", "path_with_escaped_slashes_action (enum number) when the field is unset or IMPLEMENTATION_SPECIFIC_DEFAULT"},
-	{"http_connection_manager.path_with_escaped_slashes_action_enabled", "percentage of connection managers that apply path_with_escaped_slashes_action (default 100)"},
 	{"envoy.resource_limits.listener.<listener name>.connection_limit", "maximum concurrent connections on that listener; further connections are closed on accept"},
 }
 

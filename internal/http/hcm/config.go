@@ -82,6 +82,10 @@ type Config struct {
 	H2                  H2Settings
 	// Paths are the path and host transformations done before routing.
 	Paths PathOptions
+	// Internal is internal_address_config; ipDetectors find the client
+	// address when use_remote_address is off.
+	Internal    InternalAddresses
+	ipDetectors []ipDetector
 	// Upgrades lists upgrade types enabled at HCM level (lower-case).
 	Upgrades []UpgradeConfig
 	// AccessLogs run once per stream, when it ends; nil when none.
@@ -188,6 +192,9 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 		c.Limits.Underscores = http1.DropUnderscores
 	}
 	if c.Paths, err = pathOptions(pb, deps.Runtime); err != nil {
+		return nil, err
+	}
+	if err := trustConfig(pb, c); err != nil {
 		return nil, err
 	}
 	h2 := pb.GetHttp2ProtocolOptions()
