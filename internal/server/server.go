@@ -154,6 +154,7 @@ func New(opts Options) (*Server, error) {
 		late.set(s.dynamic.subscriber)
 	}
 	s.routes = rds.NewManager(sub, s.store, s.clusters, s.logger)
+	s.routes.Runtime = rt
 	if s.flusher, err = sink.FromBootstrap(bs, s.store, s.tags, sink.Clusters(s.clusters)); err != nil {
 		errs = append(errs, err)
 	}

@@ -249,6 +249,7 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 			Clusters:             clusterSource(deps.Clusters),
 			ValidateClusters:     true,
 			SuppressEnvoyHeaders: suppress,
+			Runtime:              deps.Runtime,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("route_config: %w", err)
