@@ -35,7 +35,16 @@ func init() {
 		message{typeCustomHeaderDetection, fs("header_name", "allow_extension_to_set_address_as_trusted", "reject_with_status")},
 		message{"envoy.type.v3.HttpStatus", fs("code")},
 	)
-	// CidrRange is listed by the network filters (allowlist_netfilters.go).
+	// CidrRange is listed by the network filters (allowlist_netfilters.go),
+	// FractionalPercent by access logs (allowlist_accesslog.go).
+	extendFields(typeRouter,
+		field{Name: "strict_check_headers", Note: "an invalid value is 400 with details request_headers_failed_strict_check{<header>}, flag IH"},
+		field{Name: "dynamic_stats", Note: "default true; off: no upstream_rq_<code>, upstream_rq_<n>xx, upstream_rq_time or alternate stat tree from the router"},
+	)
+	extendFields("envoy.config.route.v3.VirtualHost", "include_request_attempt_count", "include_attempt_count_in_response")
+	extendFields("envoy.config.route.v3.RouteMatch", field{Name: "runtime_fraction", Note: "each request sampled independently; the runtime key is read when the table is built (static runtime)"})
+	addMessages("Routing", "",
+		message{"envoy.config.core.v3.RuntimeFractionalPercent", fs("default_value", "runtime_key")})
 	runtimeKeys = append(runtimeKeys,
 		runtimeKey{"http_connection_manager.normalize_path", "percentage of connection managers built with normalize_path on when the field is unset (default 0)"},
 		runtimeKey{"http_connection_manager.path_with_escaped_slashes_action", "path_with_escaped_slashes_action (enum number) when the field is unset or IMPLEMENTATION_SPECIFIC_DEFAULT"},

@@ -6,6 +6,7 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -33,6 +34,11 @@ func init() {
 // Filter forwards streams upstream.
 type Filter struct {
 	suppressEnvoyHeaders bool
+	// dynamicStats is dynamic_stats: upstream_rq_<code>, upstream_rq_time
+	// and the alternate stat tree.
+	dynamicStats bool
+	// strict is strict_check_headers.
+	strict               strictHeader
 	noRoute, noCluster   *stats.Counter
 	rqRedirect, rqDirect *stats.Counter
 	rqTotal              *stats.Counter
@@ -42,8 +48,19 @@ type Filter struct {
 func New(cfg proto.Message, fc *httpfilter.FactoryContext, next httpfilter.Handler) (httpfilter.Handler, error) {
 	pb := cfg.(*routerv3.Router)
 	sc := fc.Stats.Scope(fc.StatPrefix)
+	var strict strictHeader
+	for i, h := range pb.GetStrictCheckHeaders() {
+		bit, ok := strictNames[h]
+		if !ok {
+			return nil, fmt.Errorf("strict_check_headers[%d]: %q cannot be checked (one of x-envoy-upstream-rq-timeout-ms, "+
+				"x-envoy-upstream-rq-per-try-timeout-ms, x-envoy-max-retries, x-envoy-retry-on, x-envoy-retry-grpc-on)", i, h)
+		}
+		strict |= bit
+	}
 	return &Filter{
 		suppressEnvoyHeaders: pb.GetSuppressEnvoyHeaders(),
+		dynamicStats:         pb.GetDynamicStats() == nil || pb.GetDynamicStats().GetValue(),
+		strict:               strict,
 		noRoute:              sc.Counter("no_route"),
 		noCluster:            sc.Counter("no_cluster"),
 		rqRedirect:           sc.Counter("rq_redirect"),
@@ -110,21 +127,35 @@ func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 	}
 	s.Info.UpstreamCluster = c.Name
 	cs := c.Stats
+	ctl, bad, badValue := f.readControls(req)
+	if bad != "" {
+		s.Info.Flags |= streaminfo.InvalidEnvoyRequestHeaders
+		s.SendLocalReply(http.StatusBadRequest, "invalid header '"+bad+"' with value '"+badValue+"'",
+			"request_headers_failed_strict_check{"+bad+"}")
+		return
+	}
 	r.ApplyRequest(req, s.VirtualHost, wc, s.Info, "")
 	autoHost := r.AutoHostRewrite()
 
+	timeout := r.Timeout
+	if ctl.hasTimeout {
+		timeout = ctl.timeout // 0: none
+	}
 	var globalDeadline time.Time
-	if r.Timeout > 0 {
-		globalDeadline = s.Info.StartTime.Add(r.Timeout)
+	if timeout > 0 {
+		globalDeadline = s.Info.StartTime.Add(timeout)
 	}
-	policy := r.Retry
-	if !f.suppressEnvoyHeaders && r.Timeout > 0 {
-		t := r.Timeout
-		if policy != nil && policy.PerTryTimeout > 0 && policy.PerTryTimeout < t {
-			t = policy.PerTryTimeout
-		}
-		req.Header.Set("x-envoy-expected-rq-timeout-ms", timeoutMs(t))
+	policy := ctl.effectivePolicy(r.Retry)
+	// What the upstream may take, for x-envoy-expected-rq-timeout-ms: the
+	// per-try timeout when it is the tighter bound.
+	expected := timeout
+	if policy != nil && policy.PerTryTimeout > 0 && (expected == 0 || policy.PerTryTimeout < expected) {
+		expected = policy.PerTryTimeout
 	}
+	if !f.suppressEnvoyHeaders && expected > 0 {
+		req.Header.Set(hdrExpectedTmo, timeoutMs(expected))
+	}
+	attemptCount := s.VirtualHost != nil && s.VirtualHost.IncludeAttemptCount
 
 	var tried []*cluster.Host // for the previous_hosts predicate
 	var pc cluster.PickContext
@@ -153,12 +184,15 @@ func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 		if autoHost && host.Hostname != "" {
 			req.Authority = host.Hostname
 		}
+		if attemptCount {
+			req.Header.Set(hdrAttemptCount, strconv.Itoa(retries+1))
+		}
 		a = f.try(s, c, host, policy, globalDeadline)
 		s.Info.Attempts++
 		if policy == nil || retries >= int(policy.NumRetries) || req.Body != nil {
 			break
 		}
-		if !retriable(policy, &a) {
+		if !retriable(policy, &a) && !(a.err == nil && ctl.retryOnGrpc(a.resp)) {
 			break
 		}
 		backoff := policy.Backoff(retries, rand.Uint64())
@@ -175,16 +209,21 @@ func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 		if !sleepCtx(s.Ctx, backoff) {
 			return
 		}
+		if !f.suppressEnvoyHeaders && expected > 0 && !globalDeadline.IsZero() {
+			// A retry gets what is left of the route timeout.
+			left := max(time.Until(globalDeadline), time.Millisecond)
+			req.Header.Set(hdrExpectedTmo, timeoutMs(min(expected, left)))
+		}
 	}
 	defer a.cancel()
 	if a.err != nil {
-		f.upstreamFailure(s, c, &a, policy != nil && retries > 0 && retries >= int(policy.NumRetries))
+		f.upstreamFailure(s, c, &a, &ctl, policy != nil && retries > 0 && retries >= int(policy.NumRetries))
 		return
 	}
 	if retries > 0 {
 		cs.UpstreamRqRetrySuccess.Inc()
 	}
-	f.respond(s, r, wc, c, &a)
+	f.respond(s, r, wc, c, &a, &ctl)
 }
 
 // try sends one attempt and waits for response headers.
@@ -320,7 +359,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // upstreamFailure answers a stream whose last attempt got no response
 // headers, with Envoy's local replies and response flags.
-func (f *Filter) upstreamFailure(s *httpfilter.Stream, c *cluster.Cluster, a *attempt, retriesExhausted bool) {
+func (f *Filter) upstreamFailure(s *httpfilter.Stream, c *cluster.Cluster, a *attempt, ctl *controls, retriesExhausted bool) {
 	cs := c.Stats
 	if retriesExhausted {
 		s.Info.Flags |= streaminfo.UpstreamRetryLimitExceeded
@@ -329,7 +368,13 @@ func (f *Filter) upstreamFailure(s *httpfilter.Stream, c *cluster.Cluster, a *at
 	if isTimeout(a.err) && s.Ctx.Err() == nil {
 		cs.UpstreamRqTimeout.Inc()
 		s.Info.Flags |= streaminfo.UpstreamRequestTimeout
-		cs.RecordStatus(http.StatusGatewayTimeout)
+		if ctl.altResponse {
+			// x-envoy-upstream-rq-timeout-alt-response: 204 instead.
+			f.chargeStatus(cs, ctl, http.StatusNoContent)
+			s.SendLocalReply(http.StatusNoContent, "", "upstream_response_timeout")
+			return
+		}
+		f.chargeStatus(cs, ctl, http.StatusGatewayTimeout)
 		s.SendLocalReply(http.StatusGatewayTimeout, "upstream request timeout", "upstream_response_timeout")
 		return
 	}
@@ -356,7 +401,7 @@ func (f *Filter) upstreamFailure(s *httpfilter.Stream, c *cluster.Cluster, a *at
 	if transport != "" {
 		body += ", transport failure reason: " + transport
 	}
-	cs.RecordStatus(http.StatusServiceUnavailable)
+	f.chargeStatus(cs, ctl, http.StatusServiceUnavailable)
 	s.SendLocalReply(http.StatusServiceUnavailable, body, "upstream_reset_before_response_started{"+reasonDetail(reason)+"}")
 }
 
@@ -375,12 +420,21 @@ func reasonDetail(r connpool.ResetReason) string {
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // respond streams the upstream response downstream.
-func (f *Filter) respond(s *httpfilter.Stream, r *routetable.Route, wc *routetable.WeightedCluster, c *cluster.Cluster, a *attempt) {
+func (f *Filter) respond(s *httpfilter.Stream, r *routetable.Route, wc *routetable.WeightedCluster, c *cluster.Cluster, a *attempt, ctl *controls) {
 	resp := a.resp
 	cs := c.Stats
 	defer f.endAttempt(c, a)
-	cs.RecordStatus(resp.Status)
-	cs.UpstreamRqTime.Record(uint64(time.Since(a.started).Milliseconds()))
+	f.chargeStatus(cs, ctl, resp.Status)
+	if f.dynamicStats {
+		ms := uint64(time.Since(a.started).Milliseconds())
+		cs.UpstreamRqTime.Record(ms)
+		if ctl.altStatName != "" {
+			cs.RecordAltTime(ctl.altStatName, ms)
+		}
+	}
+	if s.VirtualHost != nil && s.VirtualHost.IncludeAttemptCountInResponse {
+		resp.Header.Set(hdrAttemptCount, strconv.Itoa(int(s.Info.Attempts)))
+	}
 	if resp.Status >= 500 {
 		a.host.RqError.Add(1)
 	} else {
@@ -439,6 +493,18 @@ func (f *Filter) respond(s *httpfilter.Stream, r *routetable.Route, wc *routetab
 	s.Info.LastUpstreamRxByte = time.Since(s.Info.StartTime)
 	if t := resp.Body.Trailers(); len(t) > 0 {
 		s.Response.WriteTrailers(t)
+	}
+}
+
+// chargeStatus counts a response code in the cluster's dynamic stats, and
+// in the alternate tree a request named.
+func (f *Filter) chargeStatus(cs *cluster.Stats, ctl *controls, code int) {
+	if !f.dynamicStats {
+		return
+	}
+	cs.RecordStatus(code)
+	if ctl.altStatName != "" {
+		cs.RecordAltStatus(ctl.altStatName, code)
 	}
 }
 
