@@ -43,6 +43,8 @@ func init() {
 	)
 	extendFields("envoy.config.route.v3.VirtualHost", "include_request_attempt_count", "include_attempt_count_in_response")
 	extendFields("envoy.config.route.v3.RouteMatch", field{Name: "runtime_fraction", Note: "each request sampled independently; the runtime key is read when the table is built (static runtime)"})
+	extendFields("envoy.config.listener.v3.Listener", field{Name: "traffic_direction", Enum: []string{"UNSPECIFIED", "INBOUND", "OUTBOUND"},
+		Note: "OUTBOUND: the connection manager's spans are client (egress) spans; otherwise server (ingress) spans"})
 	addMessages("Routing", "",
 		message{"envoy.config.core.v3.RuntimeFractionalPercent", fs("default_value", "runtime_key")})
 	runtimeKeys = append(runtimeKeys,

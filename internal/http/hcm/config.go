@@ -126,6 +126,9 @@ type Deps struct {
 	// RDS provides route configurations named by rds; nil (no dynamic
 	// config) makes rds a config error.
 	RDS *rds.Manager
+	// Egress is an OUTBOUND listener's connection manager: its spans are
+	// client spans (Envoy's egress operation).
+	Egress bool
 	// XDS is the listener's warming and release hooks: an rds
 	// subscription waits in XDS.Init and is dropped by XDS.Release.
 	XDS xds.Deps
@@ -223,6 +226,7 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 	c.Tracer, err = tracing.New(pb.GetTracing(), tracing.Deps{
 		Clusters: deps.Clusters, Stats: deps.Stats, Ring: deps.Spans, Logger: deps.Logger,
 		NodeID: deps.NodeID, ServiceCluster: deps.ServiceCluster, StatPrefix: c.StatPrefix,
+		Egress: deps.Egress,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
