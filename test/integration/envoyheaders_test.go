@@ -194,3 +194,65 @@ use_remote_address: true
 		}
 	})
 }
+
+// original_ip_detection_extensions: the client address comes from a
+// header the front proxy sets; a request without it is refused when the
+// extension says so.
+func TestOriginalIPDetection(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, "up", nil)
+	hcm := func(trusted bool) string {
+		tr := "false"
+		if trusted {
+			tr = "true"
+		}
+		return routeAll("up") + `
+original_ip_detection_extensions:
+- name: envoy.extensions.http.original_ip_detection.custom_header
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.http.original_ip_detection.custom_header.v3.CustomHeaderConfig
+    header_name: x-real-ip
+    allow_extension_to_set_address_as_trusted: ` + tr + `
+    reject_with_status: {code: 403}
+access_log:
+- name: envoy.access_loggers.stdout
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
+    log_format: {text_format_source: {inline_string: "remote=%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%\n"}}`
+	}
+	l := startLegate(t, bootstrapYAML([]string{
+		listenerYAML("trusted", hcm(true), ""),
+		listenerYAML("untrusted", hcm(false), ""),
+	}, []string{staticCluster("up", "", up.Addr)}), nil)
+	c := newClient()
+	send := func(listener string, h ...string) (*http.Response, string) {
+		req := mustReq(t, "GET", l.URL(listener, "/"), nil)
+		for i := 0; i+1 < len(h); i += 2 {
+			req.Header.Set(h[i], h[i+1])
+		}
+		return do(t, c, req)
+	}
+	if resp, _ := send("trusted"); resp.StatusCode != 403 {
+		t.Errorf("no x-real-ip: status %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := send("trusted", "x-real-ip", "not-an-ip"); resp.StatusCode != 403 {
+		t.Errorf("bad x-real-ip: status %d, want 403", resp.StatusCode)
+	}
+	if n := l.Counter(t, "http.trusted.downstream_rq_rejected_via_ip_detection"); n != 2 {
+		t.Errorf("downstream_rq_rejected_via_ip_detection = %d, want 2", n)
+	}
+	resp, body := send("trusted", "x-real-ip", "10.9.9.9", "x-envoy-retry-on", "5xx")
+	if e := decodeEcho(t, body); resp.StatusCode != 200 || e.Header("x-envoy-internal") != "true" || e.Header("x-envoy-retry-on") != "5xx" {
+		t.Errorf("trusted internal address: status %d, x-envoy-internal %q, x-envoy-retry-on %q", resp.StatusCode,
+			e.Header("x-envoy-internal"), e.Header("x-envoy-retry-on"))
+	}
+	resp, body = send("untrusted", "x-real-ip", "10.9.9.9", "x-envoy-retry-on", "5xx")
+	if e := decodeEcho(t, body); resp.StatusCode != 200 || e.Has("x-envoy-internal") || e.Has("x-envoy-retry-on") {
+		t.Errorf("untrusted: status %d, x-envoy-internal %q, x-envoy-retry-on %q", resp.StatusCode,
+			e.Header("x-envoy-internal"), e.Header("x-envoy-retry-on"))
+	}
+	// The detected address is the downstream remote address access logs see.
+	eventually(t, 5*time.Second, "access log with the detected address", func() bool {
+		return strings.Contains(l.Stdout(), "remote=10.9.9.9\n")
+	})
+}
