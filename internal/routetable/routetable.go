@@ -20,6 +20,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/httpfilter/perroute"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
@@ -94,6 +95,8 @@ type VirtualHost struct {
 	// IncludeAttemptCount and IncludeAttemptCountInResponse send
 	// x-envoy-attempt-count upstream and downstream.
 	IncludeAttemptCount, IncludeAttemptCountInResponse bool
+	// PerFilter is the virtual host's typed_per_filter_config.
+	PerFilter perroute.Set
 
 	mut *levelMutations
 }
@@ -135,6 +138,9 @@ func New(rc *routev3.RouteConfiguration, opts Options) (*Table, error) {
 			IncludeAttemptCountInResponse: v.GetIncludeAttemptCountInResponse()}
 		if vh.mut, err = compileLevel(v.GetRequestHeadersToAdd(), v.GetRequestHeadersToRemove(),
 			v.GetResponseHeadersToAdd(), v.GetResponseHeadersToRemove(), vpath+"."); err != nil {
+			return nil, err
+		}
+		if vh.PerFilter, err = perroute.Compile(v.GetTypedPerFilterConfig(), vpath+".typed_per_filter_config"); err != nil {
 			return nil, err
 		}
 		if rp := v.GetRetryPolicy(); rp != nil {

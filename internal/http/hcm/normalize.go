@@ -10,6 +10,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/httpfilter"
 	"github.com/legate-proxy/legate/internal/runtime"
 )
 
@@ -355,18 +356,13 @@ func (cfg *Config) applyPaths(s *stream, req *message.Request) bool {
 	}
 	if verdict == pathRedirect {
 		cfg.Stats.RqRedirectedNormalizedPath.Inc()
-		s.info.ResponseCodeDetails = detailPathNormalization
-		s.fs.Response.WriteHeader(http.StatusTemporaryRedirect, message.Headers{{Name: "location", Value: p}}, 0)
+		cfg.writeLocalReply(&s.fs, httpfilter.LocalReply{Status: http.StatusTemporaryRedirect, Details: detailPathNormalization,
+			Headers: message.Headers{{Name: "location", Value: p}}})
 		return false
 	}
 	req.Path = p
 	req.Authority = o.stripHostPort(req.Authority, req.Method, s.info.DownstreamLocalAddr.Port())
 	return true
-}
-
-func isGRPC(req *message.Request) bool {
-	ct := req.Header.Value("content-type")
-	return strings.HasPrefix(ct, "application/grpc") && (len(ct) == len("application/grpc") || ct[len("application/grpc")] == '+' || ct[len("application/grpc")] == ';')
 }
 
 // stripHostPort removes the port from an authority, as Envoy's
