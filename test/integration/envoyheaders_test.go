@@ -36,6 +36,18 @@ func TestEnvoyRequestControls(t *testing.T) {
 			case <-r.Context().Done():
 				return
 			}
+		case strings.HasPrefix(r.URL.Path, "/hedge/"):
+			// The first attempt is slow but not hopeless; later ones
+			// are slower still.
+			d := 500 * time.Millisecond
+			if n > 1 {
+				d = 3 * time.Second
+			}
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
 		case strings.HasPrefix(r.URL.Path, "/grpc/"):
 			w.Header().Set("Content-Type", "application/grpc")
 			if n == 1 {
@@ -128,6 +140,21 @@ use_remote_address: true
 			t.Errorf("cluster.up.upstream_rq_per_try_timeout = %d", n)
 		}
 	})
+	t.Run("hedge on per-try timeout", func(t *testing.T) {
+		// Without hedging the first attempt would be cancelled at 150ms
+		// and the retry take 3s; hedged, the first one still answers.
+		resp, body, took := send("internal", "/hedge/a", "x-envoy-upstream-rq-per-try-timeout-ms", "150",
+			"x-envoy-retry-on", "5xx", "x-envoy-hedge-on-per-try-timeout", "true")
+		if resp.StatusCode != 200 || took > 2*time.Second {
+			t.Fatalf("status %d after %v, want the first attempt's 200 after ~500ms", resp.StatusCode, took)
+		}
+		if e := decodeEcho(t, body); e.Header("x-envoy-attempt-count") != "1" || e.Has("x-envoy-hedge-on-per-try-timeout") {
+			t.Errorf("winner was attempt %q (want 1); hedge header forwarded: %v", e.Header("x-envoy-attempt-count"), e.Has("x-envoy-hedge-on-per-try-timeout"))
+		}
+		if resp.Header.Get("x-envoy-attempt-count") != "2" {
+			t.Errorf("downstream x-envoy-attempt-count %q, want 2 (the hedge counts)", resp.Header.Get("x-envoy-attempt-count"))
+		}
+	})
 	t.Run("retry on grpc status", func(t *testing.T) {
 		resp, _, _ := send("internal", "/grpc/a", "x-envoy-retry-grpc-on", "unavailable", "content-type", "application/grpc")
 		if resp.StatusCode != 200 || resp.Header.Get("grpc-status") != "0" {
@@ -185,6 +212,12 @@ use_remote_address: true
 	t.Run("runtime_fraction 0 never matches", func(t *testing.T) {
 		if resp, _, _ := send("internal", "/canary"); resp.StatusCode != 200 {
 			t.Errorf("status %d, want the next route's 200", resp.StatusCode)
+		}
+	})
+	t.Cleanup(func() {
+		// Concurrent hedged attempts: a race-enabled binary reports here.
+		if strings.Contains(l.Stderr(), "DATA RACE") {
+			t.Errorf("legate reported a data race:\n%s", l.Stderr())
 		}
 	})
 	t.Run("host with userinfo", func(t *testing.T) {

@@ -88,6 +88,7 @@ type controls struct {
 	retriableCodes        []uint32
 	altStatName           string
 	altResponse           bool
+	hedge                 bool // x-envoy-hedge-on-per-try-timeout: true
 }
 
 // maxAltStatName bounds the stat tree a client can name.
@@ -160,8 +161,7 @@ func (f *Filter) readControls(req *message.Request) (c controls, bad, badValue s
 			c.altResponse = true
 			consumed = true
 		case hdrHedge:
-			// Hedging is not implemented: the header is consumed so the
-			// upstream does not see a request it cannot honour either.
+			c.hedge = v == "true"
 			consumed = true
 		}
 	}

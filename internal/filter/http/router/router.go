@@ -181,7 +181,21 @@ func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 
 	var a attempt
 	retries := 0
-	for {
+	hedged := ctl.hedgeable(policy, s)
+	if hedged {
+		var end hedgeEnd
+		a, retries, end = f.forwardHedged(s, c, policy, &ctl, &pc, &tried, globalDeadline, autoHost, attemptCount)
+		switch end {
+		case hedgeNoHost:
+			s.Info.Flags |= streaminfo.NoHealthyUpstream
+			cs.UpstreamCxNone.Inc()
+			s.SendLocalReply(http.StatusServiceUnavailable, "no healthy upstream", "no_healthy_upstream")
+			return
+		case hedgeGone:
+			return
+		}
+	}
+	for !hedged {
 		host := c.Pick(&pc)
 		if host == nil {
 			s.Info.Flags |= streaminfo.NoHealthyUpstream
