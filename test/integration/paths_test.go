@@ -110,6 +110,30 @@ path_with_escaped_slashes_action: UNESCAPE_AND_FORWARD`, ""),
 		}
 	}
 
+	// The same over HTTP/2: :path is normalized alike.
+	h2 := h2cClient()
+	for _, tc := range []struct {
+		target string
+		status int
+	}{
+		{"/pub/../admin", 403},
+		{"/pub/%2e%2e/admin", 403},
+		{"/../../etc/passwd", 400},
+		{"/pub/a%2Fb", 400},
+		{"/pub/./ok", 200},
+	} {
+		// url.Parse keeps the escaping and the dot segments as written.
+		req := mustReq(t, "GET", l.URL("norm", tc.target), nil)
+		req.Host = "example.com"
+		if got := req.URL.RequestURI(); got != tc.target {
+			t.Fatalf("client would send %q, not %q", got, tc.target)
+		}
+		resp, body := do(t, h2, req)
+		if resp.StatusCode != tc.status || resp.ProtoMajor != 2 {
+			t.Errorf("h2 %s: %s %d (%q), want %d", tc.target, resp.Proto, resp.StatusCode, body, tc.status)
+		}
+	}
+
 	// strip_any_host_port: the virtual host for example.com matches with
 	// any port; strip_matching_host_port only with the listener's own.
 	resp, body := get("norm", "/pub/x", "example.com:1234")
@@ -124,8 +148,8 @@ path_with_escaped_slashes_action: UNESCAPE_AND_FORWARD`, ""),
 		t.Errorf("strip_matching_host_port, other port: %d, want 404 (no virtual host)", resp.StatusCode)
 	}
 
-	if n := l.Counter(t, "http.norm.downstream_rq_failed_path_normalization"); n != 5 {
-		t.Errorf("http.norm.downstream_rq_failed_path_normalization = %d, want 5", n)
+	if n := l.Counter(t, "http.norm.downstream_rq_failed_path_normalization"); n != 7 {
+		t.Errorf("http.norm.downstream_rq_failed_path_normalization = %d, want 7 (5 HTTP/1.1, 2 HTTP/2)", n)
 	}
 	if n := l.Counter(t, "http.redirect.downstream_rq_redirected_with_normalized_path"); n != 2 {
 		t.Errorf("http.redirect.downstream_rq_redirected_with_normalized_path = %d, want 2", n)
