@@ -101,6 +101,9 @@ use_remote_address: true
 		if resp.StatusCode != 504 || took > 1500*time.Millisecond {
 			t.Errorf("status %d after %v (%q), want 504 after ~150ms", resp.StatusCode, took, body)
 		}
+		if resp.Header.Get("x-envoy-attempt-count") != "1" {
+			t.Errorf("local reply x-envoy-attempt-count %q, want 1", resp.Header.Get("x-envoy-attempt-count"))
+		}
 		resp, body, _ = send("internal", "/t2", "x-envoy-upstream-rq-timeout-ms", "2000")
 		e := decodeEcho(t, body)
 		if resp.StatusCode != 200 || e.Has("x-envoy-upstream-rq-timeout-ms") || e.Header("x-envoy-expected-rq-timeout-ms") != "2000" {

@@ -383,6 +383,13 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // headers, with Envoy's local replies and response flags.
 func (f *Filter) upstreamFailure(s *httpfilter.Stream, c *cluster.Cluster, a *attempt, ctl *controls, retriesExhausted bool) {
 	cs := c.Stats
+	// As Envoy's router does for the replies it makes after an attempt:
+	// the attempt count when the virtual host asks, x-envoy-overloaded on
+	// an overflow unless suppressed.
+	var h message.Headers
+	if s.VirtualHost != nil && s.VirtualHost.IncludeAttemptCountInResponse && s.Info.Attempts > 0 {
+		h = append(h, message.Header{Name: hdrAttemptCount, Value: strconv.Itoa(int(s.Info.Attempts))})
+	}
 	if retriesExhausted {
 		s.Info.Flags |= streaminfo.UpstreamRetryLimitExceeded
 		cs.UpstreamRqRetryLimitExceeded.Inc()
@@ -393,11 +400,12 @@ func (f *Filter) upstreamFailure(s *httpfilter.Stream, c *cluster.Cluster, a *at
 		if ctl.altResponse {
 			// x-envoy-upstream-rq-timeout-alt-response: 204 instead.
 			f.chargeStatus(cs, ctl, http.StatusNoContent)
-			s.SendLocalReply(http.StatusNoContent, "", "upstream_response_timeout")
+			s.Reply(httpfilter.LocalReply{Status: http.StatusNoContent, Details: "upstream_response_timeout", Headers: h})
 			return
 		}
 		f.chargeStatus(cs, ctl, http.StatusGatewayTimeout)
-		s.SendLocalReply(http.StatusGatewayTimeout, "upstream request timeout", "upstream_response_timeout")
+		s.Reply(httpfilter.LocalReply{Status: http.StatusGatewayTimeout, Body: "upstream request timeout",
+			Details: "upstream_response_timeout", Headers: h})
 		return
 	}
 	reason := connpool.LocalReset
@@ -413,6 +421,9 @@ func (f *Filter) upstreamFailure(s *httpfilter.Stream, c *cluster.Cluster, a *at
 		s.Info.Flags |= streaminfo.UpstreamConnectionTermination
 	case connpool.Overflow:
 		s.Info.Flags |= streaminfo.UpstreamOverflow
+		if !f.suppressEnvoyHeaders {
+			h = append(h, message.Header{Name: "x-envoy-overloaded", Value: "true"})
+		}
 	case connpool.ProtocolError:
 		s.Info.Flags |= streaminfo.UpstreamProtocolError
 	default:
@@ -424,7 +435,8 @@ func (f *Filter) upstreamFailure(s *httpfilter.Stream, c *cluster.Cluster, a *at
 		body += ", transport failure reason: " + transport
 	}
 	f.chargeStatus(cs, ctl, http.StatusServiceUnavailable)
-	s.SendLocalReply(http.StatusServiceUnavailable, body, "upstream_reset_before_response_started{"+reasonDetail(reason)+"}")
+	s.Reply(httpfilter.LocalReply{Status: http.StatusServiceUnavailable, Body: body,
+		Details: "upstream_reset_before_response_started{" + reasonDetail(reason) + "}", Headers: h})
 }
 
 // reasonDetail is the reset reason as Envoy spells it in response code
