@@ -1,6 +1,9 @@
 package hcm
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestNormalizePath(t *testing.T) {
 	norm := PathOptions{Normalize: true}
@@ -109,4 +112,32 @@ func BenchmarkNormalizePath(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzNormalizePath: whatever the path, normalization with everything on
+// either refuses it or yields a path with no dot segments, no escaped or
+// doubled slashes and no backslash, that normalizes to itself.
+func FuzzNormalizePath(f *testing.F) {
+	o := PathOptions{Normalize: true, MergeSlashes: true, EscapedSlashes: EscapedSlashesUnescapeForward}
+	f.Fuzz(func(t *testing.T, p string) {
+		got, v := o.normalizePath(p)
+		if v == pathReject || p == "" || p[0] != '/' {
+			return
+		}
+		path := got
+		if i := strings.IndexByte(got, '?'); i >= 0 {
+			path = got[:i]
+			if got[i:] != p[strings.IndexByte(p, '?'):] {
+				t.Fatalf("%q → %q: query changed", p, got)
+			}
+		}
+		if path == "" || path[0] != '/' || strings.Contains(path, "//") || strings.ContainsRune(path, '\\') ||
+			hasEscapedSlash(path) || strings.Contains(path+"/", "/./") || strings.Contains(path+"/", "/../") {
+			t.Fatalf("%q → %q: not normal", p, got)
+		}
+		again, v2 := o.normalizePath(got)
+		if again != got || v2 != pathContinue {
+			t.Fatalf("%q → %q → %q (%d): not idempotent", p, got, again, v2)
+		}
+	})
 }
