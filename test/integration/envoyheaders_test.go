@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	zmodel "github.com/openzipkin/zipkin-go/model"
 )
 
 // withRouter puts router config fields into a listener from listenerYAML.
@@ -291,4 +293,24 @@ access_log:
 	eventually(t, 5*time.Second, "access log with the detected address", func() bool {
 		return strings.Contains(l.Stdout(), "remote=10.9.9.9\n")
 	})
+}
+
+// An OUTBOUND listener's connection manager reports client spans.
+func TestTracingEgressSpanKind(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, "svc", nil)
+	col := startZipkin(t)
+	egress := listenerYAML("egress", zipkinTracing("", "")+decoratedRoutes, "")
+	egress = strings.Replace(egress, "\n", "\n  traffic_direction: OUTBOUND\n", 1)
+	l := startLegate(t, nodeYAML+bootstrapYAML([]string{egress},
+		[]string{staticCluster("svc", "", up.Addr), staticCluster("zipkin", "", col.Addr)}), nil)
+	resp, body := do(t, newClient(), mustReq(t, "GET", l.URL("egress", "/out"), nil))
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	e := decodeEcho(t, body)
+	sp := col.wait(t, e.Header("x-b3-traceid"), e.Header("x-b3-spanid"), filler(l, "egress"))
+	if sp.Kind != zmodel.Client {
+		t.Errorf("span kind %q, want CLIENT", sp.Kind)
+	}
 }
