@@ -11,6 +11,7 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/legate-proxy/legate/internal/http/message"
 	"github.com/legate-proxy/legate/internal/networkfilter"
@@ -29,9 +30,23 @@ func (w *discardWriter) HeaderWritten() bool                           { return 
 // BenchmarkServeStream is one request through the connection manager's
 // stream path (header processing, route match, filter chain, response
 // headers) to a direct_response route, without a codec.
+// The normalized case has path normalization on, for an already-normal
+// path: it must cost nothing more.
 func BenchmarkServeStream(b *testing.B) {
+	b.Run("default", func(b *testing.B) { benchServeStream(b, nil) })
+	b.Run("normalized", func(b *testing.B) {
+		benchServeStream(b, func(pb *hcmv3.HttpConnectionManager) {
+			pb.NormalizePath = wrapperspb.Bool(true)
+			pb.MergeSlashes = true
+			pb.PathWithEscapedSlashesAction = hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT
+			pb.StripPortMode = &hcmv3.HttpConnectionManager_StripAnyHostPort{StripAnyHostPort: true}
+		})
+	})
+}
+
+func benchServeStream(b *testing.B, mod func(*hcmv3.HttpConnectionManager)) {
 	router, _ := anypb.New(&routerv3.Router{})
-	cfg, err := New(&hcmv3.HttpConnectionManager{
+	pb := &hcmv3.HttpConnectionManager{
 		StatPrefix: "bench",
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
 			VirtualHosts: []*routev3.VirtualHost{{
@@ -46,7 +61,11 @@ func BenchmarkServeStream(b *testing.B) {
 			}},
 		}},
 		HttpFilters: []*hcmv3.HttpFilter{{Name: "router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router}}},
-	}, Deps{Stats: stats.NewStore(), Logger: slog.New(slog.DiscardHandler)})
+	}
+	if mod != nil {
+		mod(pb)
+	}
+	cfg, err := New(pb, Deps{Stats: stats.NewStore(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -56,7 +75,7 @@ func BenchmarkServeStream(b *testing.B) {
 		nc: &networkfilter.Conn{RemoteAddr: netip.MustParseAddrPort("10.0.0.1:1234"), LocalAddr: netip.MustParseAddrPort("10.0.0.2:80")},
 	}
 	hdr := message.Headers{{Name: "user-agent", Value: "bench"}, {Name: "x-request-id", Value: "a2b4c6d8-0000-4000-8000-000000000000"}}
-	req := &message.Request{Method: "GET", Authority: "example.com", Path: "/", Protocol: message.HTTP11, ContentLength: -1}
+	req := &message.Request{Method: "GET", Authority: "example.com", Path: "/api/v1/users/42?fields=a,b", Protocol: message.HTTP11, ContentLength: -1}
 	var w discardWriter
 	b.ReportAllocs()
 	for b.Loop() {
