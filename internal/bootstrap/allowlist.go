@@ -138,7 +138,14 @@ var allowlist = []area{
 			{"envoy.config.core.v3.Http1ProtocolOptions", nil},
 			{"envoy.config.core.v3.Http2ProtocolOptions", fs(field{Name: "max_concurrent_streams", Note: "downstream capped at 1000"},
 				field{Name: "initial_stream_window_size", Note: "unset downstream: 1 MiB (Envoy: 256 MiB)"},
-				field{Name: "initial_connection_window_size", Note: "unset downstream: 1 MiB"})},
+				field{Name: "initial_connection_window_size", Note: "unset downstream: 1 MiB"},
+				field{Name: "max_outbound_frames", Note: "default 10000; downstream only"},
+				field{Name: "max_outbound_control_frames", Note: "default 1000; downstream only"},
+				field{Name: "max_consecutive_inbound_frames_with_empty_payload", Note: "default 1; downstream only"},
+				field{Name: "max_inbound_priority_frames_per_stream", Note: "default 100; downstream only"},
+				field{Name: "max_inbound_window_update_frames_per_data_frame_sent", Note: "default 10; downstream only"},
+				field{Name: "stream_error_on_invalid_http_messaging", Note: "default false: a malformed request closes the connection; downstream only"},
+				field{Name: "override_stream_error_on_invalid_http_message", Note: "overrides stream_error_on_invalid_http_messaging; downstream only"})},
 		},
 	},
 	{
@@ -247,9 +254,9 @@ var runtimeKeys = []runtimeKey{
 var notYetSupported = []string{
 	"xDS: REST config sources, `self` and `authorities` config sources, xDS-TP resource locators (`lds_resources_locator`, `cds_resources_locator`), VHDS, SRDS, ECDS, LEDS, `static_resources.secrets`.",
 	"Active health checks (`health_checks`), outlier detection, circuit breakers (`circuit_breakers`).",
-	"Other load balancers (RING_HASH, MAGLEV, locality weighting, priorities) and cluster types (ORIGINAL_DST).",
+	"Other load balancers (locality weighting, priorities, `load_balancing_policy`) and cluster types (ORIGINAL_DST).",
 	"Listener filters (`tls_inspector`, …), filter chain matching, and network filters other than the HTTP connection manager, the TCP proxy, `rbac`, `local_ratelimit`, `connection_limit` and `sni_cluster` (`redis_proxy`, `mongo_proxy`, `mysql_proxy`, `ext_authz`, `ratelimit`, …).",
-	"HTTP filters other than the router (fault, local/global rate limit, CORS, gRPC-Web, Lua, …), request mirroring, hash policies.",
+	"HTTP filters other than the router (fault, local/global rate limit, CORS, gRPC-Web, Lua, …), request mirroring.",
 	"HTTP/3, overload manager, runtime layers other than `static_layer`.",
 }
 

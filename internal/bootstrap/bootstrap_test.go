@@ -83,9 +83,9 @@ func TestGoldenExpectations(t *testing.T) {
 		{"invalid_value.yaml", []string{"static_resources.listeners[0].address.socket_address.port_value: value must be less than or equal to 65535", "static_resources.clusters[0].connect_timeout: value must be greater than 0s", "typed_config.stat_prefix: value length must be at least 1 runes"}},
 		{"typed_struct.yaml", nil},
 		{"unresolvable_type.yaml", []string{"static_resources.listeners[0].filter_chains[0].filters[0]: com.example.filters.Mystery is not supported", "filter_chains[1].filters[0]: com.example.filters.Wrapped is not supported", `filter_chains[1].filters[1].typed_config: unknown field "stat_prefx"`}},
-		{"config.json", []string{"static_resources.clusters[0].lb_policy: RING_HASH is not supported"}},
+		{"config.json", []string{"static_resources.clusters[0].lb_policy: CLUSTER_PROVIDED is not supported"}},
 		{"merge.yaml", []string{"static_resources.clusters[1].outlier_detection: field is not supported"}},
-		{"restricted_values.yaml", []string{"protocol: UDP is not supported", "codec_type: HTTP3 is not supported", `retry_on: "retriable-headers" is not supported`, "filter_chains[0].transport_socket: envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext is not supported here; expected envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", "lb_policy: MAGLEV is not supported", `typed_extension_protocol_options["envoy.upstreams.http.http_protocol_options"]: key`}},
+		{"restricted_values.yaml", []string{"protocol: UDP is not supported", "codec_type: HTTP3 is not supported", `retry_on: "retriable-headers" is not supported`, "filter_chains[0].transport_socket: envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext is not supported here; expected envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", "lb_policy: CLUSTER_PROVIDED is not supported", `typed_extension_protocol_options["envoy.upstreams.http.http_protocol_options"]: key`}},
 		{"type_mismatch.yaml", []string{"node.id: expected a string", "port_value: expected a number", "use_remote_address: expected true or false", `lb_policy: unknown value "ROUNDROBIN"`, "only one of"}},
 		{"deprecated_fields.yaml", nil},
 		{"typed_struct_typo.yaml", []string{`typed_config: unknown field "stat_prefix" in udpa.type.v1.TypedStruct`, `unknown field "valeu" in xds.type.v3.TypedStruct (did you mean "value"?)`}},
@@ -237,8 +237,8 @@ func TestCheckResource(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 
-	c := &clusterv3.Cluster{Name: "c", ConnectTimeout: durationpb.New(0), LbPolicy: clusterv3.Cluster_RING_HASH}
-	if got := Errors(CheckResource(c, "")).Error(); got != "lb_policy: RING_HASH is not supported" {
+	c := &clusterv3.Cluster{Name: "c", ConnectTimeout: durationpb.New(0), LbPolicy: clusterv3.Cluster_CLUSTER_PROVIDED}
+	if got := Errors(CheckResource(c, "")).Error(); got != "lb_policy: CLUSTER_PROVIDED is not supported" {
 		t.Errorf("cluster: %s", got)
 	}
 	if got := Errors(Check(c, "")).Error(); !strings.Contains(got, "connect_timeout: value must be greater than 0s") {
@@ -400,7 +400,7 @@ func TestCheckFileSources(t *testing.T) {
 	checkGolden(t, "testdata/filesources/problems.golden", b.String())
 	for _, want := range []string{
 		`testdata/filesources/cds.yaml: resources[0]: unknown field "conect_timeout"`,
-		`testdata/filesources/cds.yaml: cluster "unsupported": lb_policy: MAGLEV is not supported`,
+		`testdata/filesources/cds.yaml: cluster "unsupported": lb_policy: CLUSTER_PROVIDED is not supported`,
 		`testdata/filesources/rds.yaml: route_configuration "local_route": virtual_hosts[0].routes[1]`,
 		"testdata/filesources/eds.yaml: resources[0]: envoy.config.cluster.v3.Cluster where static_resources.clusters[0].eds_cluster_config.eds_config.path_config_source.path expects envoy.config.endpoint.v3.ClusterLoadAssignment",
 		"static_resources.clusters[1].eds_cluster_config.eds_config.path_config_source.path: cannot read testdata/filesources/absent.yaml: no such file or directory",

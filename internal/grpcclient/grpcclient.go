@@ -26,6 +26,7 @@ import (
 
 	"github.com/legate-proxy/legate/internal/tlscontext"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
+	"github.com/legate-proxy/legate/internal/upstream/dialer"
 )
 
 // Service is a resolved GrpcService. It is immutable; Dial may be called
@@ -158,12 +159,12 @@ func DialCluster(ref *cluster.Ref) func(ctx context.Context, network, addr strin
 		if h == nil {
 			return nil, fmt.Errorf("cluster %q: %w", c.Name, ErrNoHost)
 		}
-		timeout := c.Settings.ConnectTimeout
-		if timeout <= 0 {
-			timeout = 5 * time.Second
-		}
-		d := net.Dialer{Timeout: timeout}
-		return d.DialContext(ctx, "tcp", h.Address)
+		// Plaintext: gRPC's credentials do TLS on top. The connection
+		// counts in the cluster's stats, as Envoy counts its clients'.
+		t := dialer.ForCluster(c, h, dialer.Raw)
+		t.TLS = nil
+		conn, _, err := dialer.Dial(ctx, t)
+		return conn, err
 	}
 }
 

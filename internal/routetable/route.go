@@ -38,6 +38,8 @@ type Route struct {
 	// PerFilter is the route's typed_per_filter_config over its virtual
 	// host's: per filter, the route's entry wins.
 	PerFilter perroute.Set
+	// Hash is the route's hash_policy, nil when unset.
+	Hash *HashPolicy
 
 	match routeMatch
 
@@ -281,6 +283,11 @@ func (t *Table) compileRouteAction(rt *Route, ra *routev3.RouteAction, path stri
 	}
 	if rp := ra.GetRetryPolicy(); rp != nil {
 		if rt.Retry, err = compileRetryPolicy(rp, path+".retry_policy"); err != nil {
+			return err
+		}
+	}
+	if hp := ra.GetHashPolicy(); len(hp) > 0 {
+		if rt.Hash, err = compileHashPolicy(hp, path+".hash_policy"); err != nil {
 			return err
 		}
 	}

@@ -82,6 +82,6 @@ func benchServeStream(b *testing.B, mod func(*hcmv3.HttpConnectionManager)) {
 		req.Header = append(req.Header[:0], hdr...)
 		req.Scheme = ""
 		w.written = false
-		cfg.serveStream(c, req, &w, nil)
+		cfg.serveStream(c.streamCtx, c, req, &w, nil)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/legate-proxy/legate/internal/accesslog"
+	"github.com/legate-proxy/legate/internal/http/h2"
 	"github.com/legate-proxy/legate/internal/http/http1"
 	"github.com/legate-proxy/legate/internal/httpfilter"
 	"github.com/legate-proxy/legate/internal/routetable"
@@ -100,9 +101,11 @@ type Config struct {
 	localReply *localReplyConfig
 }
 
-// H2Settings are the downstream HTTP/2 options.
+// H2Settings are the downstream HTTP/2 options: http2_protocol_options and
+// the overload.premature_reset_* runtime keys, with the codec's stats.
+// Serve fills in the timeouts and header limits per connection.
 type H2Settings struct {
-	MaxConcurrentStreams, InitialStreamWindow, InitialConnWindow uint32
+	Server h2.ServerConfig
 }
 
 // UpgradeConfig is one upgrade_configs entry.
@@ -202,12 +205,7 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 	if err := trustConfig(pb, c); err != nil {
 		return nil, err
 	}
-	h2 := pb.GetHttp2ProtocolOptions()
-	c.H2 = H2Settings{
-		MaxConcurrentStreams: h2.GetMaxConcurrentStreams().GetValue(),
-		InitialStreamWindow:  h2.GetInitialStreamWindowSize().GetValue(),
-		InitialConnWindow:    h2.GetInitialConnectionWindowSize().GetValue(),
-	}
+	c.H2 = h2Settings(pb.GetHttp2ProtocolOptions(), deps)
 	for _, u := range pb.GetUpgradeConfigs() {
 		c.Upgrades = append(c.Upgrades, UpgradeConfig{
 			Type:    strings.ToLower(u.GetUpgradeType()),
@@ -303,4 +301,38 @@ func clusterSource(m *cluster.Manager) routetable.ClusterSource {
 		return nil
 	}
 	return m
+}
+
+// h2Settings resolves http2_protocol_options for the downstream codec.
+// Unset limits keep Envoy's defaults (h2.ServerConfig's zero values).
+func h2Settings(o *corev3.Http2ProtocolOptions, deps Deps) H2Settings {
+	sc := h2.ServerConfig{
+		MaxConcurrentStreams:                         o.GetMaxConcurrentStreams().GetValue(),
+		InitialStreamWindow:                          o.GetInitialStreamWindowSize().GetValue(),
+		InitialConnWindow:                            o.GetInitialConnectionWindowSize().GetValue(),
+		MaxOutboundFrames:                            o.GetMaxOutboundFrames().GetValue(),
+		MaxOutboundControlFrames:                     o.GetMaxOutboundControlFrames().GetValue(),
+		MaxInboundPriorityFramesPerStream:            o.GetMaxInboundPriorityFramesPerStream().GetValue(),
+		MaxInboundWindowUpdateFramesPerDataFrameSent: o.GetMaxInboundWindowUpdateFramesPerDataFrameSent().GetValue(),
+		//lint:ignore SA1019 deprecated in favour of override_stream_error_on_invalid_http_message, which wins below; still accepted as Envoy does
+		StreamErrorOnInvalidMessaging: o.GetStreamErrorOnInvalidHttpMessaging(),
+	}
+	if v := o.GetMaxConsecutiveInboundFramesWithEmptyPayload(); v != nil {
+		sc.MaxConsecutiveEmptyFrames, sc.MaxConsecutiveEmptyFramesSet = v.GetValue(), true
+	}
+	// The newer field wins over the deprecated one, as in Envoy.
+	if v := o.GetOverrideStreamErrorOnInvalidHttpMessage(); v != nil {
+		sc.StreamErrorOnInvalidMessaging = v.GetValue()
+	}
+	if deps.Runtime != nil {
+		if s := deps.Runtime.Uint("overload.premature_reset_min_stream_lifetime_seconds", 1); s > 0 {
+			sc.PrematureResetMinStreamLifetime = time.Duration(s) * time.Second
+		}
+		sc.PrematureResetTotalStreamCount = deps.Runtime.Uint("overload.premature_reset_total_stream_count", h2.DefaultPrematureResetTotalStreamCount)
+	}
+	if deps.Stats != nil {
+		// Envoy roots the downstream codec's stats at "http2.".
+		sc.Stats = h2.NewServerStats(deps.Stats.Scope("http2"))
+	}
+	return H2Settings{Server: sc}
 }

@@ -26,6 +26,7 @@ const (
 	stateActive               // a stream is being served
 	stateDiscard              // the codec discards an unread request body
 	stateClosing
+	stateH2 // the HTTP/2 server owns the deadlines
 )
 
 // bodyDiscardTime bounds how long the codec may spend discarding the rest
@@ -84,6 +85,15 @@ func (c *conn) onRead(n int) {
 	case stateActive:
 		c.refreshStreamIdle()
 	}
+}
+
+// CloseWrite half-closes when the transport can, so a final GOAWAY is read
+// before the socket closes.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
 }
 
 func (c *conn) Write(p []byte) (int, error) {
@@ -167,20 +177,26 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 	if useH2 {
 		st.CxHTTP2Total.Inc()
 		st.CxHTTP2Active.Inc()
-		c.state.Store(stateActive)
-		h2.Serve(ctx, c, h2.ServerConfig{
-			MaxConcurrentStreams: cfg.H2.MaxConcurrentStreams,
-			InitialStreamWindow:  cfg.H2.InitialStreamWindow,
-			InitialConnWindow:    cfg.H2.InitialConnWindow,
-			IdleTimeout:          cfg.IdleTimeout,
-			MaxHeaderBytes:       cfg.Limits.MaxHeaderBytes,
-			MaxHeaders:           cfg.Limits.MaxHeaders,
-		}, func(req *message.Request, w message.ResponseWriter) {
+		// The HTTP/2 server keeps its own deadlines.
+		c.state.Store(stateH2)
+		h2cfg := cfg.H2.Server
+		h2cfg.IdleTimeout = cfg.IdleTimeout
+		h2cfg.HandshakeTimeout = c.headersTimeout()
+		h2cfg.FrameTimeout = c.headersTimeout()
+		h2cfg.WriteTimeout = cfg.StreamIdleTimeout
+		h2cfg.MaxHeaderBytes = cfg.Limits.MaxHeaderBytes
+		h2cfg.MaxHeaders = cfg.Limits.MaxHeaders
+		h2cfg.OnPrematureResets = st.RqTooManyPrematureResets.Inc
+		h2cfg.OnProtocolError = st.CxProtocolError.Inc
+		h2.Serve(ctx, c, h2cfg, func(sctx context.Context, req *message.Request, w message.ResponseWriter) {
 			if cfg.Limits.Underscores != http1.AllowUnderscores && !cfg.h2Underscores(req) {
 				// Envoy resets an HTTP/2 stream it rejects for this.
 				h2.AbortStream()
 			}
-			if cfg.serveStream(c, req, w, nil) == endReset {
+			if c.nc.TLS != nil {
+				req.Scheme = "https"
+			}
+			if cfg.serveStream(sctx, c, req, w, nil) == endReset {
 				h2.AbortStream()
 			}
 		})
@@ -316,7 +332,7 @@ func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) (parked bool) {
 		if c.draining() {
 			sc.CloseAfterResponse()
 		}
-		if cfg.serveStream(c, &req, sc.ResponseWriter(), sc) != endNormal {
+		if cfg.serveStream(c.streamCtx, c, &req, sc.ResponseWriter(), sc) != endNormal {
 			return false
 		}
 		if err := sc.FinishResponse(); err != nil {

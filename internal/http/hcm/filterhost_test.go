@@ -84,7 +84,7 @@ func TestFilterContract(t *testing.T) {
 	c := &conn{cfg: cfg, drain: ctx, streamCtx: ctx, nc: &networkfilter.Conn{RemoteAddr: netip.MustParseAddrPort("10.0.0.1:1234")}}
 	serve := func(h ...message.Header) *recordWriter {
 		var w recordWriter
-		cfg.serveStream(c, &message.Request{Method: "GET", Authority: "x", Path: "/a", Protocol: message.HTTP11, ContentLength: -1, Header: h}, &w, nil)
+		cfg.serveStream(c.streamCtx, c, &message.Request{Method: "GET", Authority: "x", Path: "/a", Protocol: message.HTTP11, ContentLength: -1, Header: h}, &w, nil)
 		return &w
 	}
 	if w := serve(); w.body.String() != "route a" || w.header.Value("x-seen-by") != "reroute" {

@@ -48,7 +48,7 @@ func serveOne(t *testing.T, lr *hcmv3.LocalReplyConfig, req *message.Request) *r
 		LocalReplyConfig: lr,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
 			VirtualHosts: []*routev3.VirtualHost{{Name: "all", Domains: []string{"*"}, Routes: []*routev3.Route{{
-				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: "/exists"}},
+				Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Path{Path: "/exists"}},
 				Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 200}},
 			}}}},
 		}},
@@ -60,7 +60,7 @@ func serveOne(t *testing.T, lr *hcmv3.LocalReplyConfig, req *message.Request) *r
 	ctx := context.Background()
 	c := &conn{cfg: cfg, drain: ctx, streamCtx: ctx, nc: &networkfilter.Conn{RemoteAddr: netip.MustParseAddrPort("10.0.0.1:1234")}}
 	var w recordWriter
-	cfg.serveStream(c, req, &w, nil)
+	cfg.serveStream(c.streamCtx, c, req, &w, nil)
 	return &w
 }
 

@@ -72,8 +72,9 @@ var streamPool = sync.Pool{New: func() any { return new(stream) }}
 
 // serveStream runs one request through header processing, routing and the
 // filter chain. It reports whether the connection was taken over by an
-// upgrade or reset (the HTTP/1 loop must then stop using it).
-func (cfg *Config) serveStream(c *conn, req *message.Request, w message.ResponseWriter, sc *http1.ServerConn) streamEnd {
+// upgrade or reset (the HTTP/1 loop must then stop using it). ctx is the
+// stream's: HTTP/2 cancels it when the client resets the stream.
+func (cfg *Config) serveStream(ctx context.Context, c *conn, req *message.Request, w message.ResponseWriter, sc *http1.ServerConn) streamEnd {
 	st := cfg.Stats
 	s := streamPool.Get().(*stream)
 	*s = stream{cfg: cfg, sc: sc}
@@ -108,7 +109,7 @@ func (cfg *Config) serveStream(c *conn, req *message.Request, w message.Response
 		req.Body = &s.counted
 	}
 	s.rw = respWriter{inner: w, s: s}
-	s.fs = httpfilter.Stream{Ctx: c.streamCtx, Request: req, Response: &s.rw, Info: &s.info}
+	s.fs = httpfilter.Stream{Ctx: ctx, Request: req, Response: &s.rw, Info: &s.info}
 	s.fs.SetCallbacks(s)
 
 	if cfg.Paths != (PathOptions{}) && !cfg.applyPaths(s, req) {

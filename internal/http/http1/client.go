@@ -299,11 +299,22 @@ func parseStatusLine(l []byte) (int, message.Protocol, error) {
 func badResponse(msg string) error { return protoErr(502, detailCodecError, msg) }
 
 // Reusable reports whether another request may be sent: the request was
-// written whole, the response body was read to its end, and neither side
-// asked to close.
+// written whole, the response body was read to its end, nothing the peer
+// sent after it is buffered (see Stray), and neither side asked to close.
 func (c *ClientConn) Reusable() bool {
 	return c.active && !c.broken && !c.close && !c.upgraded && !c.hijacked &&
-		c.body.done && c.body.err == nil && c.wrote.Load()
+		c.body.done && c.body.err == nil && c.wrote.Load() && c.bufs.br.Buffered() == 0
+}
+
+// Stray reports bytes the peer sent after a complete response (its body
+// read to the end): a body on a HEAD, 204 or 304 response, more body than
+// the framing announced, or an unsolicited second response. Read on this
+// connection, they would be taken for the next request's response — the
+// next client would get someone else's answer — so the connection must
+// close.
+func (c *ClientConn) Stray() bool {
+	return c.active && !c.broken && !c.upgraded && !c.hijacked && c.body.done &&
+		c.bufs.br.Buffered() > 0
 }
 
 // Hijack hands over the connection after a 101 response. The reader yields

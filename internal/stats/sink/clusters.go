@@ -2,12 +2,11 @@ package sink
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 
-	"github.com/legate-proxy/legate/internal/grpcclient"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
+	"github.com/legate-proxy/legate/internal/upstream/dialer"
 )
 
 // Clusters adapts the cluster manager for TCP statsd sinks: a host is
@@ -24,17 +23,12 @@ func (l managerLookup) DialCluster(ctx context.Context, name string) (net.Conn, 
 	if c == nil {
 		return nil, fmt.Errorf("unknown cluster %q", name)
 	}
-	conn, err := grpcclient.DialCluster(l.m.Ref(name))(ctx, "tcp", "")
-	if err != nil {
-		return nil, err
+	h := c.Pick(nil)
+	if h == nil {
+		return nil, fmt.Errorf("cluster %q: no healthy upstream", name)
 	}
-	if c.Settings.TLS == nil {
-		return conn, nil
-	}
-	tc := tls.Client(conn, c.Settings.TLS.Clone())
-	if err := tc.HandshakeContext(ctx); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return tc, nil
+	// The cluster's dialer: its connect timeout, TLS, bind config, and the
+	// connection counted in the cluster's stats, as Envoy counts a sink's.
+	conn, _, err := dialer.Dial(ctx, dialer.ForCluster(c, h, dialer.Raw))
+	return conn, err
 }

@@ -29,9 +29,10 @@ type Cluster struct {
 	Type              DiscoveryType
 	LB                lb.Config
 
-	cfg  *config
-	snap atomic.Pointer[snapshot]
-	mgr  *Manager
+	cfg      *config
+	snap     atomic.Pointer[snapshot]
+	mgr      *Manager
+	outcomes outcomes
 
 	// Config-time state; never touched by Pick.
 	pb          *clusterv3.Cluster
@@ -88,6 +89,10 @@ type PickContext struct {
 	// Envoy, 0 means one selection only, and when every try is rejected
 	// the last host picked is used.
 	MaxAttempts int
+	// Hash is the request's hash from the route's hash_policy, when
+	// HasHash; RING_HASH and MAGLEV place the request by it.
+	Hash    uint64
+	HasHash bool
 }
 
 // Pick chooses a host; nil means no healthy upstream.
@@ -99,7 +104,11 @@ func (c *Cluster) Pick(pc *PickContext) *Host {
 	if s.panic {
 		c.Stats.LbHealthyPanic.Inc()
 	}
-	h := s.picks[s.picker.Pick()]
+	var lc lb.Context
+	if pc != nil {
+		lc.Hash, lc.HasHash = pc.Hash, pc.HasHash
+	}
+	h := s.picks[s.picker.Pick(lc)]
 	if pc == nil || pc.Exclude == nil {
 		return h
 	}
@@ -107,7 +116,8 @@ func (c *Cluster) Pick(pc *PickContext) *Host {
 		if !pc.Exclude(h) {
 			return h
 		}
-		h = s.picks[s.picker.Pick()]
+		lc.Attempt++
+		h = s.picks[s.picker.Pick(lc)]
 	}
 	return h
 }
@@ -161,11 +171,19 @@ func (c *Cluster) rebuild() {
 		picks, panicMode = hosts, true
 	}
 	weights := make([]uint32, len(picks))
+	var keys []string
+	hashed := c.LB.Policy == lb.RingHash || c.LB.Policy == lb.Maglev
+	if hashed {
+		keys = make([]string, len(picks))
+	}
 	for i, h := range picks {
 		weights[i] = h.Weight
+		if hashed {
+			keys[i] = h.Address
+		}
 	}
 	load := func(i int) int64 { return picks[i].ActiveRequests.Load() }
-	c.snap.Store(&snapshot{hosts: hosts, picks: picks, panic: panicMode, picker: lb.New(c.LB, weights, load)})
+	c.snap.Store(&snapshot{hosts: hosts, picks: picks, panic: panicMode, picker: lb.New(c.LB, weights, keys, load)})
 	c.Stats.MembershipTotal.Set(int64(len(hosts)))
 	c.Stats.MembershipHealthy.Set(int64(len(healthy)))
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -220,6 +221,11 @@ func TestSettings(t *testing.T) {
       common_http_protocol_options: {idle_timeout: 30s}
       explicit_http_config:
         http2_protocol_options: {initial_stream_window_size: 65536}
+- name: bound
+  upstream_bind_config:
+    source_address: {address: 127.0.0.2, port_value: 0}
+    freebind: true
+    socket_options: [{level: 1, name: 8, int_value: 65536, state: STATE_PREBIND}, {level: 6, name: 13, buf_value: "AAE="}]
 - name: typed_h1
   typed_extension_protocol_options:
     envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
@@ -246,6 +252,11 @@ func TestSettings(t *testing.T) {
 	if h1 := m.Get("typed_h1").Settings; h1.Protocol != HTTP1 || h1.IdleTimeout != 0 {
 		t.Errorf("typed_h1: %+v", h1)
 	}
+	b := m.Get("bound").Settings.Bind
+	if b == nil || b.LocalAddr.String() != "127.0.0.2:0" || len(b.SocketOptions) != 3 ||
+		!reflect.DeepEqual(b.SocketOptions[1], SocketOption{Level: 1, Name: 8, Int: 65536}) || string(b.SocketOptions[2].Buf) != "\x00\x01" {
+		t.Errorf("bound: %+v", b)
+	}
 	if got := m.Get("legacy_h2").Pick(nil); got != nil {
 		t.Errorf("empty cluster picked %v", got)
 	}
@@ -253,7 +264,7 @@ func TestSettings(t *testing.T) {
 	for _, c := range m.Clusters() {
 		names = append(names, c.Name)
 	}
-	if !slices.Equal(names, []string{"defaults", "legacy_h2", "typed_h1", "typed_h2"}) {
+	if !slices.Equal(names, []string{"bound", "defaults", "legacy_h2", "typed_h1", "typed_h2"}) {
 		t.Errorf("Clusters() = %v", names)
 	}
 }
@@ -271,7 +282,9 @@ func TestConfigErrors(t *testing.T) {
 		{`[{name: a, type: EDS, eds_cluster_config: {eds_config: {ads: {}}}, ` + fmt.Sprintf(ep, "127.0.0.1") + `}]`,
 			`clusters[0]: load_assignment: is not used by EDS clusters (endpoints come from eds_cluster_config)`},
 		{`[{name: a, type: ORIGINAL_DST}]`, `clusters[0]: type: ORIGINAL_DST is not supported`},
-		{`[{name: a, lb_policy: RING_HASH}]`, `clusters[0]: lb_policy: RING_HASH is not supported`},
+		{`[{name: a, lb_policy: CLUSTER_PROVIDED}]`, `clusters[0]: lb_policy: CLUSTER_PROVIDED is not supported`},
+		{`[{name: a, lb_policy: RING_HASH, maglev_lb_config: {}}]`, `clusters[0]: maglev_lb_config: is only valid with lb_policy MAGLEV`},
+		{`[{name: a, lb_policy: MAGLEV, maglev_lb_config: {table_size: 1000}}]`, `clusters[0]: maglev_lb_config.table_size: must be a prime number, got 1000`},
 		{`[{name: a, dns_refresh_rate: 0s}]`, `clusters[0]: dns_refresh_rate: must be greater than 0, got 0s`},
 		{`[{name: a, least_request_lb_config: {choice_count: 1}}]`,
 			`clusters[0]: least_request_lb_config.choice_count: must be at least 2, got 1`},
@@ -285,6 +298,14 @@ func TestConfigErrors(t *testing.T) {
 			`clusters[0]: typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].auto_config: is not supported`},
 		{`[{name: a, typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, common_http_protocol_options: {max_headers_count: 200}}}}]`,
 			`clusters[0]: typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].common_http_protocol_options.max_headers_count: is not supported on clusters`},
+		{`[{name: a, upstream_bind_config: {source_address: {address: localhost, port_value: 0}}}]`,
+			`clusters[0]: upstream_bind_config.source_address.address: must be an IP address, got "localhost"`},
+		{`[{name: a, upstream_bind_config: {socket_options: [{level: 1, name: 8, int_value: 1, state: STATE_LISTENING}]}}]`,
+			`clusters[0]: upstream_bind_config.socket_options[0].state: STATE_LISTENING does not apply to upstream sockets`},
+		{`[{name: a, http2_protocol_options: {max_outbound_control_frames: 5}}]`,
+			`clusters[0]: http2_protocol_options.max_outbound_control_frames: is not supported on clusters (downstream only)`},
+		{`[{name: a, typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, explicit_http_config: {http2_protocol_options: {stream_error_on_invalid_http_messaging: true}}}}}]`,
+			`clusters[0]: typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].explicit_http_config.http2_protocol_options.stream_error_on_invalid_http_messaging: is not supported on clusters (downstream only)`},
 		{`[{name: a, transport_socket: {name: tls, typed_config: {"@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext}}}]`,
 			`clusters[0]: transport_socket: envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext is not supported`},
 	}
@@ -355,7 +376,7 @@ func TestStatsNames(t *testing.T) {
 	want := []string{
 		"lb_healthy_panic", "membership_change", "update_attempt", "update_failure", "update_no_rebuild", "update_success",
 		"upstream_cx_connect_fail", "upstream_cx_connect_timeout", "upstream_cx_destroy", "upstream_cx_destroy_local",
-		"upstream_cx_destroy_remote", "upstream_cx_http1_total", "upstream_cx_http2_total", "upstream_cx_none_healthy",
+		"upstream_cx_destroy_remote", "upstream_cx_http1_total", "upstream_cx_http2_total", "upstream_cx_none_healthy", "upstream_cx_protocol_error",
 		"upstream_cx_rx_bytes_total", "upstream_cx_total", "upstream_cx_tx_bytes_total",
 		"upstream_rq_1xx", "upstream_rq_2xx", "upstream_rq_3xx", "upstream_rq_4xx", "upstream_rq_5xx",
 		"upstream_rq_completed", "upstream_rq_pending_total", "upstream_rq_per_try_timeout", "upstream_rq_retry",

@@ -173,6 +173,10 @@ func decode(pc *clusterv3.Cluster, deps xds.Deps) (*config, error) {
 		cfg.lb.Policy = lb.LeastRequest
 	case clusterv3.Cluster_RANDOM:
 		cfg.lb.Policy = lb.Random
+	case clusterv3.Cluster_RING_HASH:
+		cfg.lb.Policy = lb.RingHash
+	case clusterv3.Cluster_MAGLEV:
+		cfg.lb.Policy = lb.Maglev
 	default:
 		return nil, fieldErr("lb_policy", "%v is not supported", pc.GetLbPolicy())
 	}
@@ -184,6 +188,10 @@ func decode(pc *clusterv3.Cluster, deps xds.Deps) (*config, error) {
 			}
 			cfg.lb.ChoiceCount = cc.GetValue()
 		}
+	}
+
+	if err := decodeHashLB(pc, &cfg.lb); err != nil {
+		return nil, err
 	}
 
 	s := &cfg.settings
@@ -198,6 +206,9 @@ func decode(pc *clusterv3.Cluster, deps xds.Deps) (*config, error) {
 	s.Protocol = HTTP1
 	//lint:ignore SA1019 deprecated in v3 but still used by real configs; Legate accepts it as Envoy does
 	if h2 := pc.GetHttp2ProtocolOptions(); h2 != nil {
+		if err := downstreamOnlyH2("http2_protocol_options", h2); err != nil {
+			return nil, err
+		}
 		s.Protocol = HTTP2
 		applyH2(s, h2)
 	}
@@ -225,6 +236,12 @@ func decode(pc *clusterv3.Cluster, deps xds.Deps) (*config, error) {
 		}
 		if s.TLS, err = tlscontext.ClientConfig(up, deps); err != nil {
 			return nil, fieldErr("transport_socket", "%v", err)
+		}
+	}
+
+	if bc := pc.GetUpstreamBindConfig(); bc != nil {
+		if s.Bind, err = DecodeBindConfig("upstream_bind_config", bc); err != nil {
+			return nil, err
 		}
 	}
 
@@ -332,6 +349,9 @@ func decodeHTTPProtocolOptions(field string, a *anypb.Any, s *Settings) error {
 		ex := hpo.GetExplicitHttpConfig()
 		switch {
 		case ex.GetHttp2ProtocolOptions() != nil:
+			if err := downstreamOnlyH2(field+".explicit_http_config.http2_protocol_options", ex.GetHttp2ProtocolOptions()); err != nil {
+				return err
+			}
 			s.Protocol = HTTP2
 			applyH2(s, ex.GetHttp2ProtocolOptions())
 		case ex.GetHttpProtocolOptions() != nil:

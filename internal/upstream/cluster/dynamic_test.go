@@ -285,7 +285,7 @@ func TestCDSNackLeavesStateUnchanged(t *testing.T) {
   type: STATIC
   load_assignment:
     endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8009}}}}]}]
-- {name: other, lb_policy: MAGLEV}`, `cluster "other": lb_policy: MAGLEV is not supported`},
+- {name: other, lb_policy: CLUSTER_PROVIDED}`, `cluster "other": lb_policy: CLUSTER_PROVIDED is not supported`},
 		{"duplicate", `[{name: x}, {name: x}]`, `cluster "x": duplicate cluster name in the update`},
 		{"EDS without xDS", `[{name: e, type: EDS, eds_cluster_config: {eds_config: {ads: {}}}}]`,
 			`cluster "e": eds_cluster_config.eds_config: EDS needs dynamic configuration`},

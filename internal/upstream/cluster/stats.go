@@ -28,6 +28,7 @@ func newStats(sc stats.Scope) *Stats {
 		UpstreamCxTxBytesTotal:   c("upstream_cx_tx_bytes_total"),
 		UpstreamCxConnectMs:      h("upstream_cx_connect_ms"),
 		UpstreamCxLengthMs:       h("upstream_cx_length_ms"),
+		UpstreamCxProtocolError:  c("upstream_cx_protocol_error"),
 
 		UpstreamRqTotal:              c("upstream_rq_total"),
 		UpstreamRqActive:             g("upstream_rq_active"),

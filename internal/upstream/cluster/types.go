@@ -7,6 +7,7 @@ package cluster
 import (
 	"crypto/tls"
 	"io"
+	"net"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,7 @@ type Stats struct {
 	UpstreamCxTxBytesTotal   *stats.Counter
 	UpstreamCxConnectMs      *stats.Histogram
 	UpstreamCxLengthMs       *stats.Histogram
+	UpstreamCxProtocolError  *stats.Counter
 
 	UpstreamRqTotal              *stats.Counter
 	UpstreamRqActive             *stats.Gauge
@@ -157,4 +159,21 @@ type Settings struct {
 	H2MaxConcurrentStreams uint32
 	H2InitialStreamWindow  uint32
 	H2InitialConnWindow    uint32
+	// Bind is upstream_bind_config; nil lets the kernel choose.
+	Bind *BindConfig
+}
+
+// BindConfig is how upstream sockets are set up before they connect.
+type BindConfig struct {
+	// LocalAddr is source_address (port 0: any); nil binds no address.
+	LocalAddr *net.TCPAddr
+	// SocketOptions are set before connect (freebind included).
+	SocketOptions []SocketOption
+}
+
+// SocketOption is one setsockopt: an integer value, or Buf when set.
+type SocketOption struct {
+	Level, Name int
+	Int         int64
+	Buf         []byte
 }

@@ -14,7 +14,6 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
-	"net"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -32,13 +31,11 @@ const maxIdlePerHost = 1024
 
 // Pool is one host's connections.
 type Pool struct {
-	host           *cluster.Host
-	settings       cluster.Settings
-	stats          *cluster.Stats
-	tlsConfig      *tls.Config
-	dialer         net.Dialer
-	connectTimeout time.Duration
-	closed         atomic.Bool
+	host      *cluster.Host
+	settings  cluster.Settings
+	stats     *cluster.Stats
+	tlsConfig *tls.Config
+	closed    atomic.Bool
 
 	// HTTP/1.1
 	idle     chan *h1conn
@@ -53,18 +50,14 @@ type Pool struct {
 // the cluster's settings is computed here, once.
 func New(c *cluster.Cluster, h *cluster.Host) *Pool {
 	p := &Pool{
-		host:           h,
-		settings:       c.Settings,
-		stats:          c.Stats,
-		connectTimeout: c.Settings.ConnectTimeout,
+		host:     h,
+		settings: c.Settings,
+		stats:    c.Stats,
 	}
 	if p.stats == nil {
 		// A cluster built without stats (tests, tools) still gets a
 		// working pool; its numbers go nowhere.
 		p.stats = cluster.NewStats(stats.NewStore().Scope("cluster." + c.Name + "."))
-	}
-	if p.connectTimeout <= 0 {
-		p.connectTimeout = 5 * time.Second // Envoy's connect_timeout default
 	}
 	if t := c.Settings.TLS; t != nil {
 		t = t.Clone()

@@ -7,10 +7,12 @@ import (
 	"net"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/legate-proxy/legate/internal/http/http1"
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/upstream/dialer"
 )
 
 // h1conn is one upstream HTTP/1.1 connection. Between requests it sits in
@@ -20,7 +22,7 @@ import (
 type h1conn struct {
 	p      *Pool
 	nc     net.Conn // what the codec uses: cnt, or TLS over cnt
-	cnt    *countConn
+	cnt    *dialer.Conn
 	cc     *http1.ClientConn
 	reused bool
 	// idleSince is when the connection entered the free list (monotonic
@@ -38,6 +40,14 @@ type h1conn struct {
 	// wake is c.wakeup bound once, so watching a request's ctx does not
 	// allocate a closure per request.
 	wake func()
+
+	// The idle check (see checkIdle): the socket's raw handle and the
+	// peek callback bound once, with its results.
+	raw       syscall.RawConn
+	peekFn    func(fd uintptr) bool
+	peekBuf   [1]byte
+	peekN     int
+	peekErrno syscall.Errno
 }
 
 // wakeup runs when a request's ctx ends: the past deadline wakes whichever
@@ -113,6 +123,10 @@ func (p *Pool) getH1(ctx context.Context) (*h1conn, error) {
 				c.closeIdle()
 				continue
 			}
+			if !c.checkIdle() {
+				c.closeIdle()
+				continue
+			}
 			c.reused = true
 			return c, nil
 		default:
@@ -128,6 +142,10 @@ func (p *Pool) getH1(ctx context.Context) (*h1conn, error) {
 		}
 		c := &h1conn{p: p, nc: nc, cnt: cnt, cc: http1.NewClientConn(nc)}
 		c.wake = c.wakeup
+		if sc, ok := cnt.Raw().(syscall.Conn); ok {
+			c.raw, _ = sc.SyscallConn()
+			c.peekFn = c.peek
+		}
 		return c, nil
 	}
 }
@@ -145,9 +163,9 @@ func (c *h1conn) roundTrip(ctx context.Context, req *message.Request) (resp *mes
 		c.nc.SetDeadline(d)
 		c.deadline = true
 	}
-	rx := c.cnt.rxTotal
+	rx := c.cnt.RxTotal()
 	staleFail := func(err error) bool {
-		return c.reused && req.Body == nil && c.cnt.rxTotal == rx && ctx.Err() == nil && !isProtocol(err)
+		return c.reused && req.Body == nil && c.cnt.RxTotal() == rx && ctx.Err() == nil && !isProtocol(err)
 	}
 	ex := &h1exchange{}
 	if req.Body == nil {
@@ -169,6 +187,9 @@ func (c *h1conn) roundTrip(ctx context.Context, req *message.Request) (resp *mes
 	resp = &ex.resp
 	resp.Header = ex.hdr[:0]
 	if err := c.cc.ReadResponse(resp, req.Method); err != nil {
+		if isProtocol(err) {
+			c.p.stats.UpstreamCxProtocolError.Inc()
+		}
 		stale = staleFail(err)
 		c.kill()
 		c.done()
@@ -236,7 +257,18 @@ func (c *h1conn) done() {
 		c.deadline = false
 		c.nc.SetDeadline(time.Time{})
 	}
-	if !ctxOK || c.failed || c.writeErr != nil || !c.cc.Reusable() || c.p.closed.Load() {
+	if !ctxOK || c.failed || c.writeErr != nil || c.p.closed.Load() {
+		c.closeIdle()
+		return
+	}
+	if c.cc.Stray() {
+		// Bytes after a complete response: served to the next request
+		// they would shift every later response onto the wrong client.
+		c.p.stats.UpstreamCxProtocolError.Inc()
+		c.closeIdle()
+		return
+	}
+	if !c.cc.Reusable() {
 		c.closeIdle()
 		return
 	}

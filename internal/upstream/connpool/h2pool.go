@@ -9,6 +9,7 @@ import (
 
 	"github.com/legate-proxy/legate/internal/http/h2"
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/upstream/dialer"
 )
 
 // h2state is a host's HTTP/2 connections. Requests scan the published
@@ -20,9 +21,13 @@ type h2state struct {
 }
 
 type h2conn struct {
-	cc *h2.ClientConn
-	nc *countConn
+	cc    *h2.ClientConn
+	nc    *dialer.Conn
+	guard *h2guard
 }
+
+// usable reports whether the connection can take a new stream.
+func (c *h2conn) usable() bool { return !c.guard.unsolicited.Load() && c.cc.CanTakeNewRequest() }
 
 // h2dial is one in-flight dial that concurrent requests wait on, so a burst
 // of requests to a new host opens one connection, not one each.
@@ -66,13 +71,13 @@ func (p *Pool) roundTripH2(ctx context.Context, req *message.Request) (*message.
 // can.
 func (p *Pool) getH2(ctx context.Context) (*h2conn, error) {
 	for _, c := range *p.h2.conns.Load() {
-		if c.cc.CanTakeNewRequest() {
+		if c.usable() {
 			return c, nil
 		}
 	}
 	p.h2.mu.Lock()
 	for _, c := range *p.h2.conns.Load() {
-		if c.cc.CanTakeNewRequest() {
+		if c.usable() {
 			p.h2.mu.Unlock()
 			return c, nil
 		}
@@ -103,9 +108,9 @@ func (p *Pool) dialH2(d *h2dial) {
 	nc, cnt, err := p.dial(context.Background())
 	var c *h2conn
 	if err == nil {
-		c = &h2conn{nc: cnt}
-		cnt.onClose = func() { p.removeH2(c) }
-		c.cc, err = p.h2t.NewClientConn(nc)
+		c = &h2conn{nc: cnt, guard: newH2Guard(p, nc)}
+		cnt.OnClose(func() { p.removeH2(c) })
+		c.cc, err = p.h2t.NewClientConn(c.guard)
 		if err != nil {
 			err = streamError(err)
 		}

@@ -19,6 +19,8 @@ const (
 	RoundRobin Policy = iota
 	LeastRequest
 	Random
+	RingHash
+	Maglev
 )
 
 func (p Policy) String() string {
@@ -29,6 +31,10 @@ func (p Policy) String() string {
 		return "LEAST_REQUEST"
 	case Random:
 		return "RANDOM"
+	case RingHash:
+		return "RING_HASH"
+	case Maglev:
+		return "MAGLEV"
 	}
 	return "UNKNOWN"
 }
@@ -38,6 +44,23 @@ type Config struct {
 	Policy Policy
 	// ChoiceCount is least_request_lb_config.choice_count (default 2).
 	ChoiceCount uint32
+	// MinRingSize and MaxRingSize are ring_hash_lb_config's (defaults
+	// 1024 and 8M).
+	MinRingSize, MaxRingSize uint64
+	// TableSize is maglev_lb_config.table_size (default 65537, a prime).
+	TableSize uint64
+}
+
+// Context is what one pick may use: the request's hash (route
+// hash_policy) for RING_HASH and MAGLEV, and which attempt this is when
+// a retry predicate rejected the previous choice. Passed by value so a
+// pick allocates nothing.
+type Context struct {
+	Hash    uint64
+	HasHash bool
+	// Attempt counts host-selection retries (0 for the first choice);
+	// hash policies move to another host for each.
+	Attempt int
 }
 
 // DefaultChoiceCount is Envoy's least_request choice_count default.
@@ -46,7 +69,7 @@ const DefaultChoiceCount = 2
 // Picker chooses an index into the host list it was built from; -1 when
 // that list is empty. Pickers are safe for concurrent use.
 type Picker interface {
-	Pick() int
+	Pick(c Context) int
 }
 
 // Load reports host i's outstanding requests, for LEAST_REQUEST.
@@ -57,14 +80,22 @@ type Load func(i int) int64
 const maxSchedule = 1 << 16
 
 // New builds a picker for hosts with the given weights (0 counts as 1).
-// load is only used by LEAST_REQUEST and may be nil otherwise.
-func New(cfg Config, weights []uint32, load Load) Picker {
+// load is only used by LEAST_REQUEST and may be nil otherwise; keys (the
+// hosts' addresses) only by RING_HASH and MAGLEV, which place hosts by
+// them so that a host set change moves few keys.
+func New(cfg Config, weights []uint32, keys []string, load Load) Picker {
 	n := len(weights)
 	if n == 0 {
 		return empty{}
 	}
 	if n == 1 {
 		return single{}
+	}
+	switch cfg.Policy {
+	case RingHash:
+		return newRing(cfg, weights, keys)
+	case Maglev:
+		return newMaglev(cfg, weights, keys)
 	}
 	w := make([]uint64, n)
 	equal := true
@@ -111,11 +142,11 @@ func New(cfg Config, weights []uint32, load Load) Picker {
 
 type empty struct{}
 
-func (empty) Pick() int { return -1 }
+func (empty) Pick(Context) int { return -1 }
 
 type single struct{}
 
-func (single) Pick() int { return 0 }
+func (single) Pick(Context) int { return 0 }
 
 // roundRobin walks the hosts (equal weights) or a precomputed weighted
 // schedule with one shared atomic counter.
@@ -125,7 +156,7 @@ type roundRobin struct {
 	schedule []int32 // nil for equal weights
 }
 
-func (r *roundRobin) Pick() int {
+func (r *roundRobin) Pick(Context) int {
 	i := (r.next.Add(1) - 1) % r.n
 	if r.schedule == nil {
 		return int(i)
@@ -184,7 +215,7 @@ func gcd(a, b uint64) uint64 {
 
 type uniformRandom struct{ n int }
 
-func (r *uniformRandom) Pick() int { return rand.IntN(r.n) }
+func (r *uniformRandom) Pick(Context) int { return rand.IntN(r.n) }
 
 // weightedRandom draws from cumulative weights by binary search.
 type weightedRandom struct {
@@ -202,7 +233,9 @@ func newWeightedRandom(w []uint64) *weightedRandom {
 	return &weightedRandom{cum: cum, total: s}
 }
 
-func (r *weightedRandom) Pick() int {
+func (r *weightedRandom) Pick(Context) int { return r.pick() }
+
+func (r *weightedRandom) pick() int {
 	x := rand.Uint64N(r.total)
 	lo, hi := 0, len(r.cum)-1
 	for lo < hi {
@@ -232,7 +265,7 @@ type leastRequest struct {
 	wr      *weightedRandom // weighted candidate draw
 }
 
-func (l *leastRequest) Pick() int {
+func (l *leastRequest) Pick(Context) int {
 	if l.weights == nil {
 		best := rand.IntN(l.n)
 		if l.load == nil {
@@ -247,13 +280,13 @@ func (l *leastRequest) Pick() int {
 		}
 		return best
 	}
-	best := l.wr.Pick()
+	best := l.wr.pick()
 	if l.load == nil {
 		return best
 	}
 	bestLoad := uint64(max(l.load(best), 0)) + 1
 	for c := 1; c < l.k; c++ {
-		i := l.wr.Pick()
+		i := l.wr.pick()
 		ld := uint64(max(l.load(i), 0)) + 1
 		// ld/w[i] < bestLoad/w[best], without division.
 		if ld*l.weights[best] < bestLoad*l.weights[i] {

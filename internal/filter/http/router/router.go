@@ -178,6 +178,14 @@ func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 		}
 		pc.MaxAttempts = int(policy.HostSelectionMaxAttempts)
 	}
+	// The route's hash_policy places the request on RING_HASH and MAGLEV
+	// clusters; as in Envoy it is computed only when the balancer asks.
+	var setCookie string
+	if r.Hash != nil && c.UsesHash() {
+		pc.Hash, pc.HasHash, setCookie = r.Hash.Compute(routetable.HashInput{
+			Request: req, Source: s.Info.DownstreamRemoteAddr.Addr(), Dynamic: s.Info.Dynamic, Unique: s.Info.ConnectionID,
+		})
+	}
 
 	var a attempt
 	retries := 0
@@ -245,6 +253,9 @@ func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 	if retries > 0 {
 		cs.UpstreamRqRetrySuccess.Inc()
 	}
+	if setCookie != "" {
+		a.resp.Header.Add("set-cookie", setCookie)
+	}
 	f.respond(s, r, wc, c, &a, &ctl)
 }
 
@@ -300,12 +311,29 @@ func (f *Filter) endAttempt(c *cluster.Cluster, a *attempt) {
 	c.Stats.UpstreamRqActive.Dec()
 	a.host.RqActive.Add(-1)
 	a.host.ActiveRequests.Add(-1)
+	o := cluster.Outcome{Host: a.host}
 	if a.err != nil {
 		a.host.RqError.Add(1)
 		if isTimeout(a.err) {
 			a.host.RqTimeout.Add(1)
 		}
+		o.Kind = outcomeOf(a.err)
+	} else {
+		o.Status = a.resp.Status
 	}
+	c.ReportOutcome(o)
+}
+
+// outcomeOf classifies a failed attempt for the outcome hook.
+func outcomeOf(err error) cluster.OutcomeKind {
+	var pe *connpool.Error
+	switch {
+	case errors.As(err, &pe) && (pe.Reason == connpool.ConnectionFailure || pe.Reason == connpool.ConnectionTimeout):
+		return cluster.OutcomeConnectFailed
+	case isTimeout(err):
+		return cluster.OutcomeTimeout
+	}
+	return cluster.OutcomeReset
 }
 
 // discard drops a response that will be retried.

@@ -12,7 +12,6 @@ package tcp_proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +31,7 @@ import (
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/streaminfo"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
+	"github.com/legate-proxy/legate/internal/upstream/dialer"
 )
 
 func init() {
@@ -41,8 +41,6 @@ func init() {
 const (
 	// DefaultIdleTimeout is Envoy's idle_timeout when the field is unset.
 	DefaultIdleTimeout = time.Hour
-	// defaultConnectTimeout applies to a cluster built without one (tests).
-	defaultConnectTimeout = 5 * time.Second
 	// bufSize is the copy buffer per direction.
 	bufSize = 32 << 10
 )
@@ -213,10 +211,6 @@ func (p *Proxy) pick() *target {
 
 var bufPool = sync.Pool{New: func() any { return new([bufSize]byte) }}
 
-// dialer is shared: DialContext is safe for concurrent use and a zero
-// Dialer allocates nothing per connection.
-var dialer net.Dialer
-
 // session states, for the race between the idle timer and the end of
 // the connection.
 const (
@@ -230,6 +224,7 @@ type session struct {
 	p     *Proxy
 	down  *networkfilter.Conn
 	up    net.Conn
+	raw   *dialer.Conn // the TCP connection under up; settles its stats on close
 	host  *cluster.Host
 	c     *cluster.Cluster
 	si    *streaminfo.StreamInfo
@@ -338,9 +333,14 @@ func (s *session) connect(c *cluster.Cluster) bool {
 		}
 		s.si.UpstreamHost = h.Address
 		s.si.Attempts = uint32(attempt)
-		conn, reason, err := dial(c, h)
+		conn, raw, reason, err := dial(c, h)
 		if err == nil {
-			s.up, s.host = conn, h
+			c.ReportOutcome(cluster.Outcome{Host: h, Kind: cluster.OutcomeConnected})
+		} else {
+			c.ReportOutcome(cluster.Outcome{Host: h, Kind: cluster.OutcomeConnectFailed})
+		}
+		if err == nil {
+			s.up, s.raw, s.host = conn, raw, h
 			s.si.UpstreamTransportFailureReason = ""
 			if la := conn.LocalAddr(); la != nil {
 				s.si.UpstreamLocalAddr = la.String()
@@ -372,50 +372,17 @@ func (s *session) triedHost(h *cluster.Host) bool {
 	return false
 }
 
-// dial connects to h within the cluster's connect_timeout (TLS handshake
-// included), counting the cluster's and host's connection stats. On
-// failure it returns Envoy's transport failure reason.
-func dial(c *cluster.Cluster, h *cluster.Host) (net.Conn, string, error) {
-	st := c.Stats
-	st.UpstreamCxTotal.Inc()
-	st.UpstreamCxActive.Inc()
-	h.CxTotal.Add(1)
-	h.CxActive.Add(1)
-	timeout := c.Settings.ConnectTimeout
-	if timeout <= 0 {
-		timeout = defaultConnectTimeout
-	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	handshake := false
-	conn, err := dialer.DialContext(ctx, "tcp", h.Address)
-	if err == nil {
-		if tc, ok := conn.(*net.TCPConn); ok {
-			tc.SetNoDelay(true)
-		}
-		if cfg := c.Settings.TLS; cfg != nil {
-			handshake = true
-			tc := tls.Client(conn, cfg)
-			if err = tc.HandshakeContext(ctx); err != nil {
-				conn.Close()
-			} else {
-				conn = tc
-			}
-		}
-	}
+// dial connects to h through the upstream dialer (connect_timeout, TLS,
+// bind config, the cluster's and host's connection stats). On failure it
+// returns Envoy's transport failure reason.
+func dial(c *cluster.Cluster, h *cluster.Host) (net.Conn, *dialer.Conn, string, error) {
+	conn, raw, err := dialer.Dial(context.Background(), dialer.ForCluster(c, h, dialer.Raw))
 	if err != nil {
-		st.UpstreamCxActive.Dec()
-		h.CxActive.Add(-1)
-		if isTimeout(err) {
-			st.UpstreamCxConnectTimeout.Inc()
-		}
-		st.UpstreamCxConnectFail.Inc()
-		h.CxConnectFail.Add(1)
-		return nil, failureReason(err, handshake), err
+		var de *dialer.Error
+		handshake := errors.As(err, &de) && de.Handshake
+		return nil, nil, failureReason(err, handshake), err
 	}
-	st.UpstreamCxConnectMs.Record(uint64(time.Since(start).Milliseconds()))
-	return conn, "", nil
+	return conn, raw, "", nil
 }
 
 // failureReason renders a connect error as Envoy's transport failure
@@ -466,18 +433,8 @@ func (s *session) pump() {
 	}
 	s.state.CompareAndSwap(running, finished)
 
-	// Settle the upstream connection as the connection pool does.
+	// Closing settles the upstream connection's stats (the dialer's Conn).
 	s.up.Close()
-	st := s.c.Stats
-	st.UpstreamCxActive.Dec()
-	s.host.CxActive.Add(-1)
-	st.UpstreamCxDestroy.Inc()
-	if s.upRemote.Load() {
-		st.UpstreamCxDestroyRemote.Inc()
-	} else {
-		st.UpstreamCxDestroyLocal.Inc()
-	}
-	st.UpstreamCxLengthMs.Record(uint64(time.Since(s.start).Milliseconds()))
 }
 
 // abort closes both sides, which unblocks both directions.
@@ -496,11 +453,12 @@ func (s *session) copy(dst, src net.Conn, toUpstream bool) uint64 {
 	buf := bufPool.Get().(*[bufSize]byte)
 	defer bufPool.Put(buf)
 	var total uint64
+	// The upstream side's bytes are counted by the dialer's Conn.
 	var rx, tx *stats.Counter
 	if toUpstream {
-		rx, tx = p.stats.DownstreamCxRxBytesTotal, s.c.Stats.UpstreamCxTxBytesTotal
+		rx = p.stats.DownstreamCxRxBytesTotal
 	} else {
-		rx, tx = s.c.Stats.UpstreamCxRxBytesTotal, p.stats.DownstreamCxTxBytesTotal
+		tx = p.stats.DownstreamCxTxBytesTotal
 	}
 	for first := true; ; {
 		n, err := src.Read(buf[:])
@@ -517,9 +475,13 @@ func (s *session) copy(dst, src net.Conn, toUpstream bool) uint64 {
 					s.si.FirstUpstreamRxByte = time.Since(s.start)
 				}
 			}
-			rx.Add(uint64(n))
+			if rx != nil {
+				rx.Add(uint64(n))
+			}
 			w, werr := dst.Write(buf[:n])
-			tx.Add(uint64(w))
+			if tx != nil {
+				tx.Add(uint64(w))
+			}
 			total += uint64(n)
 			if werr != nil {
 				s.abort()
@@ -530,6 +492,7 @@ func (s *session) copy(dst, src net.Conn, toUpstream bool) uint64 {
 			if !toUpstream && !s.aborted.Load() {
 				// The upstream ended (FIN or reset) before we closed it.
 				s.upRemote.Store(true)
+				s.raw.MarkRemote()
 			}
 			if err != io.EOF {
 				s.abort()

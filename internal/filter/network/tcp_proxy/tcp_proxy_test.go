@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -625,5 +626,42 @@ func TestClusterFollowsCDS(t *testing.T) {
 	}
 	if n := h.counter("tcp.tp.downstream_cx_no_route"); n != 2 {
 		t.Fatalf("downstream_cx_no_route = %d, want 2", n)
+	}
+}
+
+// Each connect attempt reports its outcome once, for outlier detection.
+func TestConnectOutcomesReported(t *testing.T) {
+	dead := closedAddr(t)
+	live := startServer(t, echo)
+	pb := simple("svc")
+	pb.MaxConnectAttempts = wrapperspb.UInt32(2)
+	h := newHarness(t, pb, clusterPB("svc", dead, live))
+	var mu sync.Mutex
+	got := map[string][]cluster.OutcomeKind{}
+	h.clusters.Get("svc").ObserveOutcomes(func(_ *cluster.Cluster, o cluster.Outcome) {
+		mu.Lock()
+		got[o.Host.Address] = append(got[o.Host.Address], o.Kind)
+		mu.Unlock()
+	})
+	for range 4 {
+		c := h.dial()
+		c.CloseWrite()
+		io.ReadAll(c)
+		h.wait()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got[live]) != 4 || len(got[dead]) == 0 {
+		t.Fatalf("outcomes: %v", got)
+	}
+	for _, k := range got[live] {
+		if k != cluster.OutcomeConnected {
+			t.Errorf("live host outcome %v", k)
+		}
+	}
+	for _, k := range got[dead] {
+		if k != cluster.OutcomeConnectFailed {
+			t.Errorf("dead host outcome %v", k)
+		}
 	}
 }
