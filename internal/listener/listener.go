@@ -93,6 +93,8 @@ type listenerStats struct {
 
 // Build compiles a listener proto; it binds nothing.
 func Build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *atomic.Uint64) (*Listener, error) {
+	// The connection manager's tracing reads it (span kind).
+	fc.TrafficDirection = pb.GetTrafficDirection()
 	sa := pb.GetAddress().GetSocketAddress()
 	if sa == nil {
 		return nil, errors.New("address: a socket_address is required")

@@ -48,6 +48,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/legate-proxy/legate/internal/accesslog"
@@ -145,6 +146,9 @@ type FactoryContext struct {
 	// listener warms until XDS.Init is done, and XDS.Release cancels the
 	// watches when this listener config is discarded.
 	XDS xds.Deps
+	// TrafficDirection is the listener's traffic_direction: tracing makes
+	// OUTBOUND listeners' spans client (egress) spans.
+	TrafficDirection corev3.TrafficDirection
 	// Routes shares RDS route configurations between connection managers
 	// and lists them for /config_dump; nil when there is no dynamic config.
 	Routes *rds.Manager

@@ -32,6 +32,7 @@ type routeMatch struct {
 	re            *fullRegex
 	headers       []headerMatcher
 	query         []queryMatcher
+	fraction      *runtimeFraction // nil: every request
 }
 
 func compileRouteMatch(m *routev3.RouteMatch, path string) (routeMatch, error) {
@@ -146,7 +147,7 @@ func (m *routeMatch) matches(req *message.Request) bool {
 			}
 		}
 	}
-	return true
+	return m.fraction == nil || m.fraction.sample()
 }
 
 func stripQuery(p string) string {

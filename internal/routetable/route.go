@@ -124,6 +124,9 @@ func (t *Table) compileRoute(r *routev3.Route, vh *VirtualHost, path string, max
 	if rt.match, err = compileRouteMatch(r.GetMatch(), path+".match"); err != nil {
 		return nil, err
 	}
+	if rt.match.fraction, err = compileRuntimeFraction(r.GetMatch().GetRuntimeFraction(), t.opts.Runtime, path+".match.runtime_fraction"); err != nil {
+		return nil, err
+	}
 	if rt.mut, err = compileLevel(r.GetRequestHeadersToAdd(), r.GetRequestHeadersToRemove(),
 		r.GetResponseHeadersToAdd(), r.GetResponseHeadersToRemove(), path+"."); err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 
 	"github.com/legate-proxy/legate/internal/http/message"
 	"github.com/legate-proxy/legate/internal/httpfilter/perroute"
+	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
 
@@ -39,6 +40,8 @@ type Options struct {
 	// when false, a path rewrite records the original path in
 	// x-envoy-original-path.
 	SuppressEnvoyHeaders bool
+	// Runtime overrides match.runtime_fraction defaults; nil: defaults.
+	Runtime *runtime.Snapshot
 }
 
 // ClusterSource is what a route table needs of the cluster manager
@@ -89,6 +92,9 @@ type VirtualHost struct {
 	Routes  []*Route
 	// Retry is the virtual host's retry policy, used by routes without one.
 	Retry *RetryPolicy
+	// IncludeAttemptCount and IncludeAttemptCountInResponse send
+	// x-envoy-attempt-count upstream and downstream.
+	IncludeAttemptCount, IncludeAttemptCountInResponse bool
 	// PerFilter is the virtual host's typed_per_filter_config.
 	PerFilter perroute.Set
 
@@ -128,7 +134,8 @@ func New(rc *routev3.RouteConfiguration, opts Options) (*Table, error) {
 	seen := map[string]int{}
 	for vi, v := range rc.GetVirtualHosts() {
 		vpath := fmt.Sprintf("virtual_hosts[%d]", vi)
-		vh := &VirtualHost{Name: v.GetName()}
+		vh := &VirtualHost{Name: v.GetName(), IncludeAttemptCount: v.GetIncludeRequestAttemptCount(),
+			IncludeAttemptCountInResponse: v.GetIncludeAttemptCountInResponse()}
 		if vh.mut, err = compileLevel(v.GetRequestHeadersToAdd(), v.GetRequestHeadersToRemove(),
 			v.GetResponseHeadersToAdd(), v.GetResponseHeadersToRemove(), vpath+"."); err != nil {
 			return nil, err

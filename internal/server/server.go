@@ -186,6 +186,7 @@ func New(opts Options) (*Server, error) {
 		errs = append(errs, errors.New("layered_runtime: an rtds_layer needs dynamic_resources, and the bootstrap has none"))
 	}
 	s.routes = rds.NewManager(sub, s.store, s.clusters, s.logger)
+	s.routes.Runtime = rt
 	if s.flusher, err = sink.FromBootstrap(bs, s.store, s.tags, sink.ClustersFor(s.clusters, s.nodeID, s.nodeClstr)); err != nil {
 		errs = append(errs, err)
 	}

@@ -33,6 +33,7 @@ const (
 	DurationTimeout                                            // DT
 	DownstreamConnectionTermination                            // DC
 	UpstreamMaxStreamDurationReached                           // UMSDR
+	InvalidEnvoyRequestHeaders                                 // IH
 )
 
 // flagCodes are in Envoy's output order.
@@ -44,7 +45,7 @@ var flagCodes = []struct {
 	{LocalReset, "LR"}, {UpstreamRemoteReset, "UR"}, {UpstreamConnectionFailure, "UF"},
 	{UpstreamConnectionTermination, "UC"}, {UpstreamOverflow, "UO"}, {NoRouteFound, "NR"},
 	{DelayInjected, "DI"}, {FaultInjected, "FI"}, {RateLimited, "RL"},
-	{UpstreamRetryLimitExceeded, "URX"}, {StreamIdleTimeout, "SI"}, {DownstreamProtocolError, "DPE"},
+	{UpstreamRetryLimitExceeded, "URX"}, {StreamIdleTimeout, "SI"}, {InvalidEnvoyRequestHeaders, "IH"}, {DownstreamProtocolError, "DPE"},
 	{UpstreamProtocolError, "UPE"}, {NoClusterFound, "NC"}, {DurationTimeout, "DT"},
 	{DownstreamConnectionTermination, "DC"}, {UpstreamMaxStreamDurationReached, "UMSDR"},
 }

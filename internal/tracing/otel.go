@@ -176,6 +176,9 @@ func otlpSpans(spans []*Span) []*tracepb.Span {
 			Flags:             1, // sampled
 			Attributes:        make([]*commonpb.KeyValue, 0, len(s.tags)),
 		}
+		if s.t.egress {
+			sp.Kind = tracepb.Span_SPAN_KIND_CLIENT
+		}
 		if s.ctx.parentID != 0 {
 			sp.ParentSpanId = binary.BigEndian.AppendUint64(nil, s.ctx.parentID)
 		}

@@ -53,6 +53,9 @@ type Deps struct {
 	// StatPrefix is the connection manager's stat_prefix; when set, the
 	// decision counters http.<stat_prefix>.tracing.* are kept.
 	StatPrefix string
+	// Egress makes spans client spans, for an OUTBOUND listener (Envoy's
+	// egress operation); otherwise they are server spans.
+	Egress bool
 }
 
 type providerKind uint8
@@ -73,6 +76,7 @@ type Tracer struct {
 	nodeID    string
 	service   string // Zipkin: the service cluster; OpenTelemetry: service_name
 	ring      *Ring
+	egress    bool
 
 	// Zipkin.
 	trace128, timestampIDs, shared, w3c bool
@@ -106,6 +110,7 @@ func New(pb *hcmv3.HttpConnectionManager_Tracing, deps Deps) (*Tracer, error) {
 		maxPath:  256,
 		nodeID:   deps.NodeID,
 		ring:     deps.Ring,
+		egress:   deps.Egress,
 	}
 	if pb.GetMaxPathTagLength() != nil {
 		t.maxPath = int(pb.GetMaxPathTagLength().GetValue())
@@ -302,6 +307,9 @@ func (t *Tracer) Start(req *message.Request, info *streaminfo.StreamInfo, operat
 		injectW3C(h, &sc)
 		if operation == "" {
 			operation = "ingress"
+			if t.egress {
+				operation = "egress"
+			}
 		}
 	}
 	if !sc.sampled {
@@ -312,6 +320,14 @@ func (t *Tracer) Start(req *message.Request, info *streaminfo.StreamInfo, operat
 		start = time.Now()
 	}
 	return &Span{t: t, ctx: sc, shared: shared, name: operation, start: start, local: info.DownstreamLocalAddr.Addr()}
+}
+
+// spanKind is the span's kind as the ring shows it.
+func (t *Tracer) spanKind() string {
+	if t.egress {
+		return "CLIENT"
+	}
+	return "SERVER"
 }
 
 // Envoy's tag names.
@@ -405,7 +421,7 @@ func (s *Span) Finish(req *message.Request, respHeaders message.Headers, info *s
 			ParentID: parent,
 			Name:     s.name,
 			Service:  t.service,
-			Kind:     "SERVER",
+			Kind:     t.spanKind(),
 			Start:    s.start,
 			Duration: s.duration,
 			Tags:     tags,

@@ -119,6 +119,7 @@ func (z *zipkinSender) send(ctx context.Context, spans []*Span) {
 func (z *zipkinSender) close() { z.target.close() }
 
 // zipkinModel converts a finished span to Zipkin's v2 model: a SERVER span
+// (CLIENT on an egress listener)
 // from the service cluster's endpoint, shared when it joined the caller's
 // span id (shared_span_context).
 func zipkinModel(s *Span) *zmodel.SpanModel {
@@ -133,6 +134,9 @@ func zipkinModel(s *Span) *zmodel.SpanModel {
 		Duration:  s.duration,
 		Shared:    s.shared,
 		Tags:      make(map[string]string, len(s.tags)),
+	}
+	if s.t.egress {
+		m.Kind = zmodel.Client
 	}
 	if s.ctx.parentID != 0 {
 		p := zmodel.ID(s.ctx.parentID)

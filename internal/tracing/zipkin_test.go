@@ -543,3 +543,21 @@ load_assignment:
 	}
 	return c
 }
+
+// An OUTBOUND listener's spans are client spans (Envoy's egress).
+func TestZipkinEgressSpanKind(t *testing.T) {
+	env := newZipkinEnv(t)
+	env.deps.Egress = true
+	tr := newTracer(t, hcmTracing(t, zipkinCfg(nil), ""), env.deps)
+	req := request()
+	info := streamInfo()
+	sp := tr.Start(req, info, "")
+	sp.Finish(req, nil, finished(info))
+	tr.Close()
+	if s := env.col.waitSpans(t, 1)[0]; s.Kind != zmodel.Client {
+		t.Errorf("kind %q, want CLIENT", s.Kind)
+	}
+	if recs := env.ring.Snapshot(); len(recs) != 1 || recs[0].Kind != "CLIENT" {
+		t.Errorf("ring: %+v", recs)
+	}
+}

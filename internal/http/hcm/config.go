@@ -81,6 +81,12 @@ type Config struct {
 	DelayedCloseTimeout time.Duration
 	Limits              http1.Limits
 	H2                  H2Settings
+	// Paths are the path and host transformations done before routing.
+	Paths PathOptions
+	// Internal is internal_address_config; ipDetectors find the client
+	// address when use_remote_address is off.
+	Internal    InternalAddresses
+	ipDetectors []ipDetector
 	// Upgrades lists upgrade types enabled at HCM level (lower-case).
 	Upgrades []UpgradeConfig
 	// AccessLogs run once per stream, when it ends; nil when none.
@@ -125,6 +131,9 @@ type Deps struct {
 	// RDS provides route configurations named by rds; nil (no dynamic
 	// config) makes rds a config error.
 	RDS *rds.Manager
+	// Egress is an OUTBOUND listener's connection manager: its spans are
+	// client spans (Envoy's egress operation).
+	Egress bool
 	// XDS is the listener's warming and release hooks: an rds
 	// subscription waits in XDS.Init and is dropped by XDS.Release.
 	XDS xds.Deps
@@ -132,6 +141,7 @@ type Deps struct {
 
 // New compiles an HttpConnectionManager.
 func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
+	var err error
 	c := &Config{
 		StatPrefix:            pb.GetStatPrefix(),
 		ServerName:            pb.GetServerName(),
@@ -189,6 +199,12 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 	case corev3.HttpProtocolOptions_DROP_HEADER:
 		c.Limits.Underscores = http1.DropUnderscores
 	}
+	if c.Paths, err = pathOptions(pb, deps.Runtime); err != nil {
+		return nil, err
+	}
+	if err := trustConfig(pb, c); err != nil {
+		return nil, err
+	}
 	c.H2 = h2Settings(pb.GetHttp2ProtocolOptions(), deps)
 	for _, u := range pb.GetUpgradeConfigs() {
 		c.Upgrades = append(c.Upgrades, UpgradeConfig{
@@ -211,6 +227,7 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 	c.Tracer, err = tracing.New(pb.GetTracing(), tracing.Deps{
 		Clusters: deps.Clusters, Stats: deps.Stats, Ring: deps.Spans, Logger: deps.Logger,
 		NodeID: deps.NodeID, ServiceCluster: deps.ServiceCluster, StatPrefix: c.StatPrefix,
+		Egress: deps.Egress,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
@@ -237,6 +254,7 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 			Clusters:             clusterSource(deps.Clusters),
 			ValidateClusters:     true,
 			SuppressEnvoyHeaders: suppress,
+			Runtime:              deps.Runtime,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("route_config: %w", err)

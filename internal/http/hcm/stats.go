@@ -22,6 +22,9 @@ type Stats struct {
 
 	RejectedUnderscores, DroppedUnderscores *stats.Counter
 
+	RqFailedPathNormalization, RqRedirectedNormalizedPath *stats.Counter
+	RqRejectedViaIPDetection                              *stats.Counter
+
 	// A router stat Envoy keeps under the HCM prefix; the router filter
 	// creates the others (no_route, rq_total, ...) under the same prefix.
 	RqResetAfterResponseStarted *stats.Counter
@@ -52,6 +55,10 @@ func newStats(sc stats.Scope) *Stats {
 
 		RejectedUnderscores: c("requests_rejected_with_underscores_in_headers"),
 		DroppedUnderscores:  c("dropped_headers_with_underscores"),
+
+		RqFailedPathNormalization:  c("downstream_rq_failed_path_normalization"),
+		RqRedirectedNormalizedPath: c("downstream_rq_redirected_with_normalized_path"),
+		RqRejectedViaIPDetection:   c("downstream_rq_rejected_via_ip_detection"),
 
 		RqResetAfterResponseStarted: c("rq_reset_after_downstream_response_started"),
 	}

@@ -112,7 +112,13 @@ func (cfg *Config) serveStream(ctx context.Context, c *conn, req *message.Reques
 	s.fs = httpfilter.Stream{Ctx: ctx, Request: req, Response: &s.rw, Info: &s.info}
 	s.fs.SetCallbacks(s)
 
-	cfg.prepareRequest(s, req, c.nc.TLS != nil)
+	if cfg.Paths != (PathOptions{}) && !cfg.applyPaths(s, req) {
+		s.info.DownstreamRemoteAddr = s.info.DownstreamDirectAddr
+		return cfg.endStream(s)
+	}
+	if !cfg.prepareRequest(s, req, c.nc.TLS != nil) {
+		return cfg.endStream(s)
+	}
 	s.firstMatch()
 	route := s.fs.Route
 	s.armTimers(route, req)
@@ -226,8 +232,10 @@ func (cfg *Config) upgradeAllowed(r *routetable.Route, upgrade string) bool {
 
 // prepareRequest applies Envoy's request header processing: scheme,
 // x-forwarded-for / x-forwarded-proto, the trusted client address, internal
-// and external request handling, and x-request-id.
-func (cfg *Config) prepareRequest(s *stream, req *message.Request, tls bool) {
+// and external request handling, and x-request-id. It returns false when it
+// answered the request itself (an original IP detection extension
+// rejected it).
+func (cfg *Config) prepareRequest(s *stream, req *message.Request, tls bool) bool {
 	connScheme := "http"
 	if tls {
 		connScheme = "https"
@@ -237,47 +245,58 @@ func (cfg *Config) prepareRequest(s *stream, req *message.Request, tls bool) {
 	}
 	peer := s.info.DownstreamDirectAddr
 	xff := req.Header.Value("x-forwarded-for")
+	remote := peer
+	// trustChecks: the client address found may make the request
+	// internal. Only a single x-forwarded-for address can (Envoy's rule).
+	trustChecks := false
 	if cfg.UseRemoteAddress {
-		s.info.DownstreamRemoteAddr = peer
+		trustChecks = !req.Header.Has("x-forwarded-for")
 		if cfg.XffNumTrustedHops > 0 {
 			if a, ok := xffAddr(xff, int(cfg.XffNumTrustedHops)); ok {
-				s.info.DownstreamRemoteAddr = netip.AddrPortFrom(a, 0)
+				remote = netip.AddrPortFrom(a, 0)
 			}
 		}
 		if !cfg.SkipXffAppend {
-			if xff == "" {
-				req.Header.Set("x-forwarded-for", s.c.peerIP)
-			} else {
-				req.Header.Set("x-forwarded-for", xff+","+s.c.peerIP)
-			}
+			appendXff(req, xff, s.c.peerIP)
 		}
 		req.Header.Set("x-forwarded-proto", connScheme)
 	} else {
-		s.info.DownstreamRemoteAddr = peer
-		if a, ok := xffAddr(xff, int(cfg.XffNumTrustedHops)+1); ok {
-			s.info.DownstreamRemoteAddr = netip.AddrPortFrom(a, 0)
+		if d, ok := cfg.detectClient(req, peer.Addr()); ok {
+			if d.reject != 0 {
+				s.info.DownstreamRemoteAddr = peer
+				cfg.Stats.RqRejectedViaIPDetection.Inc()
+				cfg.SendLocalReply(&s.fs, d.reject, "", "rejecting because detection failed")
+				return false
+			}
+			remote, trustChecks = netip.AddrPortFrom(d.addr, 0), d.trustChecks
+			if !d.skipAppend {
+				appendXff(req, xff, peer.Addr().String())
+			}
 		}
 		if !req.Header.Has("x-forwarded-proto") {
 			req.Header.Add("x-forwarded-proto", connScheme)
 		}
 	}
+	s.info.DownstreamRemoteAddr = remote
 
-	// An edge request comes straight from an untrusted client: its x-envoy-*
-	// headers must not steer the proxy or mislead upstreams.
-	edge := false
-	if cfg.UseRemoteAddress {
-		req.Header.Del("x-envoy-internal")
-		if isInternal(s.info.DownstreamRemoteAddr.Addr()) {
-			req.Header.Add("x-envoy-internal", "true")
-		} else {
-			edge = true
-			stripEnvoyHeaders(&req.Header)
-			ext := s.c.peerIP
-			if s.info.DownstreamRemoteAddr != peer {
-				ext = s.info.DownstreamRemoteAddr.Addr().String()
-			}
-			req.Header.Set("x-envoy-external-address", ext)
+	// x-envoy-* request headers steer the proxy: only internal requests
+	// keep them. An edge request comes straight from an untrusted client:
+	// none of its x-envoy-* headers are kept.
+	internal := trustChecks && cfg.Internal.Contains(remote.Addr())
+	edge := !internal && cfg.UseRemoteAddress
+	switch {
+	case internal:
+		req.Header.Set("x-envoy-internal", "true")
+	case edge:
+		stripEnvoyHeaders(&req.Header)
+		ext := s.c.peerIP
+		if remote != peer {
+			ext = remote.Addr().String()
 		}
+		req.Header.Set("x-envoy-external-address", ext)
+	default:
+		req.Header.Del("x-envoy-internal")
+		stripControlHeaders(&req.Header)
 	}
 
 	if cfg.GenerateRequestID {
@@ -286,6 +305,15 @@ func (cfg *Config) prepareRequest(s *stream, req *message.Request, tls bool) {
 		} else if edge && !cfg.PreserveExternalReqID {
 			req.Header.Set("x-request-id", newRequestID())
 		}
+	}
+	return true
+}
+
+func appendXff(req *message.Request, xff, addr string) {
+	if xff == "" {
+		req.Header.Set("x-forwarded-for", addr)
+	} else {
+		req.Header.Set("x-forwarded-for", xff+","+addr)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/legate-proxy/legate/internal/cidr"
 	"github.com/legate-proxy/legate/internal/http/http1"
 	"github.com/legate-proxy/legate/internal/http/message"
 	"github.com/legate-proxy/legate/internal/stats"
@@ -120,6 +121,72 @@ func TestPrepareRequest(t *testing.T) {
 			want:       map[string]string{"x-forwarded-for": "198.51.100.1", "x-forwarded-proto": "https"},
 		},
 		{
+			name:       "edge: a peer that forwards for others is not internal",
+			cfg:        Config{UseRemoteAddress: true},
+			peer:       internalPeer,
+			in:         hdrs("x-forwarded-for", "10.1.1.1", "x-envoy-retry-on", "5xx", "x-envoy-internal", "true"),
+			wantRemote: "10.0.0.9",
+			want:       map[string]string{"x-envoy-internal": "", "x-envoy-retry-on": "", "x-envoy-external-address": "10.0.0.9"},
+		},
+		{
+			name:       "not the edge: one internal xff address is internal and keeps its controls",
+			cfg:        Config{},
+			peer:       peer,
+			in:         hdrs("x-forwarded-for", "10.1.1.1", "x-envoy-retry-on", "5xx", "x-envoy-upstream-rq-timeout-ms", "20"),
+			wantRemote: "10.1.1.1",
+			want:       map[string]string{"x-envoy-internal": "true", "x-envoy-retry-on": "5xx", "x-envoy-upstream-rq-timeout-ms": "20"},
+		},
+		{
+			name: "not the edge: no xff is external, controls stripped, others kept",
+			cfg:  Config{},
+			peer: internalPeer,
+			in: hdrs("x-envoy-retry-on", "5xx", "x-envoy-max-retries", "3", "x-envoy-internal", "true",
+				"x-envoy-hedge-on-per-try-timeout", "true", "x-envoy-decorator-operation", "op"),
+			wantRemote: "10.0.0.9",
+			want: map[string]string{"x-envoy-internal": "", "x-envoy-retry-on": "", "x-envoy-max-retries": "",
+				"x-envoy-hedge-on-per-try-timeout": "", "x-envoy-decorator-operation": "op", "x-envoy-external-address": ""},
+		},
+		{
+			name:       "not the edge: two xff addresses are external",
+			cfg:        Config{},
+			peer:       internalPeer,
+			in:         hdrs("x-forwarded-for", "10.1.1.1,10.2.2.2", "x-envoy-retry-on", "5xx"),
+			wantRemote: "10.2.2.2",
+			want:       map[string]string{"x-envoy-internal": "", "x-envoy-retry-on": ""},
+		},
+		{
+			name: "internal_address_config ranges replace the default",
+			cfg: Config{UseRemoteAddress: true, Internal: InternalAddresses{
+				Ranges: cidr.Set{netip.MustParsePrefix("203.0.113.0/24")}}},
+			peer: peer,
+			in:   hdrs("x-envoy-retry-on", "5xx"),
+			want: map[string]string{"x-envoy-internal": "true", "x-envoy-retry-on": "5xx"},
+		},
+		{
+			name:       "custom_header detection, trusted",
+			cfg:        Config{ipDetectors: []ipDetector{{header: "x-real-ip", allowTrusted: true}}},
+			peer:       peer,
+			in:         hdrs("x-real-ip", "192.168.7.7", "x-envoy-retry-on", "5xx"),
+			wantRemote: "192.168.7.7",
+			want:       map[string]string{"x-envoy-internal": "true", "x-envoy-retry-on": "5xx"},
+		},
+		{
+			name:       "custom_header detection, not trusted",
+			cfg:        Config{ipDetectors: []ipDetector{{header: "x-real-ip"}}},
+			peer:       peer,
+			in:         hdrs("x-real-ip", "192.168.7.7", "x-envoy-retry-on", "5xx"),
+			wantRemote: "192.168.7.7",
+			want:       map[string]string{"x-envoy-internal": "", "x-envoy-retry-on": ""},
+		},
+		{
+			name:       "xff detection with trusted cidrs and append",
+			cfg:        Config{ipDetectors: []ipDetector{{trusted: cidr.Set{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("198.51.100.0/24")}}}},
+			peer:       peer,
+			in:         hdrs("x-forwarded-for", "192.0.2.5, 198.51.100.9"),
+			wantRemote: "192.0.2.5",
+			want:       map[string]string{"x-forwarded-for": "192.0.2.5, 198.51.100.9,203.0.113.7"},
+		},
+		{
 			name: "skip_xff_append",
 			cfg:  Config{UseRemoteAddress: true, SkipXffAppend: true},
 			peer: peer,
@@ -139,7 +206,9 @@ func TestPrepareRequest(t *testing.T) {
 			s := &stream{cfg: &cfg, c: &conn{peerIP: tt.peer.Addr().String()}}
 			s.info.DownstreamDirectAddr = tt.peer
 			req := &message.Request{Header: tt.in.Clone()}
-			cfg.prepareRequest(s, req, tt.tls)
+			if !cfg.prepareRequest(s, req, tt.tls) {
+				t.Fatal("request rejected")
+			}
 			if tt.wantRemote != "" && s.info.DownstreamRemoteAddr.Addr().String() != tt.wantRemote {
 				t.Errorf("downstream remote address = %v, want %s", s.info.DownstreamRemoteAddr, tt.wantRemote)
 			}

@@ -36,6 +36,7 @@ const (
 	detailUnderscore       = "http1.unexpected_underscore"
 	detailConnectionHeader = "http1.connection_header_rejected"
 	detailMissingHost      = "missing_host_header"
+	detailInvalidAuthority = "http.invalid_authority"
 )
 
 func protoErr(status int, details, msg string) error {

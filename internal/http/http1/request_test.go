@@ -89,6 +89,8 @@ func TestReadRequestRejects(t *testing.T) {
 		{"absolute empty host", "GET http:///b HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, 400, detailInvalidURL},
 		{"non-ascii path", "GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", Limits{}, 400, detailInvalidURL},
 		{"missing host", "GET / HTTP/1.1\r\n\r\n", Limits{}, 400, detailMissingHost},
+		{"userinfo in host", "GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", Limits{}, 400, detailInvalidAuthority},
+		{"userinfo with password in host", "GET / HTTP/1.1\r\nHost: u:p@a:80\r\n\r\n", Limits{}, 400, detailInvalidAuthority},
 		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Limits{}, 400, detailCodecError},
 		{"bad host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", Limits{}, 400, detailInvalidChars},
 		{"bad host slash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", Limits{}, 400, detailInvalidChars},

@@ -164,6 +164,11 @@ func (c *ServerConn) ReadRequest(req *message.Request) error {
 			if !hostTab[in.host[i]] {
 				return badRequest(detailInvalidChars, "invalid host header")
 			}
+			if in.host[i] == '@' {
+				// Userinfo in Host is never legitimate towards a proxy and
+				// confuses host-based routing (HTTP/2 refuses it too).
+				return badRequest(detailInvalidAuthority, "userinfo in host header")
+			}
 		}
 		if req.Authority == "" {
 			req.Authority = in.host

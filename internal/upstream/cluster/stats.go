@@ -82,3 +82,21 @@ func (s *Stats) RecordStatus(code int) {
 	ctr.Inc()
 	s.UpstreamRqClass[code/100].Inc()
 }
+
+// RecordAltStatus counts a response code in the dual stat tree
+// x-envoy-upstream-alt-stat-name asks for ("cluster.<name>.<alt>."). The
+// router calls it only for requests that carry the header, so the store
+// lookups happen only then.
+func (s *Stats) RecordAltStatus(alt string, code int) {
+	if code < 100 || code > 599 {
+		return
+	}
+	sc := s.scope.Scope(alt + ".")
+	sc.Counter("upstream_rq_" + strconv.Itoa(code)).Inc()
+	sc.Counter("upstream_rq_" + strconv.Itoa(code/100) + "xx").Inc()
+}
+
+// RecordAltTime records upstream_rq_time in the dual stat tree.
+func (s *Stats) RecordAltTime(alt string, ms uint64) {
+	s.scope.Scope(alt+".").Histogram("upstream_rq_time", stats.Milliseconds).Record(ms)
+}

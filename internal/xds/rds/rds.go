@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/legate-proxy/legate/internal/routetable"
+	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/xds"
 )
@@ -31,6 +32,9 @@ type Manager struct {
 	stats    *stats.Store
 	clusters routetable.ClusterSource
 	logger   *slog.Logger
+	// Runtime is passed to the route tables (match.runtime_fraction);
+	// set before the first subscription.
+	Runtime *runtime.Snapshot
 
 	mu        sync.Mutex
 	providers map[providerKey]*provider
@@ -244,6 +248,7 @@ func (p *provider) update(u *xds.Update) error {
 		Clusters:             p.m.clusters,
 		ValidateClusters:     false,
 		SuppressEnvoyHeaders: p.suppress,
+		Runtime:              p.m.Runtime,
 	})
 	if err != nil {
 		return fmt.Errorf("route_configuration %q: %w", p.key.name, err)

@@ -6,6 +6,7 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -33,6 +34,11 @@ func init() {
 // Filter forwards streams upstream.
 type Filter struct {
 	suppressEnvoyHeaders bool
+	// dynamicStats is dynamic_stats: upstream_rq_<code>, upstream_rq_time
+	// and the alternate stat tree.
+	dynamicStats bool
+	// strict is strict_check_headers.
+	strict               strictHeader
 	noRoute, noCluster   *stats.Counter
 	rqRedirect, rqDirect *stats.Counter
 	rqTotal              *stats.Counter
@@ -42,8 +48,19 @@ type Filter struct {
 func New(cfg proto.Message, fc *httpfilter.FactoryContext, next httpfilter.Handler) (httpfilter.Handler, error) {
 	pb := cfg.(*routerv3.Router)
 	sc := fc.Stats.Scope(fc.StatPrefix)
+	var strict strictHeader
+	for i, h := range pb.GetStrictCheckHeaders() {
+		bit, ok := strictNames[h]
+		if !ok {
+			return nil, fmt.Errorf("strict_check_headers[%d]: %q cannot be checked (one of x-envoy-upstream-rq-timeout-ms, "+
+				"x-envoy-upstream-rq-per-try-timeout-ms, x-envoy-max-retries, x-envoy-retry-on, x-envoy-retry-grpc-on)", i, h)
+		}
+		strict |= bit
+	}
 	return &Filter{
 		suppressEnvoyHeaders: pb.GetSuppressEnvoyHeaders(),
+		dynamicStats:         pb.GetDynamicStats() == nil || pb.GetDynamicStats().GetValue(),
+		strict:               strict,
 		noRoute:              sc.Counter("no_route"),
 		noCluster:            sc.Counter("no_cluster"),
 		rqRedirect:           sc.Counter("rq_redirect"),
@@ -118,21 +135,35 @@ func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 	}
 	s.Info.UpstreamCluster = c.Name
 	cs := c.Stats
+	ctl, bad, badValue := f.readControls(req)
+	if bad != "" {
+		s.Info.Flags |= streaminfo.InvalidEnvoyRequestHeaders
+		s.SendLocalReply(http.StatusBadRequest, "invalid header '"+bad+"' with value '"+badValue+"'",
+			"request_headers_failed_strict_check{"+bad+"}")
+		return
+	}
 	r.ApplyRequest(req, s.VirtualHost, wc, s.Info, "")
 	autoHost := r.AutoHostRewrite()
 
+	timeout := r.Timeout
+	if ctl.hasTimeout {
+		timeout = ctl.timeout // 0: none
+	}
 	var globalDeadline time.Time
-	if r.Timeout > 0 {
-		globalDeadline = s.Info.StartTime.Add(r.Timeout)
+	if timeout > 0 {
+		globalDeadline = s.Info.StartTime.Add(timeout)
 	}
-	policy := r.Retry
-	if !f.suppressEnvoyHeaders && r.Timeout > 0 {
-		t := r.Timeout
-		if policy != nil && policy.PerTryTimeout > 0 && policy.PerTryTimeout < t {
-			t = policy.PerTryTimeout
-		}
-		req.Header.Set("x-envoy-expected-rq-timeout-ms", timeoutMs(t))
+	policy := ctl.effectivePolicy(r.Retry)
+	// What the upstream may take, for x-envoy-expected-rq-timeout-ms: the
+	// per-try timeout when it is the tighter bound.
+	expected := timeout
+	if policy != nil && policy.PerTryTimeout > 0 && (expected == 0 || policy.PerTryTimeout < expected) {
+		expected = policy.PerTryTimeout
 	}
+	if !f.suppressEnvoyHeaders && expected > 0 {
+		req.Header.Set(hdrExpectedTmo, timeoutMs(expected))
+	}
+	attemptCount := s.VirtualHost != nil && s.VirtualHost.IncludeAttemptCount
 
 	var tried []*cluster.Host // for the previous_hosts predicate
 	var pc cluster.PickContext
@@ -158,7 +189,21 @@ func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 
 	var a attempt
 	retries := 0
-	for {
+	hedged := ctl.hedgeable(policy, s)
+	if hedged {
+		var end hedgeEnd
+		a, retries, end = f.forwardHedged(s, c, policy, &ctl, &pc, &tried, globalDeadline, autoHost, attemptCount)
+		switch end {
+		case hedgeNoHost:
+			s.Info.Flags |= streaminfo.NoHealthyUpstream
+			cs.UpstreamCxNone.Inc()
+			s.SendLocalReply(http.StatusServiceUnavailable, "no healthy upstream", "no_healthy_upstream")
+			return
+		case hedgeGone:
+			return
+		}
+	}
+	for !hedged {
 		host := c.Pick(&pc)
 		if host == nil {
 			s.Info.Flags |= streaminfo.NoHealthyUpstream
@@ -169,12 +214,15 @@ func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 		if autoHost && host.Hostname != "" {
 			req.Authority = host.Hostname
 		}
+		if attemptCount {
+			req.Header.Set(hdrAttemptCount, strconv.Itoa(retries+1))
+		}
 		a = f.try(s, c, host, policy, globalDeadline)
 		s.Info.Attempts++
 		if policy == nil || retries >= int(policy.NumRetries) || req.Body != nil {
 			break
 		}
-		if !retriable(policy, &a) {
+		if !retriable(policy, &a) && !(a.err == nil && ctl.retryOnGrpc(a.resp)) {
 			break
 		}
 		backoff := policy.Backoff(retries, rand.Uint64())
@@ -191,10 +239,15 @@ func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 		if !sleepCtx(s.Ctx, backoff) {
 			return
 		}
+		if !f.suppressEnvoyHeaders && expected > 0 && !globalDeadline.IsZero() {
+			// A retry gets what is left of the route timeout.
+			left := max(time.Until(globalDeadline), time.Millisecond)
+			req.Header.Set(hdrExpectedTmo, timeoutMs(min(expected, left)))
+		}
 	}
 	defer a.cancel()
 	if a.err != nil {
-		f.upstreamFailure(s, c, &a, policy != nil && retries > 0 && retries >= int(policy.NumRetries))
+		f.upstreamFailure(s, c, &a, &ctl, policy != nil && retries > 0 && retries >= int(policy.NumRetries))
 		return
 	}
 	if retries > 0 {
@@ -203,7 +256,7 @@ func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 	if setCookie != "" {
 		a.resp.Header.Add("set-cookie", setCookie)
 	}
-	f.respond(s, r, wc, c, &a)
+	f.respond(s, r, wc, c, &a, &ctl)
 }
 
 // try sends one attempt and waits for response headers.
@@ -356,8 +409,15 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // upstreamFailure answers a stream whose last attempt got no response
 // headers, with Envoy's local replies and response flags.
-func (f *Filter) upstreamFailure(s *httpfilter.Stream, c *cluster.Cluster, a *attempt, retriesExhausted bool) {
+func (f *Filter) upstreamFailure(s *httpfilter.Stream, c *cluster.Cluster, a *attempt, ctl *controls, retriesExhausted bool) {
 	cs := c.Stats
+	// As Envoy's router does for the replies it makes after an attempt:
+	// the attempt count when the virtual host asks, x-envoy-overloaded on
+	// an overflow unless suppressed.
+	var h message.Headers
+	if s.VirtualHost != nil && s.VirtualHost.IncludeAttemptCountInResponse && s.Info.Attempts > 0 {
+		h = append(h, message.Header{Name: hdrAttemptCount, Value: strconv.Itoa(int(s.Info.Attempts))})
+	}
 	if retriesExhausted {
 		s.Info.Flags |= streaminfo.UpstreamRetryLimitExceeded
 		cs.UpstreamRqRetryLimitExceeded.Inc()
@@ -365,8 +425,15 @@ func (f *Filter) upstreamFailure(s *httpfilter.Stream, c *cluster.Cluster, a *at
 	if isTimeout(a.err) && s.Ctx.Err() == nil {
 		cs.UpstreamRqTimeout.Inc()
 		s.Info.Flags |= streaminfo.UpstreamRequestTimeout
-		cs.RecordStatus(http.StatusGatewayTimeout)
-		s.SendLocalReply(http.StatusGatewayTimeout, "upstream request timeout", "upstream_response_timeout")
+		if ctl.altResponse {
+			// x-envoy-upstream-rq-timeout-alt-response: 204 instead.
+			f.chargeStatus(cs, ctl, http.StatusNoContent)
+			s.Reply(httpfilter.LocalReply{Status: http.StatusNoContent, Details: "upstream_response_timeout", Headers: h})
+			return
+		}
+		f.chargeStatus(cs, ctl, http.StatusGatewayTimeout)
+		s.Reply(httpfilter.LocalReply{Status: http.StatusGatewayTimeout, Body: "upstream request timeout",
+			Details: "upstream_response_timeout", Headers: h})
 		return
 	}
 	reason := connpool.LocalReset
@@ -382,6 +449,9 @@ func (f *Filter) upstreamFailure(s *httpfilter.Stream, c *cluster.Cluster, a *at
 		s.Info.Flags |= streaminfo.UpstreamConnectionTermination
 	case connpool.Overflow:
 		s.Info.Flags |= streaminfo.UpstreamOverflow
+		if !f.suppressEnvoyHeaders {
+			h = append(h, message.Header{Name: "x-envoy-overloaded", Value: "true"})
+		}
 	case connpool.ProtocolError:
 		s.Info.Flags |= streaminfo.UpstreamProtocolError
 	default:
@@ -392,8 +462,9 @@ func (f *Filter) upstreamFailure(s *httpfilter.Stream, c *cluster.Cluster, a *at
 	if transport != "" {
 		body += ", transport failure reason: " + transport
 	}
-	cs.RecordStatus(http.StatusServiceUnavailable)
-	s.SendLocalReply(http.StatusServiceUnavailable, body, "upstream_reset_before_response_started{"+reasonDetail(reason)+"}")
+	f.chargeStatus(cs, ctl, http.StatusServiceUnavailable)
+	s.Reply(httpfilter.LocalReply{Status: http.StatusServiceUnavailable, Body: body,
+		Details: "upstream_reset_before_response_started{" + reasonDetail(reason) + "}", Headers: h})
 }
 
 // reasonDetail is the reset reason as Envoy spells it in response code
@@ -411,12 +482,21 @@ func reasonDetail(r connpool.ResetReason) string {
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // respond streams the upstream response downstream.
-func (f *Filter) respond(s *httpfilter.Stream, r *routetable.Route, wc *routetable.WeightedCluster, c *cluster.Cluster, a *attempt) {
+func (f *Filter) respond(s *httpfilter.Stream, r *routetable.Route, wc *routetable.WeightedCluster, c *cluster.Cluster, a *attempt, ctl *controls) {
 	resp := a.resp
 	cs := c.Stats
 	defer f.endAttempt(c, a)
-	cs.RecordStatus(resp.Status)
-	cs.UpstreamRqTime.Record(uint64(time.Since(a.started).Milliseconds()))
+	f.chargeStatus(cs, ctl, resp.Status)
+	if f.dynamicStats {
+		ms := uint64(time.Since(a.started).Milliseconds())
+		cs.UpstreamRqTime.Record(ms)
+		if ctl.altStatName != "" {
+			cs.RecordAltTime(ctl.altStatName, ms)
+		}
+	}
+	if s.VirtualHost != nil && s.VirtualHost.IncludeAttemptCountInResponse {
+		resp.Header.Set(hdrAttemptCount, strconv.Itoa(int(s.Info.Attempts)))
+	}
 	if resp.Status >= 500 {
 		a.host.RqError.Add(1)
 	} else {
@@ -475,6 +555,18 @@ func (f *Filter) respond(s *httpfilter.Stream, r *routetable.Route, wc *routetab
 	s.Info.LastUpstreamRxByte = time.Since(s.Info.StartTime)
 	if t := resp.Body.Trailers(); len(t) > 0 {
 		s.Response.WriteTrailers(t)
+	}
+}
+
+// chargeStatus counts a response code in the cluster's dynamic stats, and
+// in the alternate tree a request named.
+func (f *Filter) chargeStatus(cs *cluster.Stats, ctl *controls, code int) {
+	if !f.dynamicStats {
+		return
+	}
+	cs.RecordStatus(code)
+	if ctl.altStatName != "" {
+		cs.RecordAltStatus(ctl.altStatName, code)
 	}
 }
 
