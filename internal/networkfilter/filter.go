@@ -78,6 +78,19 @@ type Conn struct {
 	// handshake, or by a listener filter (tls_inspector) for TLS the proxy
 	// does not terminate. The chain fills it from TLS when it is empty.
 	RequestedServerName string
+	// TransportProtocol is what a listener filter detected ("tls" from
+	// tls_inspector), else "raw_buffer", as in Envoy's filter chain match.
+	TransportProtocol string
+	// ApplicationProtocols are the protocols a listener filter detected:
+	// the ClientHello's ALPN list (tls_inspector) or "http/1.1", "h2c"
+	// (http_inspector).
+	ApplicationProtocols []string
+	// LocalRestored: LocalAddr is the connection's original destination
+	// (original_dst, a PROXY protocol header) rather than the socket's.
+	LocalRestored bool
+	// ChainName is the name of the filter chain serving the connection
+	// (filter_chains[].name), for access logs.
+	ChainName string
 	// Dynamic is the connection's dynamic metadata and filter state: what
 	// network filters leave for later filters, the terminal filter (the
 	// TCP proxy's cluster), the HCM's streams (which start from it) and
@@ -189,6 +202,8 @@ func (c *Conn) CloseAfter(d time.Duration) { c.closeDelay = d }
 // terminal filter). A connection parked while idle must not be parked
 // then. Call it from the goroutine that reads the connection.
 func (c *Conn) Buffered() bool {
-	s, ok := c.Conn.(*session)
-	return ok && s.buffered()
+	if s, ok := c.Conn.(*session); ok {
+		return s.buffered() || transportBuffered(s.Conn)
+	}
+	return transportBuffered(c.Conn)
 }
