@@ -1,6 +1,10 @@
 package listener
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/legate-proxy/legate/internal/overload"
+)
 
 // Limits are what every listener of the server shares: the global
 // downstream connection limit (the overload manager's
@@ -13,6 +17,8 @@ type Limits struct {
 	// Open counts open downstream connections of listeners that do not
 	// ignore the global limit.
 	Open atomic.Int64
+	// Overload is the overload manager's state; nil: no overload manager.
+	Overload *overload.State
 }
 
 // acquire counts one more connection; false when that is over the limit.

@@ -50,6 +50,10 @@ type Listener struct {
 	Address   string // host:port to bind
 	StatName  string // "0.0.0.0_8080" or stat_prefix
 	v6only    bool   // an IPv6 address without ipv4_compat
+	unix      bool   // address.pipe: Address is the socket's path
+	pipeMode  os.FileMode
+	reusePort bool // enable_reuse_port
+	sockopts  []sockopt
 	drainOnHC bool   // drain_type DEFAULT
 	connLimit uint64 // 0 = unlimited
 	stats     listenerStats
@@ -137,7 +141,7 @@ type listenerStats struct {
 	cxActive                                       *stats.Gauge
 	cxLengthMs                                     *stats.Histogram
 	sslHandshake, sslConnectionError               *stats.Counter
-	noChainMatch, preCxTimeout                     *stats.Counter
+	noChainMatch, preCxTimeout, overloadReject     *stats.Counter
 	preCxActive                                    *stats.Gauge
 }
 
@@ -151,10 +155,16 @@ func Build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *at
 
 // build compiles a listener; with base (the active version of the same
 // name) and a filter-chain-only change, base's unchanged chains are reused.
-func build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *atomic.Uint64, base *Listener, limits *Limits) (*Listener, error) {
+func build(pb *listenerv3.Listener, fcIn *networkfilter.FactoryContext, nextID *atomic.Uint64, base *Listener, limits *Limits) (*Listener, error) {
+	fcCopy := *fcIn
+	fc := &fcCopy
+	fc.TrafficDirection = pb.GetTrafficDirection()
+	if pipe := pb.GetAddress().GetPipe(); pipe != nil {
+		return buildPipe(pb, pipe, fc, nextID, base, limits)
+	}
 	sa := pb.GetAddress().GetSocketAddress()
 	if sa == nil {
-		return nil, errors.New("address: a socket_address is required")
+		return nil, errors.New("address: a socket_address or pipe is required")
 	}
 	if sa.GetProtocol() != corev3.SocketAddress_TCP {
 		return nil, fmt.Errorf("address.socket_address.protocol: %s is not supported", sa.GetProtocol())
@@ -164,9 +174,37 @@ func build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *at
 		return nil, fmt.Errorf("address.socket_address.address: %q is not an IP address", host)
 	}
 	port := sa.GetPortValue()
+	return finishBuild(pb, fc, nextID, base, limits, net.JoinHostPort(host, strconv.Itoa(int(port))), statAddress(host, port), func(l *Listener) {
+		// Envoy binds an IPv6 address v6-only unless ipv4_compat is set;
+		// Go's default is dual-stack, so say which explicitly.
+		if a, _ := netip.ParseAddr(host); a.Is6() && !a.Is4In6() {
+			l.v6only = !sa.GetIpv4Compat()
+		}
+	})
+}
+
+// buildPipe builds a listener on a unix domain socket (address.pipe).
+func buildPipe(pb *listenerv3.Listener, pipe *corev3.Pipe, fc *networkfilter.FactoryContext, nextID *atomic.Uint64, base *Listener, limits *Limits) (*Listener, error) {
+	path := pipe.GetPath()
+	if path == "" {
+		return nil, errors.New("address.pipe.path: required")
+	}
+	if pipe.GetMode() > 0o777 {
+		return nil, fmt.Errorf("address.pipe.mode: %o is not a file mode", pipe.GetMode())
+	}
+	if strings.HasPrefix(path, "@") && pipe.GetMode() != 0 {
+		return nil, errors.New("address.pipe.mode: an abstract socket has no file mode")
+	}
+	return finishBuild(pb, fc, nextID, base, limits, path, path, func(l *Listener) {
+		l.unix, l.pipeMode = true, os.FileMode(pipe.GetMode())
+	})
+}
+
+func finishBuild(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *atomic.Uint64, base *Listener, limits *Limits,
+	address, statName string, setAddr func(*Listener)) (*Listener, error) {
 	l := &Listener{
 		Name:    pb.GetName(),
-		Address: net.JoinHostPort(host, strconv.Itoa(int(port))),
+		Address: address,
 		logger:  fc.Logger,
 		nextID:  nextID,
 		limits:  limits,
@@ -186,15 +224,18 @@ func build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *at
 	l.hardCtx, l.hardCancel = context.WithCancel(context.Background())
 	l.StatName = pb.GetStatPrefix()
 	if l.StatName == "" {
-		l.StatName = statAddress(host, port)
+		l.StatName = statName
 	}
 	if l.Name == "" {
 		l.Name = l.Address
 	}
-	// Envoy binds an IPv6 address v6-only unless ipv4_compat is set; Go's
-	// default is dual-stack, so say which explicitly.
-	if a, _ := netip.ParseAddr(host); a.Is6() && !a.Is4In6() {
-		l.v6only = !sa.GetIpv4Compat()
+	setAddr(l)
+	l.reusePort = pb.GetEnableReusePort().GetValue()
+	if err := l.compileSocketOptions(pb.GetSocketOptions()); err != nil {
+		return nil, err
+	}
+	if cb := pb.GetConnectionBalanceConfig(); cb != nil && cb.GetExactBalance() == nil {
+		return nil, errors.New("connection_balance_config: only exact_balance is supported")
 	}
 	l.drainOnHC = pb.GetDrainType() == listenerv3.Listener_DEFAULT
 	l.ignoreGlobal = pb.GetIgnoreGlobalConnLimit()
@@ -232,6 +273,7 @@ func build(pb *listenerv3.Listener, fc *networkfilter.FactoryContext, nextID *at
 		sslHandshake:       sc.Counter("ssl.handshake"),
 		sslConnectionError: sc.Counter("ssl.connection_error"),
 		noChainMatch:       sc.Counter("no_filter_chain_match"),
+		overloadReject:     sc.Counter("downstream_cx_overload_reject"),
 		preCxTimeout:       sc.Counter("downstream_pre_cx_timeout"),
 		preCxActive:        sc.Gauge("downstream_pre_cx_active", stats.Accumulate),
 	}
@@ -474,17 +516,25 @@ type socket struct {
 	logger  *slog.Logger
 	closed  atomic.Bool
 	// conns counts the socket's open connections, all versions.
-	conns atomic.Int64
+	conns    atomic.Int64
+	sockopts []sockopt
 }
 
 // bind creates the socket for l's address and binds it.
 func bind(l *Listener) (*socket, error) {
+	if l.unix {
+		fd, addr, err := bindUnix(l)
+		if err != nil {
+			return nil, fmt.Errorf("listener %q: listen unix %s: %w", l.Name, l.Address, err)
+		}
+		return &socket{fd: fd, addr: addr, logger: l.logger, sockopts: l.sockopts}, nil
+	}
 	ap, err := netip.ParseAddrPort(l.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", l.Name, err)
 	}
 	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	fd, err := bindTCP(ap, l.v6only)
+	fd, err := bindTCP(ap, l.v6only, l.reusePort, l.sockopts)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: listen tcp %s: %w", l.Name, l.Address, err)
 	}
@@ -493,12 +543,13 @@ func bind(l *Listener) (*socket, error) {
 		syscall.Close(fd)
 		return nil, fmt.Errorf("listener %q: %w", l.Name, err)
 	}
-	return &socket{fd: fd, addr: tcpAddr(sa), logger: l.logger}, nil
+	return &socket{fd: fd, addr: tcpAddr(sa), logger: l.logger, sockopts: l.sockopts}, nil
 }
 
 // bindTCP returns a bound, non-blocking, close-on-exec TCP socket with
-// IPV6_V6ONLY as asked.
-func bindTCP(ap netip.AddrPort, v6only bool) (int, error) {
+// IPV6_V6ONLY as asked, SO_REUSEPORT with enable_reuse_port, and the
+// socket_options for before and after bind applied.
+func bindTCP(ap netip.AddrPort, v6only, reusePort bool, opts []sockopt) (int, error) {
 	family := syscall.AF_INET
 	if ap.Addr().Is6() {
 		family = syscall.AF_INET6
@@ -524,6 +575,14 @@ func bindTCP(ap netip.AddrPort, v6only bool) (int, error) {
 			return fail("setsockopt", err)
 		}
 	}
+	if reusePort {
+		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, soReusePort, 1); err != nil {
+			return fail("setsockopt", err)
+		}
+	}
+	if err := applySockopts(fd, opts, corev3.SocketOption_STATE_PREBIND); err != nil {
+		return fail("setsockopt", err)
+	}
 	var sa syscall.Sockaddr
 	if family == syscall.AF_INET6 {
 		only := 0
@@ -539,6 +598,9 @@ func bindTCP(ap netip.AddrPort, v6only bool) (int, error) {
 	}
 	if err := syscall.Bind(fd, sa); err != nil {
 		return fail("bind", err)
+	}
+	if err := applySockopts(fd, opts, corev3.SocketOption_STATE_BOUND); err != nil {
+		return fail("setsockopt", err)
 	}
 	return fd, nil
 }
@@ -566,6 +628,9 @@ func (s *socket) listen() error {
 	}
 	if err := syscall.Listen(s.fd, listenBacklog()); err != nil {
 		return os.NewSyscallError("listen", err)
+	}
+	if err := applySockopts(s.fd, s.sockopts, corev3.SocketOption_STATE_LISTENING); err != nil {
+		return os.NewSyscallError("setsockopt", err)
 	}
 	f := os.NewFile(uintptr(s.fd), "listener")
 	ln, err := net.FileListener(f) // duplicates the descriptor
@@ -614,6 +679,13 @@ func (l *Listener) Addr() net.Addr {
 func (s *socket) serve() {
 	var tempDelay time.Duration
 	for {
+		// stop_accepting_connections: leave new connections in the
+		// kernel's queue while the overload lasts, as Envoy disables its
+		// listeners.
+		for l := s.cur.Load(); l != nil && l.limits.Overload != nil && !l.bypassOverload &&
+			l.limits.Overload.StopConnections.Load() && !s.closed.Load(); l = s.cur.Load() {
+			time.Sleep(50 * time.Millisecond)
+		}
 		nc, err := s.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -655,6 +727,13 @@ func (s *socket) dispatch(nc net.Conn) {
 		n := s.conns.Add(1)
 		if l.connLimit > 0 && uint64(n) > l.connLimit {
 			l.stats.cxOverflow.Inc()
+			s.conns.Add(-1)
+			l.preDone()
+			nc.Close()
+			return
+		}
+		if ov := l.limits.Overload; ov != nil && !l.bypassOverload && ov.RejectConnections.Load() {
+			l.stats.overloadReject.Inc()
 			s.conns.Add(-1)
 			l.preDone()
 			nc.Close()

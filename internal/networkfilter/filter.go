@@ -48,9 +48,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/legate-proxy/legate/internal/accesslog"
+	"github.com/legate-proxy/legate/internal/overload"
 	"github.com/legate-proxy/legate/internal/registry"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
@@ -157,6 +159,12 @@ type FactoryContext struct {
 	// listener warms until XDS.Init is done, and XDS.Release cancels the
 	// watches when this listener config is discarded.
 	XDS xds.Deps
+	// Overload is the overload manager's state (stop_accepting_requests,
+	// disable_http_keepalive); nil without an overload manager.
+	Overload *overload.State
+	// TrafficDirection is the listener's traffic_direction (tracing's
+	// span kind).
+	TrafficDirection corev3.TrafficDirection
 	// Routes shares RDS route configurations between connection managers
 	// and lists them for /config_dump; nil when there is no dynamic config.
 	Routes *rds.Manager

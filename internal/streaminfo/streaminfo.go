@@ -33,6 +33,7 @@ const (
 	DurationTimeout                                            // DT
 	DownstreamConnectionTermination                            // DC
 	UpstreamMaxStreamDurationReached                           // UMSDR
+	Overload                                                   // OM
 )
 
 // flagCodes are in Envoy's output order.
@@ -47,6 +48,7 @@ var flagCodes = []struct {
 	{UpstreamRetryLimitExceeded, "URX"}, {StreamIdleTimeout, "SI"}, {DownstreamProtocolError, "DPE"},
 	{UpstreamProtocolError, "UPE"}, {NoClusterFound, "NC"}, {DurationTimeout, "DT"},
 	{DownstreamConnectionTermination, "DC"}, {UpstreamMaxStreamDurationReached, "UMSDR"},
+	{Overload, "OM"},
 }
 
 // String renders flags as Envoy does: comma-separated codes, "-" for none.

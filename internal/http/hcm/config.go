@@ -19,6 +19,7 @@ import (
 	"github.com/legate-proxy/legate/internal/accesslog"
 	"github.com/legate-proxy/legate/internal/http/http1"
 	"github.com/legate-proxy/legate/internal/httpfilter"
+	"github.com/legate-proxy/legate/internal/overload"
 	"github.com/legate-proxy/legate/internal/routetable"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
@@ -47,6 +48,15 @@ const (
 )
 
 // Envoy's defaults.
+// DefaultRequestHeadersTimeout bounds the time from a request's first byte
+// to the end of its header block when request_headers_timeout is unset.
+// Envoy leaves it unbounded by default and recommends 10 s for edge
+// proxies (its edge best practices); Legate makes that recommendation the
+// default, so a client trickling a header block cannot hold a connection
+// for the stream idle timeout. An explicit 0 falls back to the stream idle
+// timeout.
+const DefaultRequestHeadersTimeout = 10 * time.Second
+
 const (
 	defaultIdleTimeout       = time.Hour
 	defaultStreamIdleTimeout = 5 * time.Minute
@@ -73,7 +83,7 @@ type Config struct {
 	IdleTimeout           time.Duration // connection with no streams; 0 = none
 	StreamIdleTimeout     time.Duration // 0 = none
 	RequestTimeout        time.Duration // whole request received; 0 = none
-	RequestHeadersTimeout time.Duration // 0 = stream idle timeout
+	RequestHeadersTimeout time.Duration // unset: 10 s; 0: the stream idle timeout
 	// drain_timeout is accepted but has no setting: HTTP/2 drains with
 	// x/net's single graceful GOAWAY and in-flight streams finish (see the
 	// allowlist note).
@@ -90,6 +100,8 @@ type Config struct {
 	Logger *slog.Logger
 	// healthFailed is the server's /healthcheck/fail state.
 	healthFailed *atomic.Bool
+	// overload is the overload manager's state, never nil.
+	overload *overload.State
 }
 
 // H2Settings are the downstream HTTP/2 options.
@@ -123,6 +135,8 @@ type Deps struct {
 	// XDS is the listener's warming and release hooks: an rds
 	// subscription waits in XDS.Init and is dropped by XDS.Release.
 	XDS xds.Deps
+	// Overload is the overload manager's state; nil: none.
+	Overload *overload.State
 }
 
 // New compiles an HttpConnectionManager.
@@ -138,10 +152,14 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 		IdleTimeout:           durationOr(pb.GetCommonHttpProtocolOptions().GetIdleTimeout(), defaultIdleTimeout),
 		StreamIdleTimeout:     durationOr(pb.GetStreamIdleTimeout(), defaultStreamIdleTimeout),
 		RequestTimeout:        durationOr(pb.GetRequestTimeout(), 0),
-		RequestHeadersTimeout: durationOr(pb.GetRequestHeadersTimeout(), 0),
+		RequestHeadersTimeout: durationOr(pb.GetRequestHeadersTimeout(), DefaultRequestHeadersTimeout),
 		DelayedCloseTimeout:   durationOr(pb.GetDelayedCloseTimeout(), time.Second),
 		Logger:                deps.Logger,
 		healthFailed:          deps.HealthFailed,
+		overload:              deps.Overload,
+	}
+	if c.overload == nil {
+		c.overload = &overload.State{}
 	}
 	if c.healthFailed == nil {
 		c.healthFailed = new(atomic.Bool)

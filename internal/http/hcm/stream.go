@@ -112,6 +112,16 @@ func (cfg *Config) serveStream(c *conn, req *message.Request, w message.Response
 	s.fs.SetReplier(s)
 
 	cfg.prepareRequest(s, req, c.nc.TLS != nil)
+	if cfg.overload.StopRequests.Load() {
+		// The overload manager's stop_accepting_requests.
+		st.RqOverloadClose.Inc()
+		s.info.Flags |= streaminfo.Overload
+		cfg.SendLocalReply(&s.fs, http.StatusServiceUnavailable, "envoy overloaded", "overload")
+		return cfg.endStream(s)
+	}
+	if sc != nil && cfg.overload.DisableKeepalive.Load() {
+		sc.CloseAfterResponse()
+	}
 	var route *routetable.Route
 	var vh *routetable.VirtualHost
 	// A listener that went live on initial_fetch_timeout has no table

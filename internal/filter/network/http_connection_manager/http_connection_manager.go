@@ -30,5 +30,6 @@ func New(cfg proto.Message, fc *networkfilter.FactoryContext) (networkfilter.Fil
 		AtShutdown:     fc.AtShutdown,
 		RDS:            fc.Routes,
 		XDS:            fc.XDS,
+		Overload:       fc.Overload,
 	})
 }
