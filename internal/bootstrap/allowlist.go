@@ -248,9 +248,9 @@ var notYetSupported = []string{
 	"xDS: REST config sources, `self` and `authorities` config sources, xDS-TP resource locators (`lds_resources_locator`, `cds_resources_locator`), VHDS, SRDS, ECDS, LEDS, `static_resources.secrets`.",
 	"Active health checks (`health_checks`), outlier detection, circuit breakers (`circuit_breakers`).",
 	"Other load balancers (RING_HASH, MAGLEV, locality weighting, priorities) and cluster types (ORIGINAL_DST).",
-	"Listener filters (`tls_inspector`, …), filter chain matching, and network filters other than the HTTP connection manager, the TCP proxy, `rbac`, `local_ratelimit`, `connection_limit` and `sni_cluster` (`redis_proxy`, `mongo_proxy`, `mysql_proxy`, `ext_authz`, `ratelimit`, …).",
+	"`filter_chain_matcher` (use `filter_chain_match`), listener filters other than `tls_inspector`, `http_inspector`, `proxy_protocol` and `original_dst`, and network filters other than the HTTP connection manager, the TCP proxy, `rbac`, `local_ratelimit`, `connection_limit` and `sni_cluster` (`redis_proxy`, `mongo_proxy`, `mysql_proxy`, `ext_authz`, `ratelimit`, …).",
 	"HTTP filters other than the router (fault, local/global rate limit, CORS, gRPC-Web, Lua, …), request mirroring, hash policies.",
-	"HTTP/3, overload manager, runtime layers other than `static_layer`.",
+	"HTTP/3, overload manager monitors and actions other than those listed, runtime layers other than `static_layer`.",
 }
 
 // bufferLimitNote explains per_connection_buffer_limit_bytes: Legate

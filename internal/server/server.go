@@ -20,8 +20,8 @@ import (
 
 	"github.com/legate-proxy/legate/internal/accesslog"
 	"github.com/legate-proxy/legate/internal/listener"
-	"github.com/legate-proxy/legate/internal/overload"
 	"github.com/legate-proxy/legate/internal/networkfilter"
+	"github.com/legate-proxy/legate/internal/overload"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/stats/sink"
