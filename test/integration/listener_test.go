@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/legate-proxy/legate/internal/testutil/loopback"
 )
 
 // Filter chain matching and listener filters through the binary: SNI to
@@ -453,5 +455,45 @@ func TestFilterChainOnlyUpdateUnderLoad(t *testing.T) {
 	}
 	if got := l.Counter(t, "http.changing_2.downstream_rq_total"); got != 1 {
 		t.Errorf("http.changing_2.downstream_rq_total = %d, want 1", got)
+	}
+}
+
+// TestListenerFiltersTimeout: a client that sends nothing (a server-first
+// protocol) is closed at listener_filters_timeout, or, with
+// continue_on_listener_filters_timeout, served by the chain the match
+// picks with what the inspector found (nothing: the default chain).
+func TestListenerFiltersTimeout(t *testing.T) {
+	banner := loopback.Serve(t, func(c net.Conn) { io.WriteString(c, "220 hello\r\n"); io.Copy(io.Discard, c) })
+	pki := newPKI(t)
+	cert := pki.Issue(t, "x.test", false, "x.test")
+	inspector := []string{listenerFilter("envoy.filters.listener.tls_inspector", tlsInspectorType, "")}
+	chains := []chain{{Match: "server_names: [x.test]", Filters: []string{tcpProxyFilter("tls", "banner", "")}, TLS: certTLS(cert)}}
+	dflt := "default_filter_chain:\n  filters:\n" + indent(tcpProxyFilter("banner", "banner", ""), 2)
+	cfg := bootstrapYAML([]string{
+		multiChainListener("close", inspector, chains, "listener_filters_timeout: 0.5s\n"+dflt),
+		multiChainListener("cont", inspector, chains, "listener_filters_timeout: 0.5s\ncontinue_on_listener_filters_timeout: true\n"+dflt),
+	}, []string{staticCluster("banner", "", banner)})
+	l := startLegate(t, cfg, nil)
+
+	read := func(name string) (string, time.Duration) {
+		c, err := net.Dial("tcp", l.Addr(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b := make([]byte, 64)
+		n, _ := c.Read(b)
+		return string(b[:n]), time.Since(start)
+	}
+	if got, took := read("close"); got != "" || took < 400*time.Millisecond || took > 3*time.Second {
+		t.Errorf("without continue: read %q after %v, want a close after 0.5 s", got, took)
+	}
+	if got, took := read("cont"); got != "220 hello\r\n" || took < 400*time.Millisecond {
+		t.Errorf("with continue: read %q after %v, want the banner after 0.5 s", got, took)
+	}
+	if got := l.Counter(t, "listener.127.0.0.1_"+itoa(l.Port("close"))+".downstream_pre_cx_timeout"); got != 1 {
+		t.Errorf("downstream_pre_cx_timeout = %d", got)
 	}
 }
