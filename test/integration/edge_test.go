@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,5 +112,57 @@ func TestEdgeBestPractices(t *testing.T) {
 		if v, ok := st[name]; !ok || v != "0" {
 			t.Errorf("%s = %q, want 0 (present)", name, v)
 		}
+	}
+}
+
+// TestTLSInspectorExample serves Envoy's tls-inspector sandbox config: TLS
+// passed through by ALPN (h2 and http/1.1 to different upstreams, which
+// terminate it with their own certificates) and plaintext to a third.
+func TestTLSInspectorExample(t *testing.T) {
+	dir := examplesDir(t)
+	src, err := os.ReadFile(filepath.Join(dir, "tls-inspector", "envoy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki := newPKI(t)
+	var sni1, sni0 atomic.Value
+	dns := startDNS(t)
+	ups := map[string]*Upstream{
+		"service-https1": startTLSUpstream(t, "https1", pki.Issue(t, "https1", false, "example.test").TLS, &sni1),
+		"service-https0": startTLSUpstream(t, "https0", pki.Issue(t, "https0", false, "example.test").TLS, &sni0),
+		"service-http":   startUpstream(t, "http", nil),
+	}
+	for name := range ups {
+		dns.Set(name, "127.0.0.1")
+	}
+	l := startLegate(t, rewriteFrontProxy(t, src, dns, ups), nil)
+	for alpn, want := range map[string]string{"h2": "https1", "http/1.1": "https0"} {
+		var cn string
+		eventually(t, 10*time.Second, "the "+want+" upstream", func() bool {
+			c, err := tls.Dial("tcp", l.Addr("l0"), &tls.Config{ServerName: "example.test", RootCAs: pki.Pool, NextProtos: []string{alpn}})
+			if err != nil {
+				return false
+			}
+			defer c.Close()
+			cn = c.ConnectionState().PeerCertificates[0].Subject.CommonName
+			return true
+		})
+		if cn != want {
+			t.Errorf("ALPN %s reached the upstream with certificate %s, want %s", alpn, cn, want)
+		}
+	}
+	var e Echo
+	eventually(t, 10*time.Second, "the plaintext upstream", func() bool {
+		resp, err := newClient().Get(l.URL("l0", "/"))
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		e = decodeEcho(t, string(b))
+		return true
+	})
+	if e.Upstream != "http" {
+		t.Errorf("plaintext reached %q", e.Upstream)
 	}
 }
