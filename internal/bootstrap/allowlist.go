@@ -123,7 +123,7 @@ var allowlist = []area{
 				field{Name: "generate_request_id", Note: "default true"},
 				"preserve_external_request_id", "common_http_protocol_options", "http2_protocol_options",
 				field{Name: "stream_idle_timeout", Note: "default 5 min"},
-				"request_timeout", field{Name: "request_headers_timeout", Note: "unset: the stream idle timeout bounds the header block"},
+				"request_timeout", field{Name: "request_headers_timeout", Note: "unset: 10 s, Envoy's recommendation for edge proxies (Envoy itself has no default), so a client trickling a header block is answered 408 then; 0: the stream idle timeout bounds the header block"},
 				field{Name: "drain_timeout", Note: "HTTP/2 drains with one graceful GOAWAY; in-flight streams finish"},
 				field{Name: "max_request_headers_kb", Note: "default 60"},
 				"upgrade_configs", "delayed_close_timeout",
