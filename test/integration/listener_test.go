@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"github.com/legate-proxy/legate/internal/testutil/loopback"
 )
 
@@ -212,7 +210,7 @@ func TestALPNAndHTTPInspectorChains(t *testing.T) {
 	tlsCfg := func(alpn ...string) *tls.Config {
 		return &tls.Config{ServerName: "alpn.test", RootCAs: pki.Pool, NextProtos: alpn}
 	}
-	h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http2.Transport{TLSClientConfig: tlsCfg("h2")}}
+	h2 := tlsClient(tlsCfg("h2"))
 	h1 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg("http/1.1")}}
 	if up, proto := fetch(h2, "https://"+l.Addr("tls")+"/"); up != "h2" || proto != "HTTP/2.0" {
 		t.Errorf("ALPN h2: upstream %s over %s", up, proto)
@@ -220,11 +218,7 @@ func TestALPNAndHTTPInspectorChains(t *testing.T) {
 	if up, proto := fetch(h1, "https://"+l.Addr("tls")+"/"); up != "h1" || proto != "HTTP/1.1" {
 		t.Errorf("ALPN http/1.1: upstream %s over %s", up, proto)
 	}
-	h2c := &http.Client{Timeout: 10 * time.Second, Transport: &http2.Transport{AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, n, a string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, n, a)
-		}}}
-	if up, proto := fetch(h2c, l.URL("plain", "/")); up != "h2" || proto != "HTTP/2.0" {
+	if up, proto := fetch(h2cClient(), l.URL("plain", "/")); up != "h2" || proto != "HTTP/2.0" {
 		t.Errorf("h2c: upstream %s over %s", up, proto)
 	}
 	if up, _ := fetch(newClient(), l.URL("plain", "/")); up != "h1" {
