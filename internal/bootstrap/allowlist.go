@@ -114,7 +114,7 @@ var allowlist = []area{
 	},
 	{
 		Title: "HTTP connection manager",
-		Intro: "HTTP/1.1 and HTTP/2 (cleartext prior knowledge, or ALPN over TLS); with the router as its only HTTP filter.",
+		Intro: "HTTP/1.1 and HTTP/2 (cleartext prior knowledge, or ALPN over TLS); HTTP filters are listed under HTTP filters.",
 		Messages: []message{
 			{typeHCM, fs(
 				field{Name: "codec_type", Enum: []string{"AUTO", "HTTP1", "HTTP2"}},

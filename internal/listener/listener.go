@@ -810,11 +810,22 @@ func (l *Listener) serveConn(nc net.Conn) {
 	start := time.Now()
 	l.stats.cxTotal.Inc()
 	l.stats.cxActive.Inc()
-	// The drain time is over: close the socket under whatever is running.
-	stop := context.AfterFunc(l.hardCtx, func() { nc.Close() })
-	var ch *filterChain
-	defer func() {
+	c := &networkfilter.Conn{Conn: nc, ID: l.nextID.Add(1), DrainOnHealthFail: l.drainOnHC, Shutdown: l.shutdown}
+	// The drain time is over: close the socket under whatever is running
+	// (waking it first if it is parked). Until a chain has the connection
+	// that is this version's drain, then the chain's.
+	var (
+		stopMu sync.Mutex
+		ch     *filterChain
+	)
+	stop := context.AfterFunc(l.hardCtx, func() { c.Wake(); nc.Close() })
+	// The connection may outlive this goroutine (parked while idle), so
+	// its end runs through c.End, whoever calls it.
+	c.AllowDetach()
+	c.OnEnd(func() {
+		stopMu.Lock()
 		stop()
+		stopMu.Unlock()
 		l.stats.cxActive.Dec()
 		l.stats.cxDestroy.Inc()
 		l.stats.cxLengthMs.Record(uint64(time.Since(start).Milliseconds()))
@@ -827,17 +838,21 @@ func (l *Listener) serveConn(nc net.Conn) {
 		} else {
 			l.preDone()
 		}
+	})
+	defer func() {
+		if !c.Detached() {
+			c.End()
+		}
 	}()
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	c := &networkfilter.Conn{Conn: nc, ID: l.nextID.Add(1), DrainOnHealthFail: l.drainOnHC, Shutdown: l.shutdown}
 	c.LocalAddr = addrPort(nc.LocalAddr())
 	c.RemoteAddr = addrPort(nc.RemoteAddr())
 	var cl *connLog
 	if l.accessLogs != nil {
 		cl = newConnLog(c, start)
-		defer l.logConn(cl)
+		c.OnEnd(func() { l.logConn(cl) })
 	}
 	if len(l.lfilters) > 0 && !l.runListenerFilters(c) {
 		nc.Close()
@@ -846,8 +861,8 @@ func (l *Listener) serveConn(nc net.Conn) {
 	if c.TransportProtocol == "" {
 		c.TransportProtocol = "raw_buffer"
 	}
-	ch = l.pick(c)
-	if ch == nil {
+	picked := l.pick(c)
+	if picked == nil {
 		l.stats.noChainMatch.Inc()
 		l.logger.Debug("no filter chain matches the connection", "listener", l.Name, "remote", c.RemoteAddr, "sni", c.RequestedServerName)
 		nc.Close()
@@ -855,10 +870,13 @@ func (l *Listener) serveConn(nc net.Conn) {
 	}
 	// Hand the connection from the version to the chain: counted by the
 	// chain first, so that whoever drains it sees one of the two.
-	ch.active.Add(1)
+	picked.active.Add(1)
+	ch = picked
 	l.preDone()
+	stopMu.Lock()
 	stop()
-	stop = context.AfterFunc(ch.hardCtx, func() { nc.Close() })
+	stop = context.AfterFunc(ch.hardCtx, func() { c.Wake(); nc.Close() })
+	stopMu.Unlock()
 	c.ChainName = ch.name
 	ctx := ch.drainCtx
 	if ch.tls != nil {

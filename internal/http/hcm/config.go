@@ -102,6 +102,8 @@ type Config struct {
 	healthFailed *atomic.Bool
 	// overload is the overload manager's state, never nil.
 	overload *overload.State
+	// localReply is local_reply_config; nil when unset.
+	localReply *localReplyConfig
 }
 
 // H2Settings are the downstream HTTP/2 options.
@@ -219,6 +221,7 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 
 	logs, err := accesslog.New(pb.GetAccessLog(), accesslog.Deps{
 		Stats: deps.Stats, Runtime: deps.Runtime, Files: deps.AccessLogFiles, Logger: deps.Logger,
+		Clusters: deps.Clusters, NodeID: deps.NodeID, ClusterName: deps.ServiceCluster,
 	})
 	if err != nil {
 		return nil, err
@@ -266,45 +269,10 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 		return nil, fmt.Errorf("route_specifier: one of route_config or rds is required")
 	}
 
-	chain, err := buildChain(pb.GetHttpFilters(), &httpfilter.FactoryContext{
-		Clusters:   deps.Clusters,
-		Stats:      deps.Stats,
-		StatPrefix: "http." + c.StatPrefix + ".",
-		Logger:     deps.Logger,
-	})
-	if err != nil {
+	if err := c.buildFilters(pb, deps); err != nil {
 		return nil, err
 	}
-	c.Chain = chain
 	return c, nil
-}
-
-// buildChain builds the filters back to front so each wraps the next.
-func buildChain(filters []*hcmv3.HttpFilter, fc *httpfilter.FactoryContext) (httpfilter.Handler, error) {
-	if len(filters) == 0 {
-		return nil, fmt.Errorf("http_filters: a terminal filter (router) is required")
-	}
-	var next httpfilter.Handler
-	for i := len(filters) - 1; i >= 0; i-- {
-		f := filters[i]
-		factory, msg, err := httpfilter.Registry.Lookup(f.GetTypedConfig())
-		if err != nil {
-			return nil, fmt.Errorf("http_filters[%d]: %w", i, err)
-		}
-		terminal := httpfilter.Terminal[string(msg.ProtoReflect().Descriptor().FullName())]
-		if terminal != (i == len(filters)-1) {
-			if terminal {
-				return nil, fmt.Errorf("http_filters[%d]: terminal filter %q must be the last filter", i, f.GetName())
-			}
-			return nil, fmt.Errorf("http_filters[%d]: the last filter must be terminal (e.g. the router), not %q", i, f.GetName())
-		}
-		h, err := factory(msg, fc, next)
-		if err != nil {
-			return nil, fmt.Errorf("http_filters[%d]: %w", i, err)
-		}
-		next = h
-	}
-	return next, nil
 }
 
 // suppressEnvoyHeaders reads the router filter's suppress_envoy_headers:

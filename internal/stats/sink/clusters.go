@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/legate-proxy/legate/internal/grpcclient"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
 
@@ -23,12 +24,7 @@ func (l managerLookup) DialCluster(ctx context.Context, name string) (net.Conn, 
 	if c == nil {
 		return nil, fmt.Errorf("unknown cluster %q", name)
 	}
-	h := c.Pick(nil)
-	if h == nil {
-		return nil, fmt.Errorf("cluster %q: no healthy upstream", name)
-	}
-	d := net.Dialer{Timeout: c.Settings.ConnectTimeout}
-	conn, err := d.DialContext(ctx, "tcp", h.Address)
+	conn, err := grpcclient.DialCluster(l.m.Ref(name))(ctx, "tcp", "")
 	if err != nil {
 		return nil, err
 	}
