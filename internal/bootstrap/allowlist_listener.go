@@ -36,7 +36,7 @@ func init() {
 		field{Name: "bypass_overload_manager", Note: "the overload manager's connection actions do not apply to the listener"},
 		field{Name: "ignore_global_conn_limit", Note: "the listener's connections are not counted against the global connection limit"},
 		field{Name: "socket_options", Note: "applied to the listening socket in their state (STATE_PREBIND, STATE_BOUND, STATE_LISTENING); datagram-only options are skipped"},
-		field{Name: "traffic_direction", Note: "passed to the listener's filters (tracing's span kind)"},
+		field{Name: "traffic_direction", Note: "OUTBOUND: the connection manager's tracing spans are CLIENT spans and the default OpenTelemetry operation is `egress`; INBOUND and unset: SERVER, `ingress`, as in Envoy"},
 	)
 	extendFields("envoy.config.listener.v3.FilterChain",
 		field{Name: "filter_chain_match", Note: "criteria in Envoy's order: destination_port, prefix_ranges, server_names, transport_protocol, application_protocols, direct_source_prefix_ranges, source_type, source_prefix_ranges, source_ports; the most specific entry that matches wins at each step and the match never goes back a step; two chains with the same criteria are an error"},

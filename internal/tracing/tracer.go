@@ -53,6 +53,10 @@ type Deps struct {
 	// StatPrefix is the connection manager's stat_prefix; when set, the
 	// decision counters http.<stat_prefix>.tracing.* are kept.
 	StatPrefix string
+	// Outbound is the listener's traffic_direction OUTBOUND: spans are
+	// CLIENT spans and the default OpenTelemetry operation is "egress",
+	// as in Envoy (INBOUND and unspecified: SERVER, "ingress").
+	Outbound bool
 }
 
 type providerKind uint8
@@ -73,6 +77,7 @@ type Tracer struct {
 	nodeID    string
 	service   string // Zipkin: the service cluster; OpenTelemetry: service_name
 	ring      *Ring
+	outbound  bool // traffic_direction OUTBOUND
 
 	// Zipkin.
 	trace128, timestampIDs, shared, w3c bool
@@ -102,6 +107,7 @@ func New(pb *hcmv3.HttpConnectionManager_Tracing, deps Deps) (*Tracer, error) {
 		deps.Logger = slog.Default()
 	}
 	t := &Tracer{
+		outbound: deps.Outbound,
 		sampling: newSampling(pb.GetClientSampling(), pb.GetRandomSampling(), pb.GetOverallSampling()),
 		maxPath:  256,
 		nodeID:   deps.NodeID,
@@ -302,6 +308,9 @@ func (t *Tracer) Start(req *message.Request, info *streaminfo.StreamInfo, operat
 		injectW3C(h, &sc)
 		if operation == "" {
 			operation = "ingress"
+			if t.outbound {
+				operation = "egress"
+			}
 		}
 	}
 	if !sc.sampled {
@@ -405,7 +414,7 @@ func (s *Span) Finish(req *message.Request, respHeaders message.Headers, info *s
 			ParentID: parent,
 			Name:     s.name,
 			Service:  t.service,
-			Kind:     "SERVER",
+			Kind:     t.kindName(),
 			Start:    s.start,
 			Duration: s.duration,
 			Tags:     tags,
@@ -452,3 +461,11 @@ func (s *Span) TraceID() string { return traceIDHex(s.ctx.traceHi, s.ctx.traceLo
 
 // SpanID returns the span's id in hex.
 func (s *Span) SpanID() string { return hex64(s.ctx.spanID) }
+
+// kindName is the span kind as the admin dashboard shows it.
+func (t *Tracer) kindName() string {
+	if t.outbound {
+		return "CLIENT"
+	}
+	return "SERVER"
+}

@@ -134,6 +134,9 @@ func zipkinModel(s *Span) *zmodel.SpanModel {
 		Shared:    s.shared,
 		Tags:      make(map[string]string, len(s.tags)),
 	}
+	if s.t.outbound {
+		m.Kind = zmodel.Client
+	}
 	if s.ctx.parentID != 0 {
 		p := zmodel.ID(s.ctx.parentID)
 		m.ParentID = &p

@@ -139,6 +139,9 @@ type Deps struct {
 	XDS xds.Deps
 	// Overload is the overload manager's state; nil: none.
 	Overload *overload.State
+	// Outbound is the listener's traffic_direction OUTBOUND (tracing's
+	// span kind).
+	Outbound bool
 }
 
 // New compiles an HttpConnectionManager.
@@ -231,6 +234,7 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 	c.Tracer, err = tracing.New(pb.GetTracing(), tracing.Deps{
 		Clusters: deps.Clusters, Stats: deps.Stats, Ring: deps.Spans, Logger: deps.Logger,
 		NodeID: deps.NodeID, ServiceCluster: deps.ServiceCluster, StatPrefix: c.StatPrefix,
+		Outbound: deps.Outbound,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)

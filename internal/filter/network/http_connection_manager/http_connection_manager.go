@@ -3,6 +3,7 @@
 package http_connection_manager
 
 import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 
@@ -31,5 +32,6 @@ func New(cfg proto.Message, fc *networkfilter.FactoryContext) (networkfilter.Fil
 		RDS:            fc.Routes,
 		XDS:            fc.XDS,
 		Overload:       fc.Overload,
+		Outbound:       fc.TrafficDirection == corev3.TrafficDirection_OUTBOUND,
 	})
 }
