@@ -123,7 +123,7 @@ var allowlist = []area{
 				field{Name: "generate_request_id", Note: "default true"},
 				"preserve_external_request_id", "common_http_protocol_options", "http2_protocol_options",
 				field{Name: "stream_idle_timeout", Note: "default 5 min"},
-				"request_timeout", field{Name: "request_headers_timeout", Note: "unset: the stream idle timeout bounds the header block"},
+				"request_timeout", field{Name: "request_headers_timeout", Note: "unset: 10 s, Envoy's recommendation for edge proxies (Envoy itself has no default), so a client trickling a header block is answered 408 then; 0: the stream idle timeout bounds the header block"},
 				field{Name: "drain_timeout", Note: "HTTP/2 drains with one graceful GOAWAY; in-flight streams finish"},
 				field{Name: "max_request_headers_kb", Note: "default 60"},
 				"upgrade_configs", "delayed_close_timeout",
@@ -255,9 +255,9 @@ var notYetSupported = []string{
 	"xDS: REST config sources, `self` and `authorities` config sources, xDS-TP resource locators (`lds_resources_locator`, `cds_resources_locator`), VHDS, SRDS, ECDS, LEDS.",
 	"Active health checks (`health_checks`), outlier detection, circuit breakers (`circuit_breakers`).",
 	"Other load balancers (locality weighting, priorities, `load_balancing_policy`) and cluster types (ORIGINAL_DST).",
-	"Listener filters (`tls_inspector`, …), filter chain matching, and network filters other than the HTTP connection manager, the TCP proxy, `rbac`, `local_ratelimit`, `connection_limit` and `sni_cluster` (`redis_proxy`, `mongo_proxy`, `mysql_proxy`, `ext_authz`, `ratelimit`, …).",
-	"HTTP filters other than the router (fault, local/global rate limit, CORS, gRPC-Web, Lua, …), request mirroring.",
-	"HTTP/3, overload manager, runtime layers other than `static_layer` and `rtds_layer`.",
+	"`filter_chain_matcher` (use `filter_chain_match`), listener filters other than `tls_inspector`, `http_inspector`, `proxy_protocol` and `original_dst`, and network filters other than the HTTP connection manager, the TCP proxy, `rbac`, `local_ratelimit`, `connection_limit` and `sni_cluster` (`redis_proxy`, `mongo_proxy`, `mysql_proxy`, `ext_authz`, `ratelimit`, …).",
+	"HTTP filters other than the router and `buffer` (fault, local/global rate limit, CORS, gRPC-Web, Lua, …), request mirroring.",
+	"HTTP/3, overload manager monitors and actions other than those listed, runtime layers other than `static_layer` and `rtds_layer`.",
 }
 
 // bufferLimitNote explains per_connection_buffer_limit_bytes: Legate

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,9 @@ type ManagerOptions struct {
 	DrainTime time.Duration
 	Stats     *stats.Store
 	Logger    *slog.Logger
+	// Limits are shared by every listener (the global connection limit);
+	// nil: none.
+	Limits *Limits
 }
 
 // Manager owns the listeners, static and from LDS, as Envoy's listener
@@ -113,8 +117,9 @@ func NewManager(opts ManagerOptions) *Manager {
 	}
 }
 
-// build compiles one listener version with its own Init and Release.
-func (m *Manager) build(pb *listenerv3.Listener) (*Listener, error) {
+// build compiles one listener version with its own Init and Release; base
+// is the active version it may update in place.
+func (m *Manager) build(pb *listenerv3.Listener, base *Listener) (*Listener, error) {
 	fc := m.opts.Factory
 	var releases []func()
 	fc.XDS = xds.Deps{
@@ -129,7 +134,7 @@ func (m *Manager) build(pb *listenerv3.Listener) (*Listener, error) {
 	if fc.Logger == nil {
 		fc.Logger = m.logger
 	}
-	l, err := Build(pb, &fc, &m.nextID)
+	l, err := build(pb, &fc, &m.nextID, base, m.opts.Limits)
 	if err != nil {
 		for _, f := range releases {
 			f()
@@ -152,7 +157,7 @@ func (m *Manager) AddStatic(pbs []*listenerv3.Listener) error {
 	addrs := map[string]int{} // host:port → index, for ports other than 0
 	var built []*Listener
 	for i, pb := range pbs {
-		l, err := m.build(pb)
+		l, err := m.build(pb, nil)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("static_resources.listeners[%d]: %w", i, err))
 			continue
@@ -374,7 +379,11 @@ func (m *Manager) update(u *xds.Update) (err error) {
 			pb = proto.CloneOf(pb)
 			pb.Name = name
 		}
-		l, err := m.build(pb)
+		var base *Listener
+		if e != nil {
+			base = e.active
+		}
+		l, err := m.build(pb, base)
 		if err != nil {
 			fail(name, err)
 			continue
@@ -620,8 +629,15 @@ func (m *Manager) goLive(l *Listener) {
 	l.updated = time.Now()
 	switch {
 	case old != nil && old.sock == l.sock:
-		// Same socket: new connections get the new version at once.
-		m.st.inPlace.Inc()
+		// Same socket: new connections get the new version at once. A
+		// filter-chain-only update hands the unchanged chains, with their
+		// connections, to the new version; the old one drains the rest.
+		if l.base == old {
+			m.st.inPlace.Inc()
+			l.owned = uniqueChains(l)
+			old.owned = dropped(old, l)
+		}
+		l.base = nil
 		l.sock.cur.Store(l)
 		m.drain(e, old)
 	case m.started:
@@ -639,6 +655,29 @@ func (m *Manager) goLive(l *Listener) {
 		}
 	}
 	m.logger.Info("listener active", "name", l.Name, "address", l.Addr().String(), "version", l.version)
+}
+
+// uniqueChains lists l's chains, the default one included, once each.
+func uniqueChains(l *Listener) []*filterChain {
+	var out []*filterChain
+	for _, ch := range append(append([]*filterChain(nil), l.chains...), l.defaultChain) {
+		if ch != nil && !slices.Contains(out, ch) {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+// dropped lists old's chains that next does not keep.
+func dropped(old, next *Listener) []*filterChain {
+	keep := uniqueChains(next)
+	var out []*filterChain
+	for _, ch := range uniqueChains(old) {
+		if !slices.Contains(keep, ch) {
+			out = append(out, ch)
+		}
+	}
+	return out
 }
 
 // discardWarming drops e's warming version, which never served, closing
@@ -807,14 +846,19 @@ func (m *Manager) TLSConfigs() []*tls.Config {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []*tls.Config
-	for _, l := range m.static {
-		if l.tls != nil {
-			out = append(out, l.tls)
+	add := func(l *Listener) {
+		for _, ch := range append(l.chains, l.defaultChain) {
+			if ch != nil && ch.tls != nil {
+				out = append(out, ch.tls)
+			}
 		}
 	}
+	for _, l := range m.static {
+		add(l)
+	}
 	for _, e := range m.dyn {
-		if e.active != nil && e.active.tls != nil {
-			out = append(out, e.active.tls)
+		if e.active != nil {
+			add(e.active)
 		}
 	}
 	return out

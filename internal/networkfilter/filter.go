@@ -52,6 +52,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/legate-proxy/legate/internal/accesslog"
+	"github.com/legate-proxy/legate/internal/overload"
 	"github.com/legate-proxy/legate/internal/registry"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
@@ -79,6 +80,19 @@ type Conn struct {
 	// handshake, or by a listener filter (tls_inspector) for TLS the proxy
 	// does not terminate. The chain fills it from TLS when it is empty.
 	RequestedServerName string
+	// TransportProtocol is what a listener filter detected ("tls" from
+	// tls_inspector), else "raw_buffer", as in Envoy's filter chain match.
+	TransportProtocol string
+	// ApplicationProtocols are the protocols a listener filter detected:
+	// the ClientHello's ALPN list (tls_inspector) or "http/1.1", "h2c"
+	// (http_inspector).
+	ApplicationProtocols []string
+	// LocalRestored: LocalAddr is the connection's original destination
+	// (original_dst, a PROXY protocol header) rather than the socket's.
+	LocalRestored bool
+	// ChainName is the name of the filter chain serving the connection
+	// (filter_chains[].name), for access logs.
+	ChainName string
 	// Dynamic is the connection's dynamic metadata and filter state: what
 	// network filters leave for later filters, the terminal filter (the
 	// TCP proxy's cluster), the HCM's streams (which start from it) and
@@ -146,8 +160,11 @@ type FactoryContext struct {
 	// listener warms until XDS.Init is done, and XDS.Release cancels the
 	// watches when this listener config is discarded.
 	XDS xds.Deps
-	// TrafficDirection is the listener's traffic_direction: tracing makes
-	// OUTBOUND listeners' spans client (egress) spans.
+	// Overload is the overload manager's state (stop_accepting_requests,
+	// disable_http_keepalive); nil without an overload manager.
+	Overload *overload.State
+	// TrafficDirection is the listener's traffic_direction (tracing's
+	// span kind).
 	TrafficDirection corev3.TrafficDirection
 	// Routes shares RDS route configurations between connection managers
 	// and lists them for /config_dump; nil when there is no dynamic config.
@@ -194,6 +211,8 @@ func (c *Conn) CloseAfter(d time.Duration) { c.closeDelay = d }
 // terminal filter). A connection parked while idle must not be parked
 // then. Call it from the goroutine that reads the connection.
 func (c *Conn) Buffered() bool {
-	s, ok := c.Conn.(*session)
-	return ok && s.buffered()
+	if s, ok := c.Conn.(*session); ok {
+		return s.buffered() || transportBuffered(s.Conn)
+	}
+	return transportBuffered(c.Conn)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/legate-proxy/legate/internal/listener"
 	"github.com/legate-proxy/legate/internal/logging"
 	"github.com/legate-proxy/legate/internal/networkfilter"
+	"github.com/legate-proxy/legate/internal/overload"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/stats/sink"
@@ -102,6 +103,7 @@ type Server struct {
 	routes       *rds.Manager
 	dynamic      *dynamicConfig // nil without dynamic_resources
 	listeners    *listener.Manager
+	overload     *overload.Manager
 	admin        *adminServer
 	start        time.Time
 	state        atomic.Int32
@@ -191,6 +193,22 @@ func New(opts Options) (*Server, error) {
 		errs = append(errs, err)
 	}
 
+	ov, err := overload.New(bs.GetOverloadManager(), s.store, s.logger)
+	if err != nil {
+		errs = append(errs, err)
+		ov, _ = overload.New(nil, s.store, s.logger)
+	}
+	s.overload = ov
+	limits := &listener.Limits{Overload: ov.State}
+	// The downstream connections monitor, else Envoy's deprecated runtime
+	// key, bounds all listeners' connections together.
+	if ov.State.MaxConnections > 0 {
+		limits.Max.Store(ov.State.MaxConnections)
+	} else if rt != nil {
+		limits.Max.Store(rt.Uint("overload.global_downstream_max_connections", 0))
+	}
+	ov.OpenConnections = limits.Open.Load
+
 	fc := &networkfilter.FactoryContext{
 		Clusters: s.clusters, Stats: s.store, Runtime: rt, Logger: s.logger.With(logging.ComponentKey, "filter"),
 		NodeID: s.nodeID, ClusterName: s.nodeClstr, HealthFailed: &s.healthFailed,
@@ -198,8 +216,10 @@ func New(opts Options) (*Server, error) {
 		Spans:          s.spans,
 		AtShutdown:     func(f func()) { s.atShutdown = append(s.atShutdown, f) },
 		Routes:         s.routes,
+		Overload:       ov.State,
 	}
 	s.listeners = listener.NewManager(listener.ManagerOptions{
+		Limits:     limits,
 		Factory:    *fc,
 		Subscriber: sub,
 		DrainTime:  opts.DrainTime,
@@ -250,6 +270,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	s.clusters.Start(ctx)
+	go s.overload.Run(ctx)
 	if s.dynamic != nil {
 		// Static EDS clusters and the first CDS response need the client
 		// running before anything waits on them.

@@ -34,6 +34,7 @@ const (
 	DownstreamConnectionTermination                            // DC
 	UpstreamMaxStreamDurationReached                           // UMSDR
 	InvalidEnvoyRequestHeaders                                 // IH
+	Overload                                                   // OM
 )
 
 // flagCodes are in Envoy's output order.
@@ -48,6 +49,7 @@ var flagCodes = []struct {
 	{UpstreamRetryLimitExceeded, "URX"}, {StreamIdleTimeout, "SI"}, {InvalidEnvoyRequestHeaders, "IH"}, {DownstreamProtocolError, "DPE"},
 	{UpstreamProtocolError, "UPE"}, {NoClusterFound, "NC"}, {DurationTimeout, "DT"},
 	{DownstreamConnectionTermination, "DC"}, {UpstreamMaxStreamDurationReached, "UMSDR"},
+	{Overload, "OM"},
 }
 
 // String renders flags as Envoy does: comma-separated codes, "-" for none.

@@ -74,7 +74,7 @@ func ServerConfig(ctx *tlsv3.DownstreamTlsContext, d xds.Deps) (_ *tls.Config, e
 	} else {
 		cfg.Certificates = certs
 	}
-	cfg.NextProtos = append([]string(nil), common.GetAlpnProtocols()...)
+	cfg.NextProtos = alpnList(common.GetAlpnProtocols())
 
 	require := ctx.GetRequireClientCertificate().GetValue()
 	switch {
@@ -172,7 +172,7 @@ func ClientConfig(ctx *tlsv3.UpstreamTlsContext, d xds.Deps) (_ *tls.Config, err
 		cert := &certs[0]
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
-	cfg.NextProtos = append([]string(nil), common.GetAlpnProtocols()...)
+	cfg.NextProtos = alpnList(common.GetAlpnProtocols())
 
 	// Envoy does not verify the upstream certificate unless a validation
 	// context says how, and then checks the chain but not the host name.
@@ -484,4 +484,19 @@ func envoyDefaultSuites() []uint16 {
 		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
 		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 	}
+}
+
+// alpnList is alpn_protocols as Envoy reads it: the entries joined with
+// commas and split again, so an entry "h2,http/1.1" (as in Envoy's own
+// edge example) is two protocols.
+func alpnList(ps []string) []string {
+	var out []string
+	for _, p := range ps {
+		for _, q := range strings.Split(p, ",") {
+			if q != "" {
+				out = append(out, q)
+			}
+		}
+	}
+	return out
 }

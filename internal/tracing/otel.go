@@ -170,14 +170,11 @@ func otlpSpans(spans []*Span) []*tracepb.Span {
 			SpanId:            binary.BigEndian.AppendUint64(nil, s.ctx.spanID),
 			TraceState:        s.ctx.tracestate,
 			Name:              s.name,
-			Kind:              tracepb.Span_SPAN_KIND_SERVER,
+			Kind:              otelKind(s.t.outbound),
 			StartTimeUnixNano: uint64(s.start.UnixNano()),
 			EndTimeUnixNano:   uint64(s.start.Add(s.duration).UnixNano()),
 			Flags:             1, // sampled
 			Attributes:        make([]*commonpb.KeyValue, 0, len(s.tags)),
-		}
-		if s.t.egress {
-			sp.Kind = tracepb.Span_SPAN_KIND_CLIENT
 		}
 		if s.ctx.parentID != 0 {
 			sp.ParentSpanId = binary.BigEndian.AppendUint64(nil, s.ctx.parentID)
@@ -191,4 +188,11 @@ func otlpSpans(spans []*Span) []*tracepb.Span {
 		out[i] = sp
 	}
 	return out
+}
+
+func otelKind(outbound bool) tracepb.Span_SpanKind {
+	if outbound {
+		return tracepb.Span_SPAN_KIND_CLIENT
+	}
+	return tracepb.Span_SPAN_KIND_SERVER
 }

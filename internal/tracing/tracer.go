@@ -53,9 +53,10 @@ type Deps struct {
 	// StatPrefix is the connection manager's stat_prefix; when set, the
 	// decision counters http.<stat_prefix>.tracing.* are kept.
 	StatPrefix string
-	// Egress makes spans client spans, for an OUTBOUND listener (Envoy's
-	// egress operation); otherwise they are server spans.
-	Egress bool
+	// Outbound is the listener's traffic_direction OUTBOUND: spans are
+	// CLIENT spans and the default OpenTelemetry operation is "egress",
+	// as in Envoy (INBOUND and unspecified: SERVER, "ingress").
+	Outbound bool
 }
 
 type providerKind uint8
@@ -76,7 +77,7 @@ type Tracer struct {
 	nodeID    string
 	service   string // Zipkin: the service cluster; OpenTelemetry: service_name
 	ring      *Ring
-	egress    bool
+	outbound  bool // traffic_direction OUTBOUND
 
 	// Zipkin.
 	trace128, timestampIDs, shared, w3c bool
@@ -106,11 +107,11 @@ func New(pb *hcmv3.HttpConnectionManager_Tracing, deps Deps) (*Tracer, error) {
 		deps.Logger = slog.Default()
 	}
 	t := &Tracer{
+		outbound: deps.Outbound,
 		sampling: newSampling(pb.GetClientSampling(), pb.GetRandomSampling(), pb.GetOverallSampling()),
 		maxPath:  256,
 		nodeID:   deps.NodeID,
 		ring:     deps.Ring,
-		egress:   deps.Egress,
 	}
 	if pb.GetMaxPathTagLength() != nil {
 		t.maxPath = int(pb.GetMaxPathTagLength().GetValue())
@@ -307,7 +308,7 @@ func (t *Tracer) Start(req *message.Request, info *streaminfo.StreamInfo, operat
 		injectW3C(h, &sc)
 		if operation == "" {
 			operation = "ingress"
-			if t.egress {
+			if t.outbound {
 				operation = "egress"
 			}
 		}
@@ -320,14 +321,6 @@ func (t *Tracer) Start(req *message.Request, info *streaminfo.StreamInfo, operat
 		start = time.Now()
 	}
 	return &Span{t: t, ctx: sc, shared: shared, name: operation, start: start, local: info.DownstreamLocalAddr.Addr()}
-}
-
-// spanKind is the span's kind as the ring shows it.
-func (t *Tracer) spanKind() string {
-	if t.egress {
-		return "CLIENT"
-	}
-	return "SERVER"
 }
 
 // Envoy's tag names.
@@ -421,7 +414,7 @@ func (s *Span) Finish(req *message.Request, respHeaders message.Headers, info *s
 			ParentID: parent,
 			Name:     s.name,
 			Service:  t.service,
-			Kind:     t.spanKind(),
+			Kind:     t.kindName(),
 			Start:    s.start,
 			Duration: s.duration,
 			Tags:     tags,
@@ -468,3 +461,11 @@ func (s *Span) TraceID() string { return traceIDHex(s.ctx.traceHi, s.ctx.traceLo
 
 // SpanID returns the span's id in hex.
 func (s *Span) SpanID() string { return hex64(s.ctx.spanID) }
+
+// kindName is the span kind as the admin dashboard shows it.
+func (t *Tracer) kindName() string {
+	if t.outbound {
+		return "CLIENT"
+	}
+	return "SERVER"
+}

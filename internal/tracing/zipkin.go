@@ -135,7 +135,7 @@ func zipkinModel(s *Span) *zmodel.SpanModel {
 		Shared:    s.shared,
 		Tags:      make(map[string]string, len(s.tags)),
 	}
-	if s.t.egress {
+	if s.t.outbound {
 		m.Kind = zmodel.Client
 	}
 	if s.ctx.parentID != 0 {

@@ -547,7 +547,7 @@ load_assignment:
 // An OUTBOUND listener's spans are client spans (Envoy's egress).
 func TestZipkinEgressSpanKind(t *testing.T) {
 	env := newZipkinEnv(t)
-	env.deps.Egress = true
+	env.deps.Outbound = true
 	tr := newTracer(t, hcmTracing(t, zipkinCfg(nil), ""), env.deps)
 	req := request()
 	info := streamInfo()

@@ -20,6 +20,7 @@ import (
 	"github.com/legate-proxy/legate/internal/http/h2"
 	"github.com/legate-proxy/legate/internal/http/http1"
 	"github.com/legate-proxy/legate/internal/httpfilter"
+	"github.com/legate-proxy/legate/internal/overload"
 	"github.com/legate-proxy/legate/internal/routetable"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
@@ -48,6 +49,15 @@ const (
 )
 
 // Envoy's defaults.
+// DefaultRequestHeadersTimeout bounds the time from a request's first byte
+// to the end of its header block when request_headers_timeout is unset.
+// Envoy leaves it unbounded by default and recommends 10 s for edge
+// proxies (its edge best practices); Legate makes that recommendation the
+// default, so a client trickling a header block cannot hold a connection
+// for the stream idle timeout. An explicit 0 falls back to the stream idle
+// timeout.
+const DefaultRequestHeadersTimeout = 10 * time.Second
+
 const (
 	defaultIdleTimeout       = time.Hour
 	defaultStreamIdleTimeout = 5 * time.Minute
@@ -74,7 +84,7 @@ type Config struct {
 	IdleTimeout           time.Duration // connection with no streams; 0 = none
 	StreamIdleTimeout     time.Duration // 0 = none
 	RequestTimeout        time.Duration // whole request received; 0 = none
-	RequestHeadersTimeout time.Duration // 0 = stream idle timeout
+	RequestHeadersTimeout time.Duration // unset: 10 s; 0: the stream idle timeout
 	// drain_timeout is accepted but has no setting: HTTP/2 drains with
 	// x/net's single graceful GOAWAY and in-flight streams finish (see the
 	// allowlist note).
@@ -97,6 +107,8 @@ type Config struct {
 	Logger *slog.Logger
 	// healthFailed is the server's /healthcheck/fail state.
 	healthFailed *atomic.Bool
+	// overload is the overload manager's state, never nil.
+	overload *overload.State
 	// localReply is local_reply_config; nil when unset.
 	localReply *localReplyConfig
 }
@@ -131,12 +143,14 @@ type Deps struct {
 	// RDS provides route configurations named by rds; nil (no dynamic
 	// config) makes rds a config error.
 	RDS *rds.Manager
-	// Egress is an OUTBOUND listener's connection manager: its spans are
-	// client spans (Envoy's egress operation).
-	Egress bool
 	// XDS is the listener's warming and release hooks: an rds
 	// subscription waits in XDS.Init and is dropped by XDS.Release.
 	XDS xds.Deps
+	// Overload is the overload manager's state; nil: none.
+	Overload *overload.State
+	// Outbound is the listener's traffic_direction OUTBOUND (tracing's
+	// span kind).
+	Outbound bool
 }
 
 // New compiles an HttpConnectionManager.
@@ -153,10 +167,14 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 		IdleTimeout:           durationOr(pb.GetCommonHttpProtocolOptions().GetIdleTimeout(), defaultIdleTimeout),
 		StreamIdleTimeout:     durationOr(pb.GetStreamIdleTimeout(), defaultStreamIdleTimeout),
 		RequestTimeout:        durationOr(pb.GetRequestTimeout(), 0),
-		RequestHeadersTimeout: durationOr(pb.GetRequestHeadersTimeout(), 0),
+		RequestHeadersTimeout: durationOr(pb.GetRequestHeadersTimeout(), DefaultRequestHeadersTimeout),
 		DelayedCloseTimeout:   durationOr(pb.GetDelayedCloseTimeout(), time.Second),
 		Logger:                deps.Logger,
 		healthFailed:          deps.HealthFailed,
+		overload:              deps.Overload,
+	}
+	if c.overload == nil {
+		c.overload = &overload.State{}
 	}
 	if c.healthFailed == nil {
 		c.healthFailed = new(atomic.Bool)
@@ -227,7 +245,7 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 	c.Tracer, err = tracing.New(pb.GetTracing(), tracing.Deps{
 		Clusters: deps.Clusters, Stats: deps.Stats, Ring: deps.Spans, Logger: deps.Logger,
 		NodeID: deps.NodeID, ServiceCluster: deps.ServiceCluster, StatPrefix: c.StatPrefix,
-		Egress: deps.Egress,
+		Outbound: deps.Outbound,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)

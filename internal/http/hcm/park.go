@@ -33,8 +33,8 @@ type idling struct {
 	noPark bool
 	// idleExpired: the idle timer resumed the parked connection.
 	idleExpired bool
-	parked atomic.Pointer[parking]
-	waker  func()
+	parked      atomic.Pointer[parking]
+	waker       func()
 }
 
 // parking is one stretch of a connection parked.

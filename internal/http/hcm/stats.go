@@ -16,6 +16,7 @@ type Stats struct {
 	RqClass                                                [6]*stats.Counter // downstream_rq_1xx..5xx at 1..5
 	RqCompleted, RqTimeout, RqIdleTimeout, RqHeaderTimeout *stats.Counter
 	RqWsOnNonWsRoute, RqTooLarge                           *stats.Counter
+	RqOverloadClose                                        *stats.Counter
 	RqRxReset, RqTxReset                                   *stats.Counter
 	RqTooManyPrematureResets                               *stats.Counter
 	RqTime                                                 *stats.Histogram
@@ -49,7 +50,8 @@ func newStats(sc stats.Scope) *Stats {
 		RqCompleted: c("downstream_rq_completed"), RqTimeout: c("downstream_rq_timeout"),
 		RqIdleTimeout: c("downstream_rq_idle_timeout"), RqHeaderTimeout: c("downstream_rq_header_timeout"),
 		RqWsOnNonWsRoute: c("downstream_rq_ws_on_non_ws_route"), RqTooLarge: c("downstream_rq_too_large"),
-		RqRxReset: c("downstream_rq_rx_reset"), RqTxReset: c("downstream_rq_tx_reset"),
+		RqOverloadClose: c("downstream_rq_overload_close"),
+		RqRxReset:       c("downstream_rq_rx_reset"), RqTxReset: c("downstream_rq_tx_reset"),
 		RqTooManyPrematureResets: c("downstream_rq_too_many_premature_resets"),
 		RqTime:                   sc.Histogram("downstream_rq_time", stats.Milliseconds),
 

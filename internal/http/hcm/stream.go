@@ -119,6 +119,16 @@ func (cfg *Config) serveStream(ctx context.Context, c *conn, req *message.Reques
 	if !cfg.prepareRequest(s, req, c.nc.TLS != nil) {
 		return cfg.endStream(s)
 	}
+	if cfg.overload.StopRequests.Load() {
+		// The overload manager's stop_accepting_requests.
+		st.RqOverloadClose.Inc()
+		s.info.Flags |= streaminfo.Overload
+		cfg.SendLocalReply(&s.fs, http.StatusServiceUnavailable, "envoy overloaded", "overload")
+		return cfg.endStream(s)
+	}
+	if sc != nil && cfg.overload.DisableKeepalive.Load() {
+		sc.CloseAfterResponse()
+	}
 	s.firstMatch()
 	route := s.fs.Route
 	s.armTimers(route, req)

@@ -31,6 +31,7 @@ func New(cfg proto.Message, fc *networkfilter.FactoryContext) (networkfilter.Fil
 		AtShutdown:     fc.AtShutdown,
 		RDS:            fc.Routes,
 		XDS:            fc.XDS,
-		Egress:         fc.TrafficDirection == corev3.TrafficDirection_OUTBOUND,
+		Overload:       fc.Overload,
+		Outbound:       fc.TrafficDirection == corev3.TrafficDirection_OUTBOUND,
 	})
 }

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package original_dst
+
+import "net/netip"
+
+func originalDst(int, bool) netip.AddrPort { return netip.AddrPort{} }
