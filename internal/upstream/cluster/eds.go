@@ -141,8 +141,9 @@ func (c *Cluster) applyEndpoints(eps []endpoint, cla *endpointv3.ClusterLoadAssi
 		if h != nil && h.Weight == e.weight && h.Hostname == e.hostname {
 			delete(old, ap)
 			if h.HealthStatus() != e.health {
-				h.health.Store(int32(e.health))
-				rebuild = true
+				// Only a flag change alters the picks (HEALTHY ↔ UNKNOWN
+				// does not), but the status shows in admin either way.
+				rebuild = h.setEDSHealth(e.health) || rebuild
 			}
 		} else {
 			h = c.newHost(e, e.ip)

@@ -113,6 +113,15 @@ type Host struct {
 	// health is the EDS health_status (a corev3.HealthStatus); an update
 	// that changes only it keeps the host and its pool.
 	health atomic.Int32
+	// flags are the HealthFlags set (EDS, active HC, outlier detection).
+	flags atomic.Uint32
+}
+
+// setEDSHealth records the EDS health_status and its flags; it reports
+// whether the flags changed.
+func (h *Host) setEDSHealth(s corev3.HealthStatus) bool {
+	h.health.Store(int32(s))
+	return h.setFlags(FailedEDSHealth|DegradedEDSHealth, edsFlags(s))
 }
 
 // Pool returns the host's connection pool.
@@ -120,29 +129,6 @@ func (h *Host) Pool() HostPool { return h.pool }
 
 // HealthStatus is the host's EDS health_status (UNKNOWN unless EDS said).
 func (h *Host) HealthStatus() corev3.HealthStatus { return corev3.HealthStatus(h.health.Load()) }
-
-// Healthy reports whether the load balancer uses the host: EDS health
-// HEALTHY or UNKNOWN. (DEGRADED hosts count as unhealthy: Legate has no
-// degraded tier.)
-func (h *Host) Healthy() bool {
-	switch h.HealthStatus() {
-	case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
-		return true
-	}
-	return false
-}
-
-// HealthFlags is the host's health as /clusters prints it: "healthy", or
-// Envoy's flag for an EDS status that takes it out of rotation.
-func (h *Host) HealthFlags() string {
-	switch h.HealthStatus() {
-	case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
-		return "healthy"
-	case corev3.HealthStatus_DEGRADED:
-		return "/degraded_eds_health"
-	}
-	return "/failed_eds_health"
-}
 
 // Settings are a cluster's connection settings, fixed at config time.
 type Settings struct {
