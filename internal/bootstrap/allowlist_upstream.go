@@ -43,3 +43,11 @@ func init() {
 		message{"envoy.config.route.v3.RouteAction.HashPolicy.FilterState", fs(field{Name: "key", Note: "objects with a string form"})},
 	)
 }
+
+func init() {
+	extendFields("envoy.config.endpoint.v3.Endpoint",
+		field{Name: "health_check_config", Note: "validated and kept for the active health checker (not yet implemented)"})
+	addOrExtendMessages("Clusters",
+		message{"envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", fs("port_value", "hostname", "address", "disable_active_health_check")},
+	)
+}

@@ -139,7 +139,7 @@ func closePool(h *Host) {
 
 func (c *Cluster) newHost(ep endpoint, ip netip.Addr) *Host {
 	ap := netip.AddrPortFrom(ip, ep.port)
-	h := &Host{Address: ap.String(), AddrPort: ap, Hostname: ep.hostname, Weight: ep.weight}
+	h := &Host{Address: ap.String(), AddrPort: ap, Hostname: ep.hostname, Weight: ep.weight, HealthCheck: ep.hc}
 	h.setEDSHealth(ep.health)
 	if h.Hostname == "" && !ep.ip.IsValid() {
 		// Envoy names DNS-discovered hosts after the name they came from

@@ -221,6 +221,11 @@ func TestSettings(t *testing.T) {
       common_http_protocol_options: {idle_timeout: 30s}
       explicit_http_config:
         http2_protocol_options: {initial_stream_window_size: 65536}
+- name: hc
+  load_assignment: {endpoints: [{lb_endpoints: [
+    {endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}, health_check_config: {port_value: 8080, hostname: probe.example}}},
+    {endpoint: {address: {socket_address: {address: 10.0.0.2, port_value: 80}}, health_check_config: {address: {socket_address: {address: 10.9.9.9, port_value: 9}}}}},
+    {endpoint: {address: {socket_address: {address: 10.0.0.3, port_value: 80}}}}]}]}
 - name: bound
   upstream_bind_config:
     source_address: {address: 127.0.0.2, port_value: 0}
@@ -257,6 +262,16 @@ func TestSettings(t *testing.T) {
 		!reflect.DeepEqual(b.SocketOptions[1], SocketOption{Level: 1, Name: 8, Int: 65536}) || string(b.SocketOptions[2].Buf) != "\x00\x01" {
 		t.Errorf("bound: %+v", b)
 	}
+	hcHosts := m.Get("hc").Hosts()
+	if got := hcHosts[0].HealthCheckAddress().String(); got != "10.0.0.1:8080" || hcHosts[0].HealthCheck.Hostname != "probe.example" {
+		t.Errorf("health_check_config port: %s %+v", got, hcHosts[0].HealthCheck)
+	}
+	if got := hcHosts[1].HealthCheckAddress().String(); got != "10.9.9.9:9" {
+		t.Errorf("health_check_config address: %s", got)
+	}
+	if got := hcHosts[2].HealthCheckAddress().String(); got != "10.0.0.3:80" {
+		t.Errorf("no health_check_config: %s", got)
+	}
 	if got := m.Get("legacy_h2").Pick(nil); got != nil {
 		t.Errorf("empty cluster picked %v", got)
 	}
@@ -264,7 +279,7 @@ func TestSettings(t *testing.T) {
 	for _, c := range m.Clusters() {
 		names = append(names, c.Name)
 	}
-	if !slices.Equal(names, []string{"bound", "defaults", "legacy_h2", "typed_h1", "typed_h2"}) {
+	if !slices.Equal(names, []string{"bound", "defaults", "hc", "legacy_h2", "typed_h1", "typed_h2"}) {
 		t.Errorf("Clusters() = %v", names)
 	}
 }

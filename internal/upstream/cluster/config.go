@@ -89,6 +89,7 @@ type endpoint struct {
 	hostname string // endpoint.hostname
 	// health is the EDS health_status (UNKNOWN for static endpoints).
 	health corev3.HealthStatus
+	hc     *HealthCheckTarget
 }
 
 // config is the decoded, validated form of a Cluster proto.
@@ -417,6 +418,11 @@ func decodeEndpoints(pc *clusterv3.Cluster, cfg *config) error {
 				}
 				e.weight = w.GetValue()
 			}
+			hc, err := decodeHealthCheckConfig(field+".endpoint.health_check_config", ep.GetHealthCheckConfig())
+			if err != nil {
+				return err
+			}
+			e.hc = hc
 			cfg.endpoints = append(cfg.endpoints, e)
 		}
 	}

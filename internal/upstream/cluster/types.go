@@ -101,6 +101,8 @@ type Host struct {
 	AddrPort netip.AddrPort // Address, parsed
 	Hostname string         // the DNS name it came from, if any (auto_host_rewrite)
 	Weight   uint32         // load_balancing_weight, 1 when unset
+	// HealthCheck is the endpoint's health_check_config, nil when unset.
+	HealthCheck *HealthCheckTarget
 
 	// ActiveRequests is read by LEAST_REQUEST and written by the router.
 	ActiveRequests atomic.Int64
