@@ -51,3 +51,11 @@ func init() {
 		message{"envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", fs("port_value", "hostname", "address", "disable_active_health_check")},
 	)
 }
+
+func init() {
+	extendFields(typeHTTPOptions,
+		field{Name: "auto_config", Note: "ALPN offers h2 and http/1.1 and each connection speaks what the upstream chose; without TLS, HTTP/1.1"})
+	addOrExtendMessages("Clusters",
+		message{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig", fs("http_protocol_options", "http2_protocol_options")},
+	)
+}

@@ -219,7 +219,7 @@ func decode(pc *clusterv3.Cluster, deps xds.Deps) (*config, error) {
 			return nil, err
 		}
 	}
-	if s.Protocol == HTTP2 && s.H2MaxConcurrentStreams == 0 {
+	if s.Protocol != HTTP1 && s.H2MaxConcurrentStreams == 0 {
 		applyH2(s, &corev3.Http2ProtocolOptions{})
 	}
 
@@ -357,7 +357,16 @@ func decodeHTTPProtocolOptions(field string, a *anypb.Any, s *Settings) error {
 	case *httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig:
 		return fieldErr(field+".use_downstream_protocol_config", "is not supported")
 	case *httpv3.HttpProtocolOptions_AutoConfig:
-		return fieldErr(field+".auto_config", "is not supported")
+		ac := hpo.GetAutoConfig()
+		if ac.GetHttp3ProtocolOptions() != nil || ac.GetAlternateProtocolsCacheOptions() != nil {
+			return fieldErr(field+".auto_config", "HTTP/3 (http3_protocol_options, alternate_protocols_cache_options) is not supported")
+		}
+		s.Protocol = AutoHTTP
+		h2 := ac.GetHttp2ProtocolOptions()
+		if h2 == nil {
+			h2 = &corev3.Http2ProtocolOptions{}
+		}
+		applyH2(s, h2)
 	}
 	return nil
 }

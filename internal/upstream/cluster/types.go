@@ -23,6 +23,9 @@ type Protocol uint8
 const (
 	HTTP1 Protocol = iota
 	HTTP2
+	// AutoHTTP is auto_config: ALPN chooses HTTP/2 or HTTP/1.1 per
+	// connection; without TLS it is HTTP/1.1, as in Envoy.
+	AutoHTTP
 )
 
 // Stats are a cluster's Envoy-named stats ("cluster.<name>.<stat>").
