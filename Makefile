@@ -4,6 +4,7 @@
 #   make demo-xds the same with service discovery through legate-cp over xDS
 #   make test    build, vet, then run every test (integration tests use bin/)
 #   make lint    gofmt, go vet, staticcheck
+#   make fuzz    every native fuzz target for FUZZTIME each (docs/security.md)
 #   make bench   Legate vs nginx vs haproxy on pinned cores (needs nginx, haproxy, wrk)
 #   make deb     dist/legate_<version>-1_<arch>.deb (see docs/operations.md)
 #   make image   container images legate, legate-cp and legate-demo-service (:<version>)
@@ -51,7 +52,7 @@ IMAGE_TAG   ?= $(VERSION)
 # What `make build` builds; a subset (e.g. CMDS=./cmd/legate) builds faster.
 CMDS        ?= ./cmd/...
 
-.PHONY: all build demo demo-xds test lint bench clean deb image version
+.PHONY: all build demo demo-xds test lint fuzz bench clean deb image version
 
 all: build
 
@@ -96,6 +97,26 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+# Go fuzzes one target per invocation, so each package's targets are listed
+# (go test -list) and run in turn. The packages are those with a Fuzz
+# function in a _test.go file; FUZZ_PKGS narrows them (e.g.
+# FUZZ_PKGS=./internal/http/http1), FUZZ_FLAGS adds flags (-parallel 1).
+# New crashers land in the package's testdata/fuzz/<FuzzName>/: commit them
+# with the fix, they then run with every `go test`.
+FUZZTIME   ?= 30s
+FUZZ_FLAGS ?=
+FUZZ_PKGS  ?= $(shell grep -rl --include='*_test.go' '^func Fuzz' internal cmd test 2>/dev/null | xargs -r -n1 dirname | sort -u | sed 's|^|./|')
+
+fuzz:
+	@failed=""; \
+	for pkg in $(FUZZ_PKGS); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $(FUZZ_FLAGS) $$pkg || failed="$$failed $$pkg:$$t"; \
+		done; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz failures:$$failed"; exit 1; fi
 
 bench: build
 	$(GO) run ./bench/run --legate $(BIN)/legate $(BENCH_FLAGS)

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	"github.com/legate-proxy/legate/internal/bootstrap"
 	"github.com/legate-proxy/legate/internal/logging"
 	"github.com/legate-proxy/legate/internal/server"
@@ -93,9 +94,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		runtime.GOMAXPROCS(f.concurrency)
 	}
 
-	bs, err := bootstrap.Load(bootstrap.Options{ConfigPath: f.configPath, ConfigYAML: f.configYAML})
+	bs, err := bootstrap.LoadWithProblems(bootstrap.Options{ConfigPath: f.configPath, ConfigYAML: f.configYAML})
 	if err != nil {
-		printErrors(stderr, err)
+		var reported bootstrap.Errors
+		if !errors.As(err, &reported) {
+			reported = bootstrap.Errors{err}
+		}
+		reported = append(reported, laterProblems(bs, reported)...)
+		if f.mode == "validate" && bs != nil {
+			reported = append(reported, bootstrap.CheckFileSources(bs)...)
+		}
+		printErrors(stderr, reported)
 		return 1
 	}
 	srv, err := server.New(server.Options{
@@ -113,6 +122,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if f.mode == "validate" {
 		srv.Close()
+		// A server reads xDS files once running, and refuses a bad one
+		// without stopping; validation reads them now.
+		if errs := bootstrap.CheckFileSources(bs); len(errs) > 0 {
+			printErrors(stderr, errs)
+			return 1
+		}
 		fmt.Fprintf(stdout, "configuration '%s' OK\n", configName(f))
 		return 0
 	}
@@ -125,6 +140,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// laterProblems builds a bootstrap that has problems already, to report
+// in the same run what only building finds (unknown clusters, bad regular
+// expressions, duplicate names), minus what concerns the parts already
+// reported. The builder assumes a checked bootstrap; should it trip over
+// one that is not, only the first stage's problems are reported.
+func laterProblems(bs *bootstrapv3.Bootstrap, reported bootstrap.Errors) (out bootstrap.Errors) {
+	if bs == nil {
+		return nil
+	}
+	defer func() {
+		if recover() != nil {
+			out = nil
+		}
+	}()
+	srv, err := server.New(server.Options{Bootstrap: bs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil {
+		srv.Close()
+		return nil
+	}
+	for _, e := range bootstrap.Flatten(err) {
+		if !bootstrap.Covered(e, reported) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func configName(f *flags) string {

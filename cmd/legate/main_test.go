@@ -121,3 +121,48 @@ func TestConfigYAMLOnly(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 }
+
+// One run reports the problems of every stage: a typo and an unsupported
+// value (parse and support check) together with what only building finds
+// (an unknown cluster, a duplicate cluster), each as a full field path.
+func TestValidateReportsEverything(t *testing.T) {
+	config := strings.Replace(takenPortConfig(t), "route: {cluster: c}", "route: {cluster: nope}", 1) + `
+  - name: c
+    load_assignment: {cluster_name: c}
+  - name: d
+    lb_policy: maglev
+    conect_timeout: 1s
+`
+	var out, errOut bytes.Buffer
+	if code := run([]string{"--config-yaml", config, "--mode", "validate"}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	want := `error: --config-yaml: static_resources.clusters[2]: unknown field "conect_timeout" in envoy.config.cluster.v3.Cluster (did you mean "connect_timeout"?)
+error: static_resources.clusters[2].lb_policy: MAGLEV is not supported
+error: static_resources.clusters[1].name: duplicate cluster name "c" (also clusters[0])
+error: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.cluster: unknown cluster "nope"
+`
+	if errOut.String() != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", errOut.String(), want)
+	}
+}
+
+// --mode validate reads the filesystem xDS sources the bootstrap names.
+func TestValidateReadsXDSFiles(t *testing.T) {
+	dir := t.TempDir()
+	cds := filepath.Join(dir, "cds.yaml")
+	config := fmt.Sprintf("dynamic_resources: {cds_config: {path_config_source: {path: %s}}}", cds)
+	var out, errOut bytes.Buffer
+	os.WriteFile(cds, []byte(`resources: [{"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster, name: a, type: strict_dns}]`), 0o644)
+	if code := run([]string{"--config-yaml", config, "--mode", "validate"}, &out, &errOut); code != 0 {
+		t.Fatalf("good cds.yaml: exit %d: %s", code, errOut.String())
+	}
+	os.WriteFile(cds, []byte("garbage: true\n"), 0o644)
+	errOut.Reset()
+	if code := run([]string{"--config-yaml", config, "--mode", "validate"}, &out, &errOut); code != 1 {
+		t.Fatalf("garbage cds.yaml: exit %d", code)
+	}
+	if want := cds + `: unknown field "garbage" in envoy.service.discovery.v3.DiscoveryResponse`; !strings.Contains(errOut.String(), want) {
+		t.Errorf("stderr %q lacks %q", errOut.String(), want)
+	}
+}

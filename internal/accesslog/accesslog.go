@@ -18,12 +18,15 @@ import (
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	grpcv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
+	otelv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/open_telemetry/v3"
 	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/legate-proxy/legate/internal/formatter"
 	"github.com/legate-proxy/legate/internal/runtime"
 	"github.com/legate-proxy/legate/internal/stats"
+	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
 
 // Deps is what building loggers needs.
@@ -37,6 +40,11 @@ type Deps struct {
 	Files *FileManager
 	// Logger receives configuration warnings; nil discards them.
 	Logger *slog.Logger
+	// Clusters resolves the envoy_grpc services of gRPC access loggers
+	// (nil: none can be configured).
+	Clusters *cluster.Manager
+	// NodeID and ClusterName identify this proxy to access log services.
+	NodeID, ClusterName string
 }
 
 // Loggers is a compiled access_log list. A nil Loggers logs nothing and
@@ -49,6 +57,9 @@ type Logger struct {
 	filter filter // nil: log everything
 	format lineFormat
 	sink   *sink
+	// remote, when set, replaces format and sink: the entry goes to a
+	// gRPC service.
+	remote entryLogger
 }
 
 // Name is the AccessLog's name (a label).
@@ -95,7 +106,7 @@ func newLogger(pb *accesslogv3.AccessLog, deps Deps, path string) (*Logger, erro
 	}
 	tcfg := pb.GetTypedConfig()
 	if tcfg == nil {
-		return nil, fmt.Errorf("%s.typed_config: required (a file, stdout or stderr access logger)", path)
+		return nil, fmt.Errorf("%s.typed_config: required (a file, stdout, stderr, gRPC or OpenTelemetry access logger)", path)
 	}
 	msg, err := tcfg.UnmarshalNew()
 	if err != nil {
@@ -123,6 +134,18 @@ func newLogger(pb *accesslogv3.AccessLog, deps Deps, path string) (*Logger, erro
 		}
 		if l.sink, err = deps.Files.stream(true); err != nil {
 			return nil, fmt.Errorf("%s: %w", tc, err)
+		}
+	case *grpcv3.HttpGrpcAccessLogConfig:
+		if l.remote, err = compileHTTPGrpc(c, deps, tc); err != nil {
+			return nil, err
+		}
+	case *otelv3.OpenTelemetryAccessLogConfig:
+		if l.remote, err = compileOTel(c, deps, tc); err != nil {
+			return nil, err
+		}
+	case *grpcv3.TcpGrpcAccessLogConfig:
+		if l.remote, err = compileTCPGrpc(c, deps, tc); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, fmt.Errorf("%s: access logger type %s is not supported", tc, proto.MessageName(msg))
@@ -154,6 +177,10 @@ func (ls Loggers) Log(ctx *formatter.Context) {
 	bp := lineBufs.Get().(*[]byte)
 	for _, l := range ls {
 		if l.filter != nil && !l.filter.match(ctx) {
+			continue
+		}
+		if l.remote != nil {
+			l.remote.log(ctx)
 			continue
 		}
 		b := l.format.appendLine((*bp)[:0], ctx)

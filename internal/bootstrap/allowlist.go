@@ -114,7 +114,7 @@ var allowlist = []area{
 	},
 	{
 		Title: "HTTP connection manager",
-		Intro: "HTTP/1.1 and HTTP/2 (cleartext prior knowledge, or ALPN over TLS); with the router as its only HTTP filter.",
+		Intro: "HTTP/1.1 and HTTP/2 (cleartext prior knowledge, or ALPN over TLS); HTTP filters are listed under HTTP filters.",
 		Messages: []message{
 			{typeHCM, fs(
 				field{Name: "codec_type", Enum: []string{"AUTO", "HTTP1", "HTTP2"}},
@@ -138,7 +138,14 @@ var allowlist = []area{
 			{"envoy.config.core.v3.Http1ProtocolOptions", nil},
 			{"envoy.config.core.v3.Http2ProtocolOptions", fs(field{Name: "max_concurrent_streams", Note: "downstream capped at 1000"},
 				field{Name: "initial_stream_window_size", Note: "unset downstream: 1 MiB (Envoy: 256 MiB)"},
-				field{Name: "initial_connection_window_size", Note: "unset downstream: 1 MiB"})},
+				field{Name: "initial_connection_window_size", Note: "unset downstream: 1 MiB"},
+				field{Name: "max_outbound_frames", Note: "default 10000; downstream only"},
+				field{Name: "max_outbound_control_frames", Note: "default 1000; downstream only"},
+				field{Name: "max_consecutive_inbound_frames_with_empty_payload", Note: "default 1; downstream only"},
+				field{Name: "max_inbound_priority_frames_per_stream", Note: "default 100; downstream only"},
+				field{Name: "max_inbound_window_update_frames_per_data_frame_sent", Note: "default 10; downstream only"},
+				field{Name: "stream_error_on_invalid_http_messaging", Note: "default false: a malformed request closes the connection; downstream only"},
+				field{Name: "override_stream_error_on_invalid_http_message", Note: "overrides stream_error_on_invalid_http_messaging; downstream only"})},
 		},
 	},
 	{

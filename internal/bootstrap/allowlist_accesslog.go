@@ -42,7 +42,7 @@ func init() {
 			field{Name: "text_format_source", Note: "inline_string, inline_bytes or filename, read at load time"},
 			field{Name: "json_format", Note: "keys sorted; a value that is one command operator keeps its type (numbers for codes, sizes, durations); missing values are null"},
 			"omit_empty_values",
-			field{Name: "content_type", Note: "accepted; has no effect on access logs"},
+			field{Name: "content_type", Note: "a local reply's content-type (default text/plain, application/json for json_format); no effect on access logs"},
 			field{Name: "json_format_options", Note: "keys are always sorted"})},
 		message{"envoy.config.core.v3.JsonFormatOptions", fs("sort_properties")},
 		message{"envoy.config.accesslog.v3.AccessLogFilter", fs("status_code_filter", "duration_filter",

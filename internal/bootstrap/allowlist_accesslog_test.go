@@ -81,8 +81,9 @@ func TestAccessLogRejectsUnsupported(t *testing.T) {
 			al + ".typed_config.log_format.text_format_source.environment_variable: field is not supported"},
 		{`
           - typed_config:
-              "@type": type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig`,
-			"HttpGrpcAccessLogConfig"},
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig
+              common_config: {log_name: x, filter_state_objects_to_log: [foo], grpc_service: {envoy_grpc: {cluster_name: als}}}`,
+			al + ".typed_config.common_config.filter_state_objects_to_log: field is not supported"},
 	}
 	for _, tt := range tests {
 		_, err := Load(Options{ConfigYAML: accessLogBootstrap(tt.cfg)})

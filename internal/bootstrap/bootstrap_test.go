@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -77,7 +78,7 @@ func TestGoldenExpectations(t *testing.T) {
 		want []string // substrings of the error; nil means the file must load
 	}{
 		{"lua.yaml", []string{"static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0]: envoy.extensions.filters.http.lua.v3.Lua is not supported"}},
-		{"typo.yaml", []string{`testdata/typo.yaml: static_resources.clusters[0]: unknown field "conect_timeout" in envoy.config.cluster.v3.Cluster (did you mean "connect_timeout"?)`, `"lbPolicyy"`, `"timout"`, `"port_valu"`}},
+		{"typo.yaml", []string{`static_resources.clusters[0]: unknown field "conect_timeout" in envoy.config.cluster.v3.Cluster (did you mean "connect_timeout"?)`, `"lbPolicyy"`, `"timout"`, `"port_valu"`}},
 		{"cluster_health_checks.yaml", []string{"static_resources.clusters[1].health_checks: field is not supported", "static_resources.clusters[1].circuit_breakers: field is not supported"}},
 		{"invalid_value.yaml", []string{"static_resources.listeners[0].address.socket_address.port_value: value must be less than or equal to 65535", "static_resources.clusters[0].connect_timeout: value must be greater than 0s", "typed_config.stat_prefix: value length must be at least 1 runes"}},
 		{"typed_struct.yaml", nil},
@@ -87,6 +88,8 @@ func TestGoldenExpectations(t *testing.T) {
 		{"restricted_values.yaml", []string{"protocol: UDP is not supported", "codec_type: HTTP3 is not supported", `retry_on: "retriable-headers" is not supported`, "filter_chains[0].transport_socket: envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext is not supported here; expected envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext", "lb_policy: CLUSTER_PROVIDED is not supported", `typed_extension_protocol_options["envoy.upstreams.http.http_protocol_options"]: key`}},
 		{"type_mismatch.yaml", []string{"node.id: expected a string", "port_value: expected a number", "use_remote_address: expected true or false", `lb_policy: unknown value "ROUNDROBIN"`, "only one of"}},
 		{"deprecated_fields.yaml", nil},
+		{"typed_struct_typo.yaml", []string{`typed_config: unknown field "stat_prefix" in udpa.type.v1.TypedStruct`, `unknown field "valeu" in xds.type.v3.TypedStruct (did you mean "value"?)`}},
+		{"protocol_options.yaml", []string{`["envoy.filters.network.redis_proxy"]: envoy.extensions.filters.network.redis_proxy.v3.RedisProtocolOptions is not supported`, "it names envoy.extensions.filters.network.thrift_proxy.v3.ThriftProtocolOptions", `["http"]: key "http" is not supported; envoy.extensions.upstreams.http.v3.HttpProtocolOptions goes under the key`}},
 		{"everything.yaml", nil},
 	}
 	for _, tc := range tests {
@@ -159,6 +162,7 @@ func TestLoadSourceErrors(t *testing.T) {
 		{"not an object", Options{ConfigYAML: "[1, 2]"}, "expected an object for envoy.config.bootstrap.v3.Bootstrap, got a list"},
 		{"duplicate key", Options{ConfigYAML: "admin: {}\nadmin: {}"}, `--config-yaml: yaml: unmarshal errors:` + "\n" + `  line 2: key "admin" already set in map`},
 		{"trailing JSON", Options{ConfigPath: "testdata/trailing.json"}, "testdata/trailing.json: invalid JSON: data after the top-level value"},
+		{"duplicate JSON key", Options{ConfigPath: "testdata/duplicate_key.json"}, "testdata/duplicate_key.json: static_resources.clusters[0].name: key already set in this object"},
 		{"out of range", Options{ConfigYAML: "admin: {address: {socket_address: {port_value: 99999999999}}}"}, "--config-yaml: "},
 	}
 	for _, tc := range tests {
@@ -279,6 +283,130 @@ func BenchmarkLoad(b *testing.B) {
 	for b.Loop() {
 		if _, err := Load(Options{ConfigPath: "testdata/everything.yaml"}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestEnumCase: Envoy parses enum names in any letter case (upper-casing a
+// name it does not know), in YAML and JSON bootstraps and in xDS files.
+func TestEnumCase(t *testing.T) {
+	const hcm = `{"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+	  "stat_prefix": "in", "codec_type": "auto",
+	  "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "b"}}]}]},
+	  "http_filters": [{"name": "router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}`
+	const cluster = `{"name": "b", "type": "strict_dns", "lb_policy": "Round_Robin", "dns_lookup_family": "v4_only",
+	  "load_assignment": {"cluster_name": "b", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "localhost", "port_value": 1}}}}]}]}}`
+	const listener = `{"name": "l", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 1, "protocol": "tcp"}},
+	  "filter_chains": [{"filters": [{"name": "hcm", "typed_config": ` + hcm + `}]}]}`
+	check := func(t *testing.T, c *clusterv3.Cluster, l *listenerv3.Listener) {
+		t.Helper()
+		if c.GetType() != clusterv3.Cluster_STRICT_DNS || c.GetLbPolicy() != clusterv3.Cluster_ROUND_ROBIN || c.GetDnsLookupFamily() != clusterv3.Cluster_V4_ONLY {
+			t.Errorf("cluster enums: %v %v %v", c.GetType(), c.GetLbPolicy(), c.GetDnsLookupFamily())
+		}
+		var m hcmv3.HttpConnectionManager
+		if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&m); err != nil {
+			t.Fatal(err)
+		}
+		if m.GetCodecType() != hcmv3.HttpConnectionManager_AUTO {
+			t.Errorf("codec_type = %v", m.GetCodecType())
+		}
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, text string }{
+		{"bootstrap.json", `{"static_resources": {"listeners": [` + listener + `], "clusters": [` + cluster + `]}}`},
+		{"bootstrap.yaml", "static_resources:\n  listeners: [" + listener + "]\n  clusters: [" + cluster + "]\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(dir, tc.name)
+			if err := os.WriteFile(f, []byte(tc.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			bs, err := Load(Options{ConfigPath: f})
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, bs.GetStaticResources().GetClusters()[0], bs.GetStaticResources().GetListeners()[0])
+		})
+	}
+	t.Run("xds file", func(t *testing.T) {
+		// A resource is its JSON object with "@type" added.
+		res := `{"resources": [{"@type": "type.googleapis.com/envoy.config.listener.v3.Listener", ` + listener[1:] +
+			`, {"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", ` + cluster[1:] + `]}`
+		_, rs, err := DecodeResources([]byte(res), true, "lds.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if err := CheckXDSResource(r); err != nil {
+				t.Error(err)
+			}
+		}
+		check(t, rs[1].(*clusterv3.Cluster), rs[0].(*listenerv3.Listener))
+	})
+	t.Run("unknown name", func(t *testing.T) {
+		_, err := Load(Options{ConfigYAML: "static_resources: {clusters: [{name: b, type: strict_dnss}]}"})
+		if err == nil || !strings.Contains(err.Error(), `static_resources.clusters[0].type: unknown value "strict_dnss"`) {
+			t.Errorf("got %v", err)
+		}
+	})
+}
+
+func TestFlatten(t *testing.T) {
+	in := errors.Join(
+		errors.New(`static_resources.listeners[0]: filter_chains[0].filters[0].typed_config: route_config: virtual_hosts[0].routes[0].route.cluster: unknown cluster "nope"`),
+		errors.New(`static_resources.clusters[1]: load_assignment: endpoints[0]: x: "a b" is not an IP address`),
+		errors.New("static_resources.clusters[0].transport_socket: tls: failed to find any PEM data"),
+		errors.New(`static_resources.clusters[2].typed_extension_protocol_options["a.b]"]: bad`),
+		errors.New(`listener "l": filter_chains[0]: bad: thing`),
+		errors.New("no configuration: set -c"),
+	)
+	want := []string{
+		`static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.cluster: unknown cluster "nope"`,
+		`static_resources.clusters[1].load_assignment.endpoints[0].x: "a b" is not an IP address`,
+		"static_resources.clusters[0].transport_socket: tls: failed to find any PEM data",
+		`static_resources.clusters[2].typed_extension_protocol_options["a.b]"]: bad`,
+		`listener "l": filter_chains[0].bad: thing`,
+		"no configuration: set -c",
+	}
+	got := Flatten(in)
+	if len(got) != len(want) {
+		t.Fatalf("got %d lines: %v", len(got), got)
+	}
+	for i := range want {
+		if got[i].Error() != want[i] {
+			t.Errorf("line %d:\n got %s\nwant %s", i, got[i], want[i])
+		}
+	}
+	var fe *FieldError
+	if !errors.As(got[0], &fe) || fe.Path != "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.cluster" {
+		t.Errorf("FieldError = %+v", fe)
+	}
+	if Flatten(nil) != nil {
+		t.Error("Flatten(nil) != nil")
+	}
+}
+
+// TestCheckFileSources: every filesystem xDS source is read and its
+// resources held to the checks of xDS, the files they name in turn too.
+func TestCheckFileSources(t *testing.T) {
+	bs, err := Load(Options{ConfigPath: "testdata/filesources/bootstrap.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range CheckFileSources(bs) {
+		b.WriteString(e.Error() + "\n")
+	}
+	checkGolden(t, "testdata/filesources/problems.golden", b.String())
+	for _, want := range []string{
+		`testdata/filesources/cds.yaml: resources[0]: unknown field "conect_timeout"`,
+		`testdata/filesources/cds.yaml: cluster "unsupported": lb_policy: CLUSTER_PROVIDED is not supported`,
+		`testdata/filesources/rds.yaml: route_configuration "local_route": virtual_hosts[0].routes[1]`,
+		"testdata/filesources/eds.yaml: resources[0]: envoy.config.cluster.v3.Cluster where static_resources.clusters[0].eds_cluster_config.eds_config.path_config_source.path expects envoy.config.endpoint.v3.ClusterLoadAssignment",
+		"static_resources.clusters[1].eds_cluster_config.eds_config.path_config_source.path: cannot read testdata/filesources/absent.yaml: no such file or directory",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("lacks %q", want)
 		}
 	}
 }

@@ -64,6 +64,12 @@ func (c *checker) message(m protoreflect.Message, path string, inherited map[pro
 	}
 	rule := compiled().rules[md.FullName()]
 	fields := md.Fields()
+	// An optional filter (HttpFilter.is_optional, FilterConfig.is_optional)
+	// of a type Legate does not know is skipped, as in Envoy, not refused.
+	optional := false
+	if fd := fields.ByName("is_optional"); fd != nil && fd.Kind() == protoreflect.BoolKind && m.Get(fd).Bool() {
+		optional = true
+	}
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
 		if !m.Has(fd) {
@@ -100,11 +106,13 @@ func (c *checker) message(m protoreflect.Message, path string, inherited map[pro
 			for _, k := range keys {
 				kpath := fmt.Sprintf("%s[%q]", fpath, k.String())
 				if fr.keys != nil && !fr.keys[k.String()] {
-					c.add(kpath, "key %q is not supported; use %s", k.String(), strings.Join(sortedKeys(fr.keys), " or "))
+					c.add(kpath, "%s", unsupportedKey(k.String(), fd.MapValue(), mp.Get(k), fr.keys))
 					continue
 				}
 				c.value(fd.MapValue(), fr, types, mp.Get(k), kpath, kpath)
 			}
+		case optional && fd.Message() != nil && fd.Message().FullName() == anyFullName &&
+			!compiled().supportedTypes[typeNameOf(v.Message().Get(anyTypeURLFD).String())]:
 		default:
 			c.value(fd, fr, types, v, fpath, path)
 		}
@@ -176,6 +184,40 @@ func (c *checker) any(a protoreflect.Message, path, report string, types map[pro
 		c.validateMsg(inner, path)
 	}
 	c.message(inner, path, nil)
+}
+
+// protocolOptionsOf names the protocol options message of the Envoy
+// extensions that take one in a cluster's typed_extension_protocol_options,
+// by the extension name Envoy also accepts as the key.
+var protocolOptionsOf = map[string]string{
+	"envoy.filters.network.redis_proxy":        "envoy.extensions.filters.network.redis_proxy.v3.RedisProtocolOptions",
+	"envoy.filters.network.thrift_proxy":       "envoy.extensions.filters.network.thrift_proxy.v3.ThriftProtocolOptions",
+	"envoy.filters.network.sip_proxy":          "envoy.extensions.filters.network.sip_proxy.v3alpha.SipProtocolOptions",
+	"envoy.filters.network.tcp_proxy":          "envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions",
+	"envoy.upstreams.tcp.tcp_protocol_options": "envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions",
+}
+
+// unsupportedKey explains a map key outside the allowed keys. The hint
+// names the message the entry is about, so that a Redis cluster's options
+// are not told to become HttpProtocolOptions: a supported value type under
+// the wrong key is told its key; an unsupported one, or the options of an
+// extension Legate lacks, is named as not supported.
+func unsupportedKey(key string, vd protoreflect.FieldDescriptor, v protoreflect.Value, allowed map[string]bool) string {
+	valueType := protoreflect.FullName("")
+	if vd.Kind() == protoreflect.MessageKind && vd.Message().FullName() == anyFullName {
+		valueType = typeNameOf(v.Message().Get(anyTypeURLFD).String())
+	}
+	switch {
+	case valueType != "" && allowed[string(valueType)]:
+		return fmt.Sprintf("key %q is not supported; %s goes under the key %q", key, valueType, valueType)
+	case valueType != "" && !compiled().supportedTypes[valueType]:
+		return fmt.Sprintf("%s is not supported", valueType)
+	case protocolOptionsOf[key] != "":
+		return fmt.Sprintf("key %q is not supported: it names %s, which Legate does not implement", key, protocolOptionsOf[key])
+	case allowed[string(typeNameOf(key))] && key != string(typeNameOf(key)):
+		return fmt.Sprintf("key %q is not supported; use %s", key, typeNameOf(key))
+	}
+	return fmt.Sprintf("key %q is not supported; use %s", key, strings.Join(sortedKeys(allowed), " or "))
 }
 
 // typeNameOf returns the message name of a type URL: the part after the last '/'.

@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"errors"
 	iofs "io/fs"
 	"os"
 	"path/filepath"
@@ -49,6 +50,7 @@ var notBootstraps = map[string]bool{
 func TestEnvoyExamples(t *testing.T) {
 	dir := examplesDir(t)
 	var b strings.Builder
+	loaded, total := 0, 0
 	err := filepath.WalkDir(dir, func(path string, d iofs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -72,8 +74,7 @@ func TestEnvoyExamples(t *testing.T) {
 		}
 		if es, ok := lerr.(Errors); ok {
 			for _, e := range es {
-				// Parse problems are the only ones prefixed with the file name.
-				if strings.HasPrefix(e.Error(), path+":") {
+				if fe := (*FieldError)(nil); errors.As(e, &fe) && fe.parse {
 					t.Errorf("%s: parse error: %v", rel, e)
 				}
 			}
@@ -81,10 +82,36 @@ func TestEnvoyExamples(t *testing.T) {
 			t.Errorf("%s: %v", rel, lerr)
 		}
 		b.WriteString("== " + rel + "\n" + outcome(lerr))
+		total++
+		if lerr == nil {
+			loaded++
+		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("Envoy examples accepted by bootstrap.Load: %d of %d", loaded, total)
 	checkGolden(t, "testdata/envoy-examples.golden", b.String())
+}
+
+// TestEnvoyExampleXDSFiles: the filesystem xDS files of dynamic-config-fs
+// pass what --mode validate holds them to.
+func TestEnvoyExampleXDSFiles(t *testing.T) {
+	dir := examplesDir(t)
+	for _, name := range []string{"cds.yaml", "lds.yaml"} {
+		data, err := os.ReadFile(filepath.Join(dir, "dynamic-config-fs", "configs", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resources, problems := decodeResources(data, false, name)
+		for _, r := range resources {
+			if err := CheckXDSResource(r); err != nil {
+				problems = append(problems, err)
+			}
+		}
+		if len(problems) > 0 {
+			t.Errorf("%s:\n%v", name, problems)
+		}
+	}
 }

@@ -41,6 +41,18 @@ const configYAMLSource = "--config-yaml"
 // Load parses, merges, unwraps, validates and support-checks a bootstrap.
 // On failure the error is an Errors holding every problem found.
 func Load(opts Options) (*bootstrapv3.Bootstrap, error) {
+	bs, err := LoadWithProblems(opts)
+	if err != nil {
+		return nil, err
+	}
+	return bs, nil
+}
+
+// LoadWithProblems is Load that, when the configuration has problems, also
+// returns the bootstrap as far as it parsed (nil when nothing could be), so
+// that --mode validate can build it and report the problems of that stage
+// in the same run. Such a bootstrap must never be served.
+func LoadWithProblems(opts Options) (*bootstrapv3.Bootstrap, error) {
 	if opts.ConfigPath == "" && opts.ConfigYAML == "" {
 		return nil, Errors{errors.New("no configuration: set -c/--config-path or --config-yaml")}
 	}
@@ -56,7 +68,16 @@ func Load(opts Options) (*bootstrapv3.Bootstrap, error) {
 		if fatal {
 			return nil, problems
 		}
-		errs = append(errs, problems...)
+		// A problem with a field path needs no file name: the path is from
+		// the root of the bootstrap, as the support check's are. Those of
+		// --config-yaml keep their prefix, to tell the two documents apart.
+		for _, p := range problems {
+			var fe *FieldError
+			if errors.As(p, &fe) {
+				p = fe
+			}
+			errs = append(errs, p)
+		}
 	}
 	if opts.ConfigYAML != "" {
 		overlay := &bootstrapv3.Bootstrap{}
@@ -71,9 +92,29 @@ func Load(opts Options) (*bootstrapv3.Bootstrap, error) {
 	// parse, so validation and the support check still report everything else.
 	errs = append(errs, Check(bs, "")...)
 	if len(errs) > 0 {
-		return nil, errs
+		return bs, errs
 	}
 	return bs, nil
+}
+
+// Covered reports whether problem p lies at or below the path of one of
+// the problems in reported: a later stage's complaint about a part of the
+// configuration already reported is a consequence, not news.
+func Covered(p error, reported Errors) bool {
+	var fe *FieldError
+	if !errors.As(p, &fe) || fe.Path == "" {
+		return false
+	}
+	for _, r := range reported {
+		var re *FieldError
+		if !errors.As(r, &re) || re.Path == "" {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(fe.Path, re.Path); ok && (rest == "" || rest[0] == '.' || rest[0] == '[') {
+			return true
+		}
+	}
+	return false
 }
 
 // decode turns one YAML or JSON document into m. The generic JSON tree is
@@ -105,6 +146,14 @@ func decodeWith(data []byte, isJSON bool, source string, m proto.Message, extra 
 	if dec.More() {
 		return Errors{fmt.Errorf("%s: invalid JSON: data after the top-level value", source)}, true
 	}
+	if isJSON {
+		// encoding/json keeps the last of duplicate keys silently; a
+		// YAML document with them is refused (YAMLToJSONStrict), so is
+		// a JSON one.
+		if path := duplicateKey(json.NewDecoder(bytes.NewReader(data)), ""); path != "" {
+			return Errors{fmt.Errorf("%s: %w", source, &FieldError{Path: path, Msg: "key already set in this object"})}, true
+		}
+	}
 	if tree == nil {
 		return nil, false // an empty document is an empty bootstrap
 	}
@@ -124,6 +173,44 @@ func decodeWith(data []byte, isJSON bool, source string, m proto.Message, extra 
 		return append(w.errs, fmt.Errorf("%s: %s", source, strings.TrimPrefix(err.Error(), "proto: "))), true
 	}
 	return w.errs, false
+}
+
+// duplicateKey returns the path of the first key repeated within one
+// object of the (valid) JSON value dec reads, or "".
+func duplicateKey(dec *json.Decoder, path string) string {
+	tok, err := dec.Token()
+	if err != nil {
+		return ""
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			k, ok := kt.(string)
+			if err != nil || !ok {
+				return ""
+			}
+			p := joinPath(path, k)
+			if seen[k] {
+				return p
+			}
+			seen[k] = true
+			if d := duplicateKey(dec, p); d != "" {
+				return d
+			}
+		}
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if d := duplicateKey(dec, fmt.Sprintf("%s[%d]", path, i)); d != "" {
+				return d
+			}
+		}
+	default:
+		return ""
+	}
+	dec.Token() // the closing delimiter
+	return ""
 }
 
 // resolver resolves the types Legate supports and maps every other type URL to

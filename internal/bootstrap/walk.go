@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -27,7 +28,12 @@ type walker struct {
 }
 
 func (w *walker) errorf(path, format string, args ...any) {
-	w.errs = append(w.errs, fmt.Errorf("%s: %w", w.source, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)}))
+	fe := &FieldError{Path: path, Msg: fmt.Sprintf(format, args...), parse: true}
+	if w.source == "" {
+		w.errs = append(w.errs, fe)
+		return
+	}
+	w.errs = append(w.errs, fmt.Errorf("%s: %w", w.source, fe))
 }
 
 // value checks v as the content of a message of type md. It returns false if
@@ -56,7 +62,7 @@ func (w *walker) wellKnown(v any, md protoreflect.MessageDescriptor, path string
 	switch md.Name() {
 	case "BoolValue", "StringValue", "BytesValue", "Int32Value", "UInt32Value",
 		"Int64Value", "UInt64Value", "FloatValue", "DoubleValue":
-		return w.scalarOrMessage(v, md.Fields().ByName("value"), path)
+		return w.scalarOrMessage(&v, md.Fields().ByName("value"), path)
 	case "Duration", "Timestamp", "FieldMask":
 		if _, ok := v.(string); !ok {
 			w.errorf(path, "expected a string for %s, got %s", md.FullName(), jsonKind(v))
@@ -145,8 +151,8 @@ func (w *walker) object(obj map[string]any, md protoreflect.MessageDescriptor, p
 				list = []any{v}
 				obj[k] = list
 			}
-			for i, e := range list {
-				ok = w.scalarOrMessage(e, fd, fmt.Sprintf("%s[%d]", fpath, i)) && ok
+			for i := range list {
+				ok = w.scalarOrMessage(&list[i], fd, fmt.Sprintf("%s[%d]", fpath, i)) && ok
 			}
 		case fd.IsMap():
 			m, isMap := v.(map[string]any)
@@ -161,10 +167,13 @@ func (w *walker) object(obj map[string]any, md protoreflect.MessageDescriptor, p
 			}
 			sort.Strings(mkeys)
 			for _, mk := range mkeys {
-				ok = w.scalarOrMessage(m[mk], fd.MapValue(), fmt.Sprintf("%s[%q]", fpath, mk)) && ok
+				mv := m[mk]
+				ok = w.scalarOrMessage(&mv, fd.MapValue(), fmt.Sprintf("%s[%q]", fpath, mk)) && ok
+				m[mk] = mv
 			}
 		default:
-			ok = w.scalarOrMessage(v, fd, fpath)
+			ok = w.scalarOrMessage(&v, fd, fpath)
+			obj[k] = v
 		}
 		if !ok {
 			delete(obj, k)
@@ -172,10 +181,12 @@ func (w *walker) object(obj map[string]any, md protoreflect.MessageDescriptor, p
 	}
 }
 
-// scalarOrMessage checks one value of fd's element kind and reports whether
-// it can be parsed. Numbers are left to protojson (it accepts them quoted and
+// scalarOrMessage checks the value at vp, of fd's element kind, and reports
+// whether it can be parsed; an enum name may be rewritten to its canonical
+// spelling. Numbers are left to protojson (it accepts them quoted and
 // checks their range).
-func (w *walker) scalarOrMessage(v any, fd protoreflect.FieldDescriptor, path string) bool {
+func (w *walker) scalarOrMessage(vp *any, fd protoreflect.FieldDescriptor, path string) bool {
+	v := *vp
 	switch fd.Kind() {
 	case protoreflect.MessageKind, protoreflect.GroupKind:
 		return w.value(v, fd.Message(), path)
@@ -183,8 +194,15 @@ func (w *walker) scalarOrMessage(v any, fd protoreflect.FieldDescriptor, path st
 		switch e := v.(type) {
 		case string:
 			if fd.Enum().Values().ByName(protoreflect.Name(e)) == nil {
-				w.errorf(path, "unknown value %q for enum %s", e, fd.Enum().FullName())
-				return false
+				// Envoy parses enums case-insensitively (protobuf's
+				// case_insensitive_enum_parsing: an unknown name is retried
+				// upper-cased), so "strict_dns" is STRICT_DNS.
+				upper := strings.ToUpper(e)
+				if fd.Enum().Values().ByName(protoreflect.Name(upper)) == nil {
+					w.errorf(path, "unknown value %q for enum %s", e, fd.Enum().FullName())
+					return false
+				}
+				*vp = upper
 			}
 		case json.Number:
 		default:
@@ -266,6 +284,24 @@ func (w *walker) unwrapTypedStruct(obj map[string]any, path string) bool {
 		w.errorf(path, "TypedStruct has no type_url")
 		return false
 	}
+	// A TypedStruct has only type_url and value: anything beside them is a
+	// typo, as in any other message.
+	extra := make([]string, 0, len(obj))
+	for k := range obj {
+		switch k {
+		case "@type", "type_url", "typeUrl", "value":
+		default:
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	for _, k := range extra {
+		msg := fmt.Sprintf("unknown field %q in %s", k, typeNameOf(obj["@type"].(string)))
+		if s := suggest(k, typedStructFields); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		w.errorf(path, "%s", msg)
+	}
 	var body map[string]any
 	switch v := obj["value"].(type) {
 	case nil:
@@ -284,6 +320,15 @@ func (w *walker) unwrapTypedStruct(obj map[string]any, path string) bool {
 	obj["@type"] = inner
 	return true
 }
+
+// typedStructFields are the fields of a TypedStruct (both versions have the same).
+var typedStructFields = func() protoreflect.FieldDescriptors {
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(typeXDSTypedStruct)
+	if err != nil {
+		panic(err) // linked in allowlist.go
+	}
+	return mt.Descriptor().Fields()
+}()
 
 func jsonKind(v any) string {
 	switch v := v.(type) {

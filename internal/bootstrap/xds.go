@@ -78,11 +78,34 @@ func CheckXDSResource(m proto.Message) error {
 // which reports that type as not supported. version is version_info.
 func DecodeResources(data []byte, isJSON bool, source string) (version string, resources []proto.Message, err error) {
 	dr := &discoveryv3.DiscoveryResponse{}
-	problems, _ := decodeWith(data, isJSON, source, dr, xdsResourceTypes)
-	if len(problems) > 0 {
+	if problems, _ := decodeWith(data, isJSON, source, dr, xdsResourceTypes); len(problems) > 0 {
 		return "", nil, problems
 	}
+	resources, errs := unpackResources(dr, source)
+	if len(errs) > 0 {
+		return "", nil, errs
+	}
+	return dr.GetVersionInfo(), resources, nil
+}
+
+// decodeResources is DecodeResources that goes on past problems: it
+// returns the resources as far as they parsed, by index (nil where one
+// could not be), with every problem.
+func decodeResources(data []byte, isJSON bool, source string) ([]proto.Message, Errors) {
+	dr := &discoveryv3.DiscoveryResponse{}
+	problems, fatal := decodeWith(data, isJSON, source, dr, xdsResourceTypes)
+	if fatal {
+		return nil, problems
+	}
+	resources, errs := unpackResources(dr, source)
+	return resources, append(problems, errs...)
+}
+
+// unpackResources unpacks dr's resources, keeping their indexes: a
+// resource that is not an xDS resource type is nil.
+func unpackResources(dr *discoveryv3.DiscoveryResponse, source string) ([]proto.Message, Errors) {
 	var errs Errors
+	resources := make([]proto.Message, len(dr.GetResources()))
 	for i, a := range dr.GetResources() {
 		name := typeNameOf(a.GetTypeUrl())
 		if !xdsResourceTypes[name] {
@@ -97,10 +120,7 @@ func DecodeResources(data []byte, isJSON bool, source string) (version string, r
 			errs = append(errs, fmt.Errorf("%s: resources[%d]: %w", source, i, uerr))
 			continue
 		}
-		resources = append(resources, m)
+		resources[i] = m
 	}
-	if len(errs) > 0 {
-		return "", nil, errs
-	}
-	return dr.GetVersionInfo(), resources, nil
+	return resources, errs
 }

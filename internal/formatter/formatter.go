@@ -30,6 +30,9 @@ type Context struct {
 	ResponseHeaders  message.Headers
 	ResponseTrailers message.Headers
 	Info             *streaminfo.StreamInfo
+	// LocalReplyBody is %LOCAL_REPLY_BODY%: set only while a local reply's
+	// body is formatted (local_reply_config).
+	LocalReplyBody string
 }
 
 // emptyContext stands in for a nil *Context.
@@ -81,6 +84,7 @@ const (
 	opUpstreamRequestAttemptCount
 	opDynamicMetadata
 	opFilterState
+	opLocalReplyBody
 )
 
 // simpleOps are the operators that take no argument.
@@ -112,6 +116,7 @@ var simpleOps = map[string]opKind{
 	"REQUEST_DURATION":                              opRequestDuration,
 	"RESPONSE_DURATION":                             opResponseDuration,
 	"UPSTREAM_REQUEST_ATTEMPT_COUNT":                opUpstreamRequestAttemptCount,
+	"LOCAL_REPLY_BODY":                              opLocalReplyBody,
 }
 
 type part struct {
@@ -378,6 +383,8 @@ func (p *part) appendValue(dst []byte, ctx *Context) ([]byte, bool) {
 		return appendHeader(dst, ctx.ResponseHeaders, p.name, p.alt)
 	case opTrailer:
 		return appendHeader(dst, ctx.ResponseTrailers, p.name, p.alt)
+	case opLocalReplyBody:
+		return append(dst, ctx.LocalReplyBody...), true // "" when empty, as in Envoy
 	}
 	si := ctx.Info
 	if si == nil {

@@ -1,6 +1,7 @@
 package formatter
 
 import (
+	"encoding/json"
 	"net/netip"
 	"strings"
 	"testing"
@@ -204,22 +205,44 @@ func BenchmarkAccessLogFormat(b *testing.B) {
 	}
 }
 
-// FuzzCompile checks that any format string either fails to compile or
-// renders without panicking, and that literal-only formats round-trip.
+// FuzzCompile: any format string either fails to compile or renders
+// without panicking, in both compilation modes and on full and empty
+// contexts; Format and Append agree (Append keeps what dst held); a
+// static format renders its constant whatever the context; literal-only
+// formats round-trip; and a value typed as JSON is valid JSON.
 func FuzzCompile(f *testing.F) {
-	for _, s := range []string{"", "a%%b", "%REQ(x?y):3%", "%START_TIME(%s.%3f %E*S)%", "%", "%A(", "%REQ()%", "%START_TIME(%E)%"} {
+	for _, s := range []string{"", "a%%b", "%REQ(x?y):3%", "%START_TIME(%s.%3f %E*S)%", "%", "%A(", "%REQ()%", "%START_TIME(%E)%",
+		"%REQ(:PATH)%", "%RESP(content-type):0%", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", "%RESPONSE_FLAGS%", "%BYTES_RECEIVED%",
+		"%REQ(X-MULTI)% %REQ(x-multi):1%", "%DYNAMIC_METADATA(a:b:c)%", "%FILTER_STATE(k:PLAIN)%", "%START_TIME(%Y%m%d%H%M%S%z %9f %%)%",
+		"%START_TIME(%" + strings.Repeat("9", 30) + "f)%", "%REQ(x):99999999999999999999%", "%UPSTREAM_HOST%%%", "\x00%PROTOCOL%\r\n"} {
 		f.Add(s)
 	}
 	ctx := testContext()
 	f.Fuzz(func(t *testing.T, s string) {
-		fm, err := Compile(s)
-		if err != nil {
-			return
-		}
-		_ = fm.Format(ctx)
-		_ = fm.Format(&Context{})
-		if !strings.Contains(s, "%") && fm.Format(ctx) != s {
-			t.Fatalf("literal %q rendered %q", s, fm.Format(ctx))
+		for _, omit := range []bool{false, true} {
+			fm, err := CompileWith(s, Options{OmitEmptyValues: omit})
+			if err != nil {
+				continue
+			}
+			if fm.String() != s {
+				t.Fatalf("String() %q, source %q", fm.String(), s)
+			}
+			for _, c := range []*Context{ctx, {}, nil} {
+				out := fm.Format(c)
+				if got := string(fm.Append([]byte("prefix"), c)); got != "prefix"+out {
+					t.Fatalf("%q: Append %q, Format %q", s, got, out)
+				}
+				if constant, static := fm.Static(); static && out != constant {
+					t.Fatalf("%q: static %q rendered %q", s, constant, out)
+				}
+				typed, kind := fm.AppendTyped(nil, c)
+				if kind != KindMissing && kind != KindString && !json.Valid(typed) {
+					t.Fatalf("%q: typed value %q (kind %v) is not JSON", s, typed, kind)
+				}
+			}
+			if !strings.Contains(s, "%") && fm.Format(ctx) != s {
+				t.Fatalf("literal %q rendered %q", s, fm.Format(ctx))
+			}
 		}
 	})
 }

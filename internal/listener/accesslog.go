@@ -19,6 +19,7 @@ import (
 func buildAccessLogs(pb *listenerv3.Listener, fc *networkfilter.FactoryContext) (accesslog.Loggers, error) {
 	return accesslog.New(pb.GetAccessLog(), accesslog.Deps{
 		Stats: fc.Stats, Runtime: fc.Runtime, Files: fc.AccessLogFiles, Logger: fc.Logger,
+		Clusters: fc.Clusters, NodeID: fc.NodeID, ClusterName: fc.ClusterName,
 	})
 }
 
@@ -63,6 +64,9 @@ func (l *Listener) logConn(cl *connLog) {
 	si.LastDownstreamTxByte = time.Since(cl.start)
 	l.accessLogs.Log(&formatter.Context{Info: si})
 }
+
+// NetConn is the counted transport, for networkfilter.RawSocket.
+func (cc *countingConn) NetConn() net.Conn { return cc.Conn }
 
 // countingConn counts bytes for the connection's log entry. Reads and
 // writes may come from different goroutines, hence the atomics.

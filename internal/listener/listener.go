@@ -431,26 +431,35 @@ func (l *Listener) serveConn(nc net.Conn) {
 	start := time.Now()
 	l.stats.cxTotal.Inc()
 	l.stats.cxActive.Inc()
-	// The drain time is over: close the socket under whatever is running.
-	stop := context.AfterFunc(l.hardCtx, func() { nc.Close() })
-	defer func() {
+	c := &networkfilter.Conn{Conn: nc, ID: l.nextID.Add(1), DrainOnHealthFail: l.drainOnHC, Shutdown: l.shutdown}
+	// The drain time is over: close the socket under whatever is running
+	// (waking it first if it is parked).
+	stop := context.AfterFunc(l.hardCtx, func() { c.Wake(); nc.Close() })
+	// The connection may outlive this goroutine (parked while idle), so
+	// its end runs through c.End, whoever calls it.
+	c.AllowDetach()
+	c.OnEnd(func() {
 		stop()
 		l.stats.cxActive.Dec()
 		l.stats.cxDestroy.Inc()
 		l.stats.cxLengthMs.Record(uint64(time.Since(start).Milliseconds()))
 		l.connDone()
+	})
+	defer func() {
+		if !c.Detached() {
+			c.End()
+		}
 	}()
 	ctx := l.drainCtx
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	c := &networkfilter.Conn{Conn: nc, ID: l.nextID.Add(1), DrainOnHealthFail: l.drainOnHC, Shutdown: l.shutdown}
 	c.LocalAddr = addrPort(nc.LocalAddr())
 	c.RemoteAddr = addrPort(nc.RemoteAddr())
 	var cl *connLog
 	if l.accessLogs != nil {
 		cl = newConnLog(c, start)
-		defer l.logConn(cl)
+		c.OnEnd(func() { l.logConn(cl) })
 	}
 	if l.tls != nil {
 		tc := tls.Server(nc, l.tls)

@@ -403,7 +403,7 @@ func TestLDSNackKeepsServing(t *testing.T) {
 		want string
 	}{
 		{"bind failure", httpListener(t, "bad", "127.0.0.1", busyPort, "x"), `listener "bad": address:`},
-		{"unknown cluster", unknownCluster, `listener "bad": filter_chains[0].filters[0]: route_config:`},
+		{"unknown cluster", unknownCluster, `listener "bad": filter_chains[0].filters[0].typed_config: route_config:`},
 		{"address conflict", httpListener(t, "l3", "127.0.0.1", freePort, "x"), `is already used by listener "l3"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

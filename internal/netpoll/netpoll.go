@@ -17,6 +17,7 @@ package netpoll
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,7 +27,8 @@ import (
 
 // Waiter states.
 const (
-	armed int32 = iota
+	armed  int32 = iota
+	firing       // the poller is removing the socket before starting fn
 	fired
 	stopped
 )
@@ -119,8 +121,13 @@ func (p *Poller) Wait(c syscall.Conn, fn func()) (*Waiter, error) {
 
 // Stop cancels the wait. It reports true when fn will not run (the caller
 // owns the connection again), false when fn has been or is being started.
+// Either way the socket is out of the poller when Stop returns, so the
+// connection may then be closed.
 func (w *Waiter) Stop() bool {
 	if !w.state.CompareAndSwap(armed, stopped) {
+		for w.state.Load() == firing {
+			runtime.Gosched()
+		}
 		return false
 	}
 	unix.EpollCtl(w.p.epfd, unix.EPOLL_CTL_DEL, w.fd, nil)
@@ -165,10 +172,11 @@ func (p *Poller) fire(slot, gen int32) {
 	p.mu.Unlock()
 	// A stale event (the waiter stopped, its slot reused) carries an old
 	// generation.
-	if w == nil || w.gen != gen || !w.state.CompareAndSwap(armed, fired) {
+	if w == nil || w.gen != gen || !w.state.CompareAndSwap(armed, firing) {
 		return
 	}
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, w.fd, nil)
+	w.state.Store(fired)
 	p.release(w)
 	go w.fn()
 }

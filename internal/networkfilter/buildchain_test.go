@@ -62,7 +62,7 @@ func TestBuildChain(t *testing.T) {
 		{"non-terminal last", []*listenerv3.Filter{nonTerminal()},
 			"filter_chains[0].filters[0]: google.protobuf.StringValue is not a terminal filter; the last filter of a chain must be one"},
 		{"factory error", []*listenerv3.Filter{filterPB(t, "", wrapperspb.Int32(0)), terminal()},
-			"filter_chains[0].filters[0]: max: must be positive"},
+			"filter_chains[0].filters[0].typed_config: max: must be positive"},
 		{"wrong kind", []*listenerv3.Filter{filterPB(t, "odd", wrapperspb.UInt32(0)), terminal()},
 			"neither a terminal nor a non-terminal filter"},
 		{"unknown type", []*listenerv3.Filter{filterPB(t, "x", wrapperspb.Double(1))},

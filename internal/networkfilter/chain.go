@@ -37,7 +37,7 @@ func BuildChain(filters []*listenerv3.Filter, fc *FactoryContext, path string) (
 		}
 		f, err := factory(msg, fc)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", at, err)
+			return nil, fmt.Errorf("%s.typed_config: %w", at, err)
 		}
 		last := i == len(filters)-1
 		switch f := f.(type) {
@@ -87,6 +87,10 @@ func (ch *Chain) ServeConn(ctx context.Context, c *Conn) {
 	}
 	if c.Info != nil && c.Info.Dynamic == nil {
 		c.Info.Dynamic = &c.Dynamic
+	}
+	if ch.closers {
+		// OnClose runs after the terminal filter returns.
+		c.forbidDetach()
 	}
 	switch {
 	case ch.terminal == nil:

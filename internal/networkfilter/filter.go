@@ -99,6 +99,7 @@ type Conn struct {
 
 	flags      streaminfo.ResponseFlags
 	closeDelay time.Duration
+	end        endState
 }
 
 // ErrListenerDrain is the cancel cause of a ServeConn context whose

@@ -56,6 +56,19 @@ func (r *Registry[F]) Lookup(cfg *anypb.Any) (F, proto.Message, error) {
 	return f, msg, nil
 }
 
+// Has reports whether a factory is registered for the type a typed_config
+// names (an optional filter of another type is skipped, not refused).
+func (r *Registry[F]) Has(cfg *anypb.Any) bool {
+	if cfg == nil {
+		return false
+	}
+	name := cfg.TypeUrl[strings.LastIndexByte(cfg.TypeUrl, '/')+1:]
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, ok := r.factories[name]
+	return ok
+}
+
 // Names lists the registered config types, sorted.
 func (r *Registry[F]) Names() []string {
 	r.mu.RLock()

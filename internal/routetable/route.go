@@ -10,6 +10,7 @@ import (
 
 	"github.com/legate-proxy/legate/internal/formatter"
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/httpfilter/perroute"
 	"github.com/legate-proxy/legate/internal/streaminfo"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
@@ -34,6 +35,9 @@ type Route struct {
 	ClusterNotFoundStatus int
 	// Decorator is the route's decorator (span naming), nil when unset.
 	Decorator *Decorator
+	// PerFilter is the route's typed_per_filter_config over its virtual
+	// host's: per filter, the route's entry wins.
+	PerFilter perroute.Set
 	// Hash is the route's hash_policy, nil when unset.
 	Hash *HashPolicy
 
@@ -94,6 +98,9 @@ type upgradeConfig struct {
 type WeightedCluster struct {
 	Name   string
 	Weight uint32
+	// PerFilter is the entry's typed_per_filter_config over its route's
+	// (and virtual host's): the most specific entry wins.
+	PerFilter perroute.Set
 
 	cluster *cluster.Ref
 	mut     *levelMutations
@@ -121,6 +128,11 @@ func (t *Table) compileRoute(r *routev3.Route, vh *VirtualHost, path string, max
 		r.GetResponseHeadersToAdd(), r.GetResponseHeadersToRemove(), path+"."); err != nil {
 		return nil, err
 	}
+	own, err := perroute.Compile(r.GetTypedPerFilterConfig(), path+".typed_per_filter_config")
+	if err != nil {
+		return nil, err
+	}
+	rt.PerFilter = perroute.Override(vh.PerFilter, own)
 	if d := r.GetDecorator(); d != nil {
 		if d.GetOperation() == "" {
 			return nil, fmt.Errorf("%s.decorator.operation: must not be empty", path)
@@ -205,6 +217,11 @@ func (t *Table) compileRouteAction(rt *Route, ra *routev3.RouteAction, path stri
 				return fmt.Errorf("%s.name: must not be empty", cpath)
 			}
 			wc := &WeightedCluster{Name: c.GetName(), Weight: c.GetWeight().GetValue()}
+			own, err := perroute.Compile(c.GetTypedPerFilterConfig(), cpath+".typed_per_filter_config")
+			if err != nil {
+				return err
+			}
+			wc.PerFilter = perroute.Override(rt.PerFilter, own)
 			if wc.cluster, err = t.lookupCluster(c.GetName(), cpath+".name"); err != nil {
 				return err
 			}
@@ -324,16 +341,36 @@ func (r *Route) Cluster(req *message.Request, rnd uint64) (c *cluster.Cluster, w
 		}
 		return r.clusters.Get(v), nil, v
 	case clusterWeighted:
-		x := rnd % r.totalWeight
-		for _, w := range r.weighted {
-			if x < uint64(w.Weight) {
-				return w.cluster.Load(), w, w.Name
-			}
-			x -= uint64(w.Weight)
+		if w := r.PickWeighted(rnd); w != nil {
+			return w.cluster.Load(), w, w.Name
 		}
 	}
 	return nil, nil, ""
 }
+
+// Weighted reports whether the route splits traffic by weighted_clusters.
+func (r *Route) Weighted() bool { return r.clusterKind == clusterWeighted }
+
+// PickWeighted chooses a weighted_clusters entry (rnd % total weight); nil
+// when the route has no weighted clusters. The connection manager picks
+// it when the route matches, so that filters before the router see the
+// entry's typed_per_filter_config; the router then uses Cluster of it.
+func (r *Route) PickWeighted(rnd uint64) *WeightedCluster {
+	if r.clusterKind != clusterWeighted {
+		return nil
+	}
+	x := rnd % r.totalWeight
+	for _, w := range r.weighted {
+		if x < uint64(w.Weight) {
+			return w
+		}
+		x -= uint64(w.Weight)
+	}
+	return nil
+}
+
+// Cluster returns the entry's cluster, or nil when it does not exist now.
+func (w *WeightedCluster) Cluster() *cluster.Cluster { return w.cluster.Load() }
 
 // ApplyRequest prepares req for the upstream: header mutations of every
 // level (weighted cluster, route, virtual host, route configuration — in

@@ -20,6 +20,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
 	"github.com/legate-proxy/legate/internal/http/message"
+	"github.com/legate-proxy/legate/internal/httpfilter/perroute"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
 
@@ -88,6 +89,8 @@ type VirtualHost struct {
 	Routes  []*Route
 	// Retry is the virtual host's retry policy, used by routes without one.
 	Retry *RetryPolicy
+	// PerFilter is the virtual host's typed_per_filter_config.
+	PerFilter perroute.Set
 
 	mut *levelMutations
 }
@@ -128,6 +131,9 @@ func New(rc *routev3.RouteConfiguration, opts Options) (*Table, error) {
 		vh := &VirtualHost{Name: v.GetName()}
 		if vh.mut, err = compileLevel(v.GetRequestHeadersToAdd(), v.GetRequestHeadersToRemove(),
 			v.GetResponseHeadersToAdd(), v.GetResponseHeadersToRemove(), vpath+"."); err != nil {
+			return nil, err
+		}
+		if vh.PerFilter, err = perroute.Compile(v.GetTypedPerFilterConfig(), vpath+".typed_per_filter_config"); err != nil {
 			return nil, err
 		}
 		if rp := v.GetRetryPolicy(); rp != nil {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/legate-proxy/legate/internal/memory"
 	"log/slog"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
 	"github.com/legate-proxy/legate/internal/accesslog"
+	"github.com/legate-proxy/legate/internal/bootstrap"
 	"github.com/legate-proxy/legate/internal/listener"
 	"github.com/legate-proxy/legate/internal/networkfilter"
 	"github.com/legate-proxy/legate/internal/runtime"
@@ -145,8 +147,11 @@ func New(opts Options) (*Server, error) {
 		},
 	})
 	if err != nil {
-		s.files.Close()
-		return nil, errors.Join(append(errs, fmt.Errorf("static_resources.clusters: %w", err))...)
+		// The manager keeps the clusters that built, so the listeners are
+		// still checked and one run reports every problem.
+		for _, e := range bootstrap.Flatten(err) {
+			errs = append(errs, fmt.Errorf("static_resources.%w", e))
+		}
 	}
 	if s.dynamic, err = s.newDynamicConfig(bs); err != nil {
 		errs = append(errs, err)
@@ -181,7 +186,7 @@ func New(opts Options) (*Server, error) {
 	}
 	if len(errs) > 0 {
 		s.Close()
-		return nil, errors.Join(errs...)
+		return nil, bootstrap.Flatten(errors.Join(errs...))
 	}
 	s.store.Gauge("listener_manager.workers_started", stats.NeverImport)
 	return s, nil
@@ -235,6 +240,7 @@ func (s *Server) Run(ctx context.Context) error {
 	signal.Notify(reopen, syscall.SIGUSR1)
 	defer signal.Stop(reopen)
 	go s.reopenOnSignal(reopen, flushCtx)
+	go memory.Releaser(flushCtx)
 	select {
 	case <-s.listeners.StaticWarmed():
 	case <-time.After(initTimeout):

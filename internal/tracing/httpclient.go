@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,37 +15,9 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
+	"github.com/legate-proxy/legate/internal/grpcclient"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
-	"github.com/legate-proxy/legate/internal/upstream/dialer"
 )
-
-var (
-	errNoHost    = errors.New("no healthy upstream")
-	errNoCluster = errors.New("no such cluster (removed)")
-)
-
-// dialCluster returns a dialer that ignores the address it is given and
-// connects to a host picked from the cluster behind ref, as Envoy's async
-// clients go through the cluster's load balancer. The cluster is loaded
-// per dial, so CDS changes to its hosts apply.
-func dialCluster(ref *cluster.Ref) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, _ string) (net.Conn, error) {
-		c := ref.Load()
-		if c == nil {
-			return nil, fmt.Errorf("cluster %q: %w", ref.Name(), errNoCluster)
-		}
-		h := c.Pick(nil)
-		if h == nil {
-			return nil, fmt.Errorf("cluster %q: %w", c.Name, errNoHost)
-		}
-		// Plaintext here: the transport does TLS (and ALPN) on top. The
-		// connection counts in the collector cluster's stats.
-		t := dialer.ForCluster(c, h, dialer.Raw)
-		t.TLS = nil
-		conn, _, err := dialer.Dial(ctx, t)
-		return conn, err
-	}
-}
 
 // clusterTLS is the cluster's upstream TLS config for a client that wants
 // protos negotiated over ALPN.
@@ -81,7 +52,7 @@ func newHTTPTarget(ref *cluster.Ref, host, path, ctype string, headers [][2]stri
 	if c == nil {
 		return nil, fmt.Errorf("unknown cluster %q", ref.Name())
 	}
-	dial := dialCluster(ref)
+	dial := grpcclient.DialCluster(ref)
 	var rt http.RoundTripper
 	scheme := "http"
 	switch {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"net"
 	"runtime"
-	"strings"
 
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -14,11 +12,10 @@ import (
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/legate-proxy/legate/internal/grpcclient"
 	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/version"
 )
@@ -79,44 +76,15 @@ func newOTelExporter(c *tracev3.OpenTelemetryConfig, deps Deps) (*exporter, erro
 	case c.GetGrpcService() != nil && c.GetHttpService() != nil:
 		return nil, fmt.Errorf("only one of grpc_service and http_service may be set")
 	case c.GetGrpcService() != nil:
-		g := c.GetGrpcService()
-		if d := g.GetTimeout(); d != nil && d.AsDuration() > 0 {
-			timeout = d.AsDuration()
-		}
-		for _, hv := range g.GetInitialMetadata() {
-			if s.md == nil {
-				s.md = metadata.MD{}
-			}
-			s.md.Append(strings.ToLower(hv.GetKey()), hv.GetValue())
-		}
-		var err error
-		if eg := g.GetEnvoyGrpc(); eg != nil {
-			cl := lookupCluster(deps.Clusters, eg.GetClusterName())
-			if cl == nil {
-				return nil, fmt.Errorf("grpc_service.envoy_grpc.cluster_name: unknown cluster %q", eg.GetClusterName())
-			}
-			authority := eg.GetAuthority()
-			if authority == "" {
-				authority = cl.Name()
-			}
-			var creds credentials.TransportCredentials = insecure.NewCredentials()
-			if c := cl.Load(); c != nil && c.Settings.TLS != nil {
-				creds = credentials.NewTLS(clusterTLS(c, "h2"))
-			}
-			dial := dialCluster(cl)
-			s.conn, err = grpc.NewClient("passthrough:///"+authority,
-				grpc.WithTransportCredentials(creds),
-				grpc.WithAuthority(authority),
-				grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return dial(ctx, "tcp", addr) }))
-		} else if gg := g.GetGoogleGrpc(); gg != nil {
-			if gg.GetTargetUri() == "" {
-				return nil, fmt.Errorf("grpc_service.google_grpc.target_uri: is required")
-			}
-			s.conn, err = grpc.NewClient(gg.GetTargetUri(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		} else {
-			return nil, fmt.Errorf("grpc_service: envoy_grpc or google_grpc is required")
-		}
+		svc, err := grpcclient.New(c.GetGrpcService(), deps.Clusters, "grpc_service")
 		if err != nil {
+			return nil, err
+		}
+		if svc.Timeout > 0 {
+			timeout = svc.Timeout
+		}
+		s.md = svc.MD
+		if s.conn, err = svc.Dial(); err != nil {
 			return nil, fmt.Errorf("grpc_service: %w", err)
 		}
 		s.client = coltracepb.NewTraceServiceClient(s.conn)

@@ -37,7 +37,7 @@ func TestOTelGRPCRootAndJoinedSpans(t *testing.T) {
 	st := stats.NewStore()
 	rcv := newOTLPGRPC(t, nil)
 	ring := NewRing(10)
-	deps := Deps{Stats: st, Ring: ring, NodeID: "n1", Clusters: staticClusters(t, st, map[string]string{"otel": rcv.addr})}
+	deps := Deps{Stats: st, Ring: ring, NodeID: "n1", Clusters: staticClustersExtra(t, st, map[string]string{"otel": rcv.addr}, "http2_protocol_options: {}\n")}
 	tr := newTracer(t, hcmTracing(t, grpcCfg("otel"), ""), deps)
 
 	// A request without context starts a trace.
@@ -126,7 +126,7 @@ func TestOTelGRPCRootAndJoinedSpans(t *testing.T) {
 func TestOTelSampling(t *testing.T) {
 	st := stats.NewStore()
 	rcv := newOTLPGRPC(t, nil)
-	deps := Deps{Stats: st, Clusters: staticClusters(t, st, map[string]string{"otel": rcv.addr})}
+	deps := Deps{Stats: st, Clusters: staticClustersExtra(t, st, map[string]string{"otel": rcv.addr}, "http2_protocol_options: {}\n")}
 	tr := newTracer(t, hcmTracing(t, grpcCfg("otel"), "random_sampling: {value: 0}"), deps)
 
 	// Not sampled: no span, but a context with flags 00 goes upstream.
@@ -201,7 +201,7 @@ func TestOTelQueueFullDrops(t *testing.T) {
 	st := stats.NewStore()
 	block := make(chan struct{})
 	rcv := newOTLPGRPC(t, block)
-	deps := Deps{Stats: st, Clusters: staticClusters(t, st, map[string]string{"otel": rcv.addr})}
+	deps := Deps{Stats: st, Clusters: staticClustersExtra(t, st, map[string]string{"otel": rcv.addr}, "http2_protocol_options: {}\n")}
 	cfg := grpcCfg("otel")
 	cfg.MaxCacheSize = wrapperspb.UInt32(2)
 	cfg.GrpcService.Timeout = durationpb.New(time.Minute)
@@ -230,7 +230,7 @@ func TestOTelQueueFullDrops(t *testing.T) {
 
 func TestOTelDeadCollector(t *testing.T) {
 	st := stats.NewStore()
-	deps := Deps{Stats: st, Clusters: staticClusters(t, st, map[string]string{"otel": deadAddr(t)})}
+	deps := Deps{Stats: st, Clusters: staticClustersExtra(t, st, map[string]string{"otel": deadAddr(t)}, "http2_protocol_options: {}\n")}
 	cfg := grpcCfg("otel")
 	cfg.GrpcService.Timeout = durationpb.New(2 * time.Second)
 	tr := newTracer(t, hcmTracing(t, cfg, ""), deps)

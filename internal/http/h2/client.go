@@ -160,11 +160,28 @@ func (c *ClientConn) RoundTrip(ctx context.Context, req *message.Request) (*mess
 		}
 		return nil, e
 	}
+	if !validStatus(res) {
+		// x/net takes any integer (strconv.Atoi: "+200", "-1", "1000");
+		// RFC 9113 8.3.2 wants a 3-digit code, and HTTP/2 has no 101.
+		go res.Body.Close() // resets the stream if it is still open
+		c.active.Add(-1)
+		return nil, &Error{Kind: ProtocolError, Err: errBadStatus}
+	}
 	resp := &message.Response{
 		Status:        res.StatusCode,
 		Protocol:      message.HTTP2,
 		Header:        fromHTTPHeader(res.Header, nil),
 		ContentLength: res.ContentLength,
+	}
+	if res.StatusCode == 204 || res.StatusCode == 304 {
+		// These have no content (RFC 9113 8.1.1: no DATA frame), whatever
+		// the upstream sends after the headers: the response goes on
+		// bodyless and the stream, if still open, is reset.
+		if !isNoBody(res.Body) {
+			go res.Body.Close()
+		}
+		c.active.Add(-1)
+		return resp, nil
 	}
 	if isNoBody(res.Body) {
 		// END_STREAM on the headers, or a HEAD response (whose
@@ -185,7 +202,20 @@ func isNoBody(b io.ReadCloser) bool {
 	return reflect.TypeOf(b).Name() == "noBodyReader"
 }
 
-var errStreamLimit = errors.New("h2: connection at its max_concurrent_streams")
+var (
+	errStreamLimit = errors.New("h2: connection at its max_concurrent_streams")
+	errBadStatus   = errors.New("h2: malformed :status in the upstream response")
+)
+
+// validStatus reports a final status of three digits, 200 to 599. x/net
+// keeps the :status text as the start of Status.
+func validStatus(res *http.Response) bool {
+	code, _, _ := strings.Cut(res.Status, " ")
+	if len(code) != 3 || code[0] < '2' || code[0] > '5' || code[1] < '0' || code[1] > '9' || code[2] < '0' || code[2] > '9' {
+		return false
+	}
+	return res.StatusCode >= 200 && res.StatusCode <= 599
+}
 
 // toHTTPRequest builds the x/net request. Header keys stay lower-case:
 // x/net writes names lower-cased anyway, and looks up only the few it

@@ -32,7 +32,9 @@ func (b *bytesBody) Trailers() message.Headers  { return b.tr }
 // listener and returns its address.
 func serveLegate(t *testing.T, ctx context.Context, cfg ServerConfig, handle func(*message.Request, message.ResponseWriter)) string {
 	t.Helper()
-	return loopback.Serve(t, func(c net.Conn) { Serve(ctx, c, cfg, handle) })
+	return loopback.Serve(t, func(c net.Conn) {
+		Serve(ctx, c, cfg, func(_ context.Context, req *message.Request, w message.ResponseWriter) { handle(req, w) })
+	})
 }
 
 // serveXNet runs an x/net h2c server with an ordinary http.Handler.
@@ -303,7 +305,7 @@ func TestGracefulShutdown(t *testing.T) {
 		if err != nil {
 			return
 		}
-		Serve(ctx, c, ServerConfig{}, func(req *message.Request, w message.ResponseWriter) {
+		Serve(ctx, c, ServerConfig{}, func(_ context.Context, req *message.Request, w message.ResponseWriter) {
 			close(inHandler)
 			<-release
 			w.WriteHeader(200, nil, 2)

@@ -111,12 +111,3 @@ func connectionSpecific(name string) bool {
 	}
 	return false
 }
-
-// headerCount is the number of field values in h.
-func headerCount(h http.Header) int {
-	n := 0
-	for _, vv := range h {
-		n += len(vv)
-	}
-	return n
-}

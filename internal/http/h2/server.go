@@ -1,61 +1,188 @@
-//lint:file-ignore SA1019 net/http's own HTTP/2 cannot serve or dial over a caller-owned net.Conn; x/net/http2 still can (from go1.27 it wraps net/http behind the same API).
-
 package h2
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
-	"log"
 	"net"
-	"net/http"
-	"sort"
-	"strconv"
-	"strings"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/legate-proxy/legate/internal/http/message"
 )
 
+// The downstream HTTP/2 server is Legate's own connection loop over x/net's
+// Framer and HPACK: x/net's Server has no hooks for Envoy's flood limits,
+// premature-reset accounting or codec stats, and it keeps a goroutine and
+// buffers per idle connection.
+//
+// Concurrency: one goroutine (Serve's) reads and handles every inbound
+// frame; each request runs its handler on its own goroutine; a writer
+// goroutine exists only while frames are queued. Everything shared sits
+// under ServerConn.mu.
+
 // MaxConcurrentStreamsCap bounds SETTINGS_MAX_CONCURRENT_STREAMS on
-// downstream connections. Envoy's default is 2^31-1, but x/net runs one
-// goroutine per open stream, so an unbounded limit would let one client
-// pin unbounded memory; 1000 is far above what browsers and gRPC clients
-// open (100-250) and is applied to the default and to larger settings.
+// downstream connections. Envoy's default is 2^31-1, but every open stream
+// is a goroutine and buffers here, so an unbounded limit would let one
+// client pin unbounded memory; 1000 is far above what browsers and gRPC
+// clients open (100-250) and is applied to the default and larger settings.
 const MaxConcurrentStreamsCap = 1000
 
+// Envoy's defaults for http2_protocol_options' flood limits.
+const (
+	DefaultMaxOutboundFrames                            = 10000
+	DefaultMaxOutboundControlFrames                     = 1000
+	DefaultMaxConsecutiveInboundFramesWithEmptyPayload  = 1
+	DefaultMaxInboundPriorityFramesPerStream            = 100
+	DefaultMaxInboundWindowUpdateFramesPerDataFrameSent = 10
+	// Envoy's runtime defaults for overload.premature_reset_*.
+	DefaultPrematureResetMinStreamLifetime = time.Second
+	DefaultPrematureResetTotalStreamCount  = 500
+)
+
+const (
+	defaultWindow = 1 << 20 // receive windows when unset (Envoy: 256 MiB)
+	maxWindow     = 1<<31 - 1
+	// maxFrameSize is the SETTINGS_MAX_FRAME_SIZE Legate reads (the
+	// protocol's default); bigger frames would grow every read buffer.
+	maxFrameSize = 16384
+	// maxQueuedData bounds response bytes queued for the socket on one
+	// connection; handlers block beyond it (backpressure).
+	maxQueuedData = 256 << 10
+	// hpackTableSize is the largest dynamic table either side keeps.
+	hpackTableSize = 4096
+	// handshakeTimeout bounds the client preface and first SETTINGS when
+	// the caller sets no HandshakeTimeout.
+	handshakeTimeout = 10 * time.Second
+)
+
+// ErrIdle is returned by ServerConn.Serve when the connection has had no
+// open stream for ServerConfig.IdleGrace: every buffer has been released
+// and the caller may park the socket (wait for it to become readable
+// without a goroutine) and call Serve again, which resumes with the
+// connection's state (HPACK tables, settings, windows) intact.
+var ErrIdle = errors.New("h2: connection idle")
+
 // ServerConfig are one HTTP connection manager's HTTP/2 settings
-// (http2_protocol_options and common_http_protocol_options).
+// (http2_protocol_options and common_http_protocol_options), resolved: zero
+// values mean the defaults named on each field.
 type ServerConfig struct {
 	// MaxConcurrentStreams is advertised in SETTINGS; 0 or anything above
 	// MaxConcurrentStreamsCap means MaxConcurrentStreamsCap.
 	MaxConcurrentStreams uint32
 	// InitialStreamWindow and InitialConnWindow are the receive windows;
-	// 0 keeps x/net's 1 MiB. Envoy's defaults are 256 MiB; the caller
-	// passes them when configured.
+	// 0 means 1 MiB.
 	InitialStreamWindow, InitialConnWindow uint32
 	// IdleTimeout sends GOAWAY after this long without open streams
 	// (common_http_protocol_options.idle_timeout); 0 disables.
 	IdleTimeout time.Duration
+	// IdleGrace, when set, makes Serve return ErrIdle after this long
+	// without open streams (see ErrIdle); 0 keeps Serve reading.
+	IdleGrace time.Duration
+	// HandshakeTimeout bounds the client preface and first SETTINGS; 0
+	// means 10 s.
+	HandshakeTimeout time.Duration
+	// FrameTimeout bounds reading the rest of a frame once its first byte
+	// has arrived (request_headers_timeout); 0 disables.
+	FrameTimeout time.Duration
+	// WriteTimeout bounds each write to the socket (a peer that stops
+	// reading); 0 disables.
+	WriteTimeout time.Duration
 	// MaxHeaderBytes bounds the decoded header list
 	// (max_request_headers_kb); it becomes SETTINGS_MAX_HEADER_LIST_SIZE.
 	MaxHeaderBytes int
 	// MaxHeaders is max_headers_count; a request with more header fields
 	// is answered 431 without reaching the handler. 0 means no limit.
 	MaxHeaders int
+
+	// Flood limits (http2_protocol_options); 0 means Envoy's default.
+	MaxOutboundFrames, MaxOutboundControlFrames uint32
+	// MaxConsecutiveEmptyFrames is
+	// max_consecutive_inbound_frames_with_empty_payload; unlike the
+	// others it may be configured 0, so it is used as given when
+	// MaxConsecutiveEmptyFramesSet.
+	MaxConsecutiveEmptyFrames                    uint32
+	MaxConsecutiveEmptyFramesSet                 bool
+	MaxInboundPriorityFramesPerStream            uint32
+	MaxInboundWindowUpdateFramesPerDataFrameSent uint32
+	// StreamErrorOnInvalidMessaging resets only the offending stream for
+	// a malformed request; false (Envoy's default) closes the connection.
+	StreamErrorOnInvalidMessaging bool
+
+	// Rapid-reset defence: once PrematureResetTotalStreamCount streams
+	// have closed, a connection where more than half were reset by the
+	// client within PrematureResetMinStreamLifetime of opening gets
+	// GOAWAY and is closed. Zero means Envoy's defaults (1 s, 500).
+	PrematureResetMinStreamLifetime time.Duration
+	PrematureResetTotalStreamCount  uint64
+
+	// Stats receive the codec's counters; nil counts nowhere.
+	Stats *ServerStats
+	// OnPrematureResets is called (on the read goroutine) when a
+	// connection is closed for premature resets.
+	OnPrematureResets func()
+	// OnProtocolError is called when the connection ends with a
+	// connection error other than NO_ERROR (the client broke the protocol
+	// or a limit).
+	OnProtocolError func()
 }
 
-// discardLog swallows x/net's per-connection logging (preface errors from
-// scanners and the like); Legate reports through stats instead.
-var discardLog = log.New(io.Discard, "", 0)
+func (c *ServerConfig) resolve() {
+	if c.MaxConcurrentStreams == 0 || c.MaxConcurrentStreams > MaxConcurrentStreamsCap {
+		c.MaxConcurrentStreams = MaxConcurrentStreamsCap
+	}
+	if c.InitialStreamWindow == 0 {
+		c.InitialStreamWindow = defaultWindow
+	}
+	if c.InitialConnWindow == 0 {
+		c.InitialConnWindow = defaultWindow
+	}
+	c.InitialStreamWindow = min(max(c.InitialStreamWindow, 65535), maxWindow)
+	c.InitialConnWindow = min(max(c.InitialConnWindow, 65535), maxWindow)
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = handshakeTimeout
+	}
+	if c.MaxOutboundFrames == 0 {
+		c.MaxOutboundFrames = DefaultMaxOutboundFrames
+	}
+	if c.MaxOutboundControlFrames == 0 {
+		c.MaxOutboundControlFrames = DefaultMaxOutboundControlFrames
+	}
+	if !c.MaxConsecutiveEmptyFramesSet {
+		c.MaxConsecutiveEmptyFrames = DefaultMaxConsecutiveInboundFramesWithEmptyPayload
+	}
+	if c.MaxInboundPriorityFramesPerStream == 0 {
+		c.MaxInboundPriorityFramesPerStream = DefaultMaxInboundPriorityFramesPerStream
+	}
+	if c.MaxInboundWindowUpdateFramesPerDataFrameSent == 0 {
+		c.MaxInboundWindowUpdateFramesPerDataFrameSent = DefaultMaxInboundWindowUpdateFramesPerDataFrameSent
+	}
+	if c.PrematureResetMinStreamLifetime == 0 {
+		c.PrematureResetMinStreamLifetime = DefaultPrematureResetMinStreamLifetime
+	}
+	if c.PrematureResetTotalStreamCount == 0 {
+		c.PrematureResetTotalStreamCount = DefaultPrematureResetTotalStreamCount
+	}
+	if c.Stats == nil {
+		c.Stats = discardStats
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 60 << 10
+	}
+}
+
+// Handler serves one stream on its own goroutine; the stream ends when it
+// returns. ctx is cancelled when the client resets the stream or the
+// connection ends.
+type Handler func(ctx context.Context, req *message.Request, w message.ResponseWriter)
 
 // Serve speaks HTTP/2 on nc until the connection ends, calling handle once
-// per stream on that stream's goroutine; the stream ends when handle
-// returns. nc may be a *tls.Conn that negotiated "h2", a cleartext
+// per stream. nc may be a *tls.Conn that negotiated "h2", a cleartext
 // connection whose client sent the prior-knowledge preface, or a wrapper
 // whose Read first replays bytes the caller peeked (the preface included).
 // Requests carry Scheme "https" when nc exposes ConnectionState.
@@ -65,233 +192,376 @@ var discardLog = log.New(io.Discard, "", 0)
 //
 // To reset a stream mid-response (upstream failure after headers), handle
 // calls AbortStream.
-func Serve(ctx context.Context, nc net.Conn, cfg ServerConfig, handle func(req *message.Request, w message.ResponseWriter)) {
-	streams := cfg.MaxConcurrentStreams
-	if streams == 0 || streams > MaxConcurrentStreamsCap {
-		streams = MaxConcurrentStreamsCap
+func Serve(ctx context.Context, nc net.Conn, cfg ServerConfig, handle Handler) {
+	cfg.IdleGrace = 0
+	NewServerConn(nc, cfg, handle).Serve(ctx)
+}
+
+// ServerConn is one downstream HTTP/2 connection.
+type ServerConn struct {
+	nc     net.Conn
+	cfg    ServerConfig
+	handle Handler
+	scheme string
+	st     *ServerStats
+
+	// Read-goroutine state.
+	rd          connReader
+	fr          *http2.Framer
+	dec         *hpack.Decoder
+	handshaken  atomic.Bool
+	maxClientID uint32
+	emptyRun    uint32
+	priorityRx  uint64
+	windowRx    uint64
+	opened      uint64
+	pending     []*stream // opened, handler not yet started
+	base        context.Context
+	// The read deadline is the idle one (graceDeadline: IdleGrace's).
+	idleDeadline, graceDeadline atomic.Bool
+
+	mu      sync.Mutex
+	wcond   sync.Cond // writers waiting for window or queue space
+	streams map[uint32]*stream
+	live    int // handler goroutines running
+	handled sync.WaitGroup
+	// Premature-reset accounting.
+	closedStreams, premature uint64
+	dataSent                 uint64 // DATA frames queued, for the WINDOW_UPDATE limit
+	// Outbound queue: encoded frames waiting for the writer goroutine.
+	out      []byte
+	outN     queueCount // frames in out
+	flight   queueCount // frames the writer is writing
+	writing  bool
+	dead     bool // the connection failed or was closed: no more I/O
+	closing  bool // close the socket once the queue is flushed
+	goAway   bool // GOAWAY sent: no new streams
+	peerGone bool // the client sent GOAWAY
+	henc     *hpack.Encoder
+	hbuf     sliceWriter
+	// Peer settings and send windows.
+	peerWindow   int32 // SETTINGS_INITIAL_WINDOW_SIZE
+	peerMaxFrame uint32
+	sendWindow   int32
+	// Receive window of the connection and bytes consumed not yet
+	// returned with WINDOW_UPDATE.
+	recvWindow, recvUnacked int32
+	closed                  chan struct{}
+	closeOnce               sync.Once
+}
+
+// queueCount is what part of the outbound queue counts against the flood
+// limits.
+type queueCount struct{ frames, control, data int }
+
+func (q *queueCount) add(o queueCount) {
+	q.frames += o.frames
+	q.control += o.control
+	q.data += o.data
+}
+
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// NewServerConn prepares nc for Serve.
+func NewServerConn(nc net.Conn, cfg ServerConfig, handle Handler) *ServerConn {
+	cfg.resolve()
+	sc := &ServerConn{
+		nc: nc, cfg: cfg, handle: handle, scheme: "http", st: cfg.Stats,
+		streams:      make(map[uint32]*stream),
+		peerWindow:   65535,
+		peerMaxFrame: 16384,
+		sendWindow:   65535,
+		recvWindow:   65535,
+		closed:       make(chan struct{}),
 	}
-	h2s := &http2.Server{
-		MaxConcurrentStreams:         streams,
-		IdleTimeout:                  cfg.IdleTimeout,
-		MaxUploadBufferPerStream:     clampWindow(cfg.InitialStreamWindow),
-		MaxUploadBufferPerConnection: clampWindow(cfg.InitialConnWindow),
-	}
-	// started fires once x/net has registered the connection for graceful
-	// shutdown (it reports StateActive after reading the preface); a
-	// shutdown requested earlier would otherwise find nothing to drain.
-	started := make(chan struct{})
-	var startOnce sync.Once
-	hs := &http.Server{
-		MaxHeaderBytes: cfg.MaxHeaderBytes,
-		ErrorLog:       discardLog,
-		ConnState: func(net.Conn, http.ConnState) {
-			startOnce.Do(func() { close(started) })
-		},
-	}
-	if err := http2.ConfigureServer(hs, h2s); err != nil {
-		// Only a TLSConfig with bad cipher suites fails, and hs has none.
-		nc.Close()
-		return
-	}
-	s := &server{handle: handle, scheme: "http", maxHeaders: cfg.MaxHeaders}
 	if _, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
-		s.scheme = "https"
+		sc.scheme = "https"
 	}
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-done:
-			return
-		case <-ctx.Done():
-		}
-		select {
-		case <-done:
-		case <-started:
-			// Shutdown with no listeners only runs the registered
-			// hooks, which send GOAWAY(NO_ERROR) and let streams end.
-			hs.Shutdown(context.Background())
-		}
-	}()
-	h2s.ServeConn(nc, &http2.ServeConnOpts{
-		// Streams must outlive a cancelled ctx to drain gracefully.
-		Context:    context.WithoutCancel(ctx),
-		BaseConfig: hs,
-		Handler:    s,
-	})
-	close(done)
+	sc.wcond.L = &sc.mu
+	sc.rd.nc = nc
+	sc.rd.sc = sc
+	sc.dec = hpack.NewDecoder(hpackTableSize, nil)
+	sc.henc = hpack.NewEncoder(&sc.hbuf)
+	sc.henc.SetMaxDynamicTableSizeLimit(hpackTableSize)
+	return sc
 }
 
-// clampWindow keeps a configured window inside what x/net accepts (an
-// int32); 0 means x/net's default.
-func clampWindow(v uint32) int32 {
-	if v > 1<<31-1 {
-		return 1<<31 - 1
-	}
-	return int32(v)
+func (sc *ServerConn) newFramer() {
+	fr := http2.NewFramer(nil, &sc.rd)
+	fr.ReadMetaHeaders = sc.dec
+	fr.MaxHeaderListSize = uint32(sc.cfg.MaxHeaderBytes)
+	fr.SetMaxReadFrameSize(maxFrameSize)
+	sc.fr = fr
 }
 
-type server struct {
-	handle     func(*message.Request, message.ResponseWriter)
-	scheme     string
-	maxHeaders int
-}
+// errConnDone ends the read loop once the connection has been closed on
+// purpose (flood, GOAWAY after drain).
+var errConnDone = errors.New("h2: connection done")
 
-// serverStream holds every per-stream value in one allocation.
-type serverStream struct {
-	req  message.Request
-	rw   responseWriter
-	body requestBody
-}
-
-func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.maxHeaders > 0 && headerCount(r.Header) > s.maxHeaders {
-		w.Header()["Content-Type"] = nil
-		w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
-		return
+// Serve runs the connection. It returns nil when the connection has ended
+// (its socket closed, every handler returned), or ErrIdle (see there).
+func (sc *ServerConn) Serve(ctx context.Context) error {
+	sc.base = context.WithoutCancel(ctx)
+	stopDrain := context.AfterFunc(ctx, sc.drain)
+	defer stopDrain()
+	if sc.fr == nil {
+		sc.newFramer()
 	}
-	st := &serverStream{}
-	st.req = message.Request{
-		Method:        r.Method,
-		Scheme:        s.scheme,
-		Authority:     r.Host,
-		Path:          r.RequestURI,
-		Protocol:      message.HTTP2,
-		Header:        fromHTTPHeader(r.Header, nil),
-		ContentLength: r.ContentLength,
+	err := sc.readLoop()
+	if err == ErrIdle {
+		// Drop the framer's read buffer; a resumed Serve builds another
+		// around the same HPACK decoder.
+		sc.fr = nil
+		sc.rd.release()
+		sc.mu.Lock()
+		sc.hbuf.b = nil
+		sc.mu.Unlock()
+		return ErrIdle
 	}
-	// x/net moves the client's "trailer" declaration into r.Trailer's
-	// keys; upstreams (Go's servers among them) keep only declared
-	// trailers, so the declaration must travel on.
-	if len(r.Trailer) > 0 {
-		names := make([]string, 0, len(r.Trailer))
-		for k := range r.Trailer {
-			names = append(names, lowerName(k))
-		}
-		sort.Strings(names)
-		st.req.Header = append(st.req.Header, message.Header{Name: "trailer", Value: strings.Join(names, ", ")})
-	}
-	// x/net leaves ContentLength 0 when the headers ended the stream (and
-	// for an explicit content-length: 0); either way there is no body.
-	if r.ContentLength != 0 {
-		st.body.r = r
-		st.req.Body = &st.body
-	} else {
-		st.req.ContentLength = 0
-	}
-	st.rw.w = w
-	s.handle(&st.req, &st.rw)
-}
-
-// AbortStream resets the current stream (RST_STREAM) instead of ending it
-// cleanly; call it only from the handle goroutine, typically when the
-// upstream fails after the response headers went out. It does not return.
-func AbortStream() {
-	panic(http.ErrAbortHandler)
-}
-
-// requestBody exposes a downstream request body. x/net only surfaces
-// request trailers the client pre-declared in a "trailer" header.
-type requestBody struct {
-	r        *http.Request
-	trailers message.Headers
-	eof      bool
-}
-
-func (b *requestBody) Read(p []byte) (int, error) {
-	n, err := b.r.Body.Read(p)
-	if err == io.EOF && !b.eof {
-		b.eof = true
-		if len(b.r.Trailer) > 0 {
-			b.trailers = fromHTTPHeader(b.r.Trailer, nil)
-		}
-	}
-	return n, err
-}
-
-func (b *requestBody) Trailers() message.Headers { return b.trailers }
-
-// responseWriter implements message.ResponseWriter over x/net's. Headers
-// are buffered by x/net until the first Write or Flush, or until the
-// handler returns, so a response without a body goes out in one frame.
-type responseWriter struct {
-	w     http.ResponseWriter
-	wrote bool
-}
-
-var errHeaderWritten = errors.New("h2: response header already written")
-
-func (rw *responseWriter) WriteHeader(status int, h message.Headers, contentLength int64) error {
-	if rw.wrote {
-		return errHeaderWritten
-	}
-	if status < 100 || status > 999 {
-		return errors.New("h2: invalid status " + strconv.Itoa(status))
-	}
-	rw.wrote = true
-	hdr := rw.w.Header()
-	for i := range h {
-		name := h[i].Name
-		// x/net looks these up by canonical key to decide whether to add
-		// its own (a sniffed content-type, a date); Legate forwards what
-		// the upstream sent and nothing else.
-		switch name {
-		case "content-length":
-			continue
-		case "content-type":
-			name = "Content-Type"
-		case "date":
-			name = "Date"
-		case "content-encoding":
-			name = "Content-Encoding"
-		case "te":
-			continue
-		default:
-			if connectionSpecific(name) {
-				continue
+	sc.mu.Lock()
+	graceful := sc.closing
+	if !graceful {
+		sc.failLocked()
+	} // else the writer ends the connection once the GOAWAY is out
+	sc.mu.Unlock()
+	<-sc.closed
+	if graceful {
+		// The write side is shut after a GOAWAY: read what the peer still
+		// sends (bounded by closeGrace) so closing does not reset the
+		// connection before it has read the GOAWAY.
+		var b [512]byte
+		for {
+			if _, err := sc.nc.Read(b[:]); err != nil {
+				break
 			}
 		}
-		hdr[name] = append(hdr[name], h[i].Value)
+		sc.nc.Close()
 	}
-	if _, ok := hdr["Content-Type"]; !ok {
-		hdr["Content-Type"] = nil
-	}
-	if _, ok := hdr["Date"]; !ok {
-		hdr["Date"] = nil
-	}
-	if contentLength >= 0 {
-		hdr["Content-Length"] = []string{strconv.FormatInt(contentLength, 10)}
-	}
-	rw.w.WriteHeader(status)
+	sc.handled.Wait()
+	sc.rd.release()
 	return nil
 }
 
-func (rw *responseWriter) Write(p []byte) (int, error) {
-	if !rw.wrote {
-		return 0, errors.New("h2: Write before WriteHeader")
-	}
-	return rw.w.Write(p)
+// drain starts a graceful shutdown: GOAWAY, then close once open streams
+// have finished.
+func (sc *ServerConn) drain() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.sendGoAwayLocked(http2.ErrCodeNo)
+	sc.maybeFinishLocked()
 }
 
-func (rw *responseWriter) Flush() error {
-	if f, ok := rw.w.(interface{ FlushError() error }); ok {
-		return f.FlushError()
+// maybeFinishLocked closes a draining connection that has no work left.
+// It also starts the idle clock when the last stream has ended.
+func (sc *ServerConn) maybeFinishLocked() {
+	if !sc.idleLocked() {
+		return
 	}
-	rw.w.(http.Flusher).Flush()
+	if sc.goAway || sc.peerGone {
+		sc.closeAfterFlushLocked()
+		return
+	}
+	if !sc.dead && sc.handshaken.Load() {
+		sc.armIdleDeadline()
+	}
+}
+
+func (sc *ServerConn) readLoop() error {
+	if !sc.handshaken.Load() {
+		if err := sc.handshake(); err != nil {
+			return err
+		}
+	}
+	for {
+		sc.rd.boundary = true
+		if sc.rd.buffered() == 0 {
+			// Everything that arrived together has been read: start the
+			// handlers of streams it opened and did not reset. A HEADERS
+			// and RST_STREAM sent back to back cost no request.
+			sc.dispatch()
+			if err := sc.setReadDeadline(); err != nil {
+				return err
+			}
+		}
+		f, err := sc.fr.ReadFrame()
+		if err != nil {
+			if err == ErrIdle {
+				return ErrIdle
+			}
+			if err := sc.readError(err); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := sc.processFrame(f); err != nil {
+			return sc.connError(err)
+		}
+	}
+}
+
+// idle reports whether no stream is open or starting.
+func (sc *ServerConn) idle() bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.idleLocked()
+}
+
+func (sc *ServerConn) idleLocked() bool {
+	return len(sc.streams) == 0 && sc.live == 0 && len(sc.pending) == 0
+}
+
+// setReadDeadline applies the idle timeout (or idle grace) while no stream
+// is open, and no deadline otherwise.
+func (sc *ServerConn) setReadDeadline() error {
+	sc.mu.Lock()
+	idle := sc.idleLocked()
+	dead := sc.dead
+	sc.mu.Unlock()
+	if dead {
+		return errConnDone
+	}
+	if idle {
+		sc.armIdleDeadline()
+	} else if sc.idleDeadline.Load() {
+		sc.idleDeadline.Store(false)
+		sc.nc.SetReadDeadline(time.Time{})
+	}
 	return nil
 }
 
-// WriteTrailers records trailers; x/net sends them in a HEADERS frame with
-// END_STREAM when the handler returns.
-func (rw *responseWriter) WriteTrailers(h message.Headers) error {
-	if !rw.wrote {
-		return errors.New("h2: WriteTrailers before WriteHeader")
+// armIdleDeadline starts the idle clock: IdleGrace (then Serve returns
+// ErrIdle) or IdleTimeout (then GOAWAY and close). It is called when the
+// read loop finds no stream open and when the last stream ends, on
+// whichever goroutine ends it.
+func (sc *ServerConn) armIdleDeadline() {
+	switch {
+	case sc.cfg.IdleGrace > 0:
+		sc.graceDeadline.Store(true)
+		sc.idleDeadline.Store(true)
+		sc.nc.SetReadDeadline(time.Now().Add(sc.cfg.IdleGrace))
+	case sc.cfg.IdleTimeout > 0:
+		sc.graceDeadline.Store(false)
+		sc.idleDeadline.Store(true)
+		sc.nc.SetReadDeadline(time.Now().Add(sc.cfg.IdleTimeout))
 	}
-	hdr := rw.w.Header()
-	for i := range h {
-		k := http.TrailerPrefix + h[i].Name
-		hdr[k] = append(hdr[k], h[i].Value)
+}
+
+func (sc *ServerConn) handshake() error {
+	sc.nc.SetReadDeadline(time.Now().Add(sc.cfg.HandshakeTimeout))
+	var pre [len(http2.ClientPreface)]byte
+	if _, err := ioReadFull(&sc.rd, pre[:]); err != nil || string(pre[:]) != http2.ClientPreface {
+		sc.nc.Close()
+		return errConnDone
+	}
+	sc.mu.Lock()
+	sc.queueSettingsLocked()
+	sc.mu.Unlock()
+	// The first frame must be SETTINGS (RFC 9113 3.4).
+	f, err := sc.fr.ReadFrame()
+	if err != nil {
+		return sc.readError(err)
+	}
+	if s, ok := f.(*http2.SettingsFrame); !ok || s.IsAck() {
+		return sc.connError(http2.ConnectionError(http2.ErrCodeProtocol))
+	}
+	sc.nc.SetReadDeadline(time.Time{})
+	sc.handshaken.Store(true)
+	if err := sc.processFrame(f); err != nil {
+		return sc.connError(err)
 	}
 	return nil
 }
 
-func (rw *responseWriter) HeaderWritten() bool { return rw.wrote }
+// readError handles a failed ReadFrame: a stream error resets the stream
+// and reading goes on; anything else ends the connection.
+func (sc *ServerConn) readError(err error) error {
+	var se http2.StreamError
+	if errors.As(err, &se) {
+		// A malformed header block (the framer's checks); its stream id
+		// counts as used.
+		sc.mu.Lock()
+		if st := sc.streams[se.StreamID]; st == nil && se.StreamID > sc.maxClientID && se.StreamID%2 == 1 {
+			sc.maxClientID = se.StreamID
+		}
+		sc.mu.Unlock()
+		if se.Code == http2.ErrCodeProtocol {
+			return sc.messagingError(se.StreamID)
+		}
+		sc.resetStream(se.StreamID, se.Code)
+		return nil
+	}
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) {
+		return sc.connError(ce)
+	}
+	if errors.Is(err, http2.ErrFrameTooLarge) {
+		return sc.connError(http2.ConnectionError(http2.ErrCodeFrameSize))
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) && sc.idleDeadline.Load() {
+		// idle_timeout with no stream open: tell the client and go.
+		sc.mu.Lock()
+		sc.sendGoAwayLocked(http2.ErrCodeNo)
+		sc.closeAfterFlushLocked()
+		sc.mu.Unlock()
+		return errConnDone
+	}
+	return errConnDone
+}
+
+// messagingError handles a malformed request on stream id:
+// stream_error_on_invalid_http_messaging resets the stream, otherwise
+// (Envoy's default) the connection is closed.
+func (sc *ServerConn) messagingError(id uint32) error {
+	sc.st.RxMessagingError.Inc()
+	if sc.cfg.StreamErrorOnInvalidMessaging {
+		sc.resetStream(id, http2.ErrCodeProtocol)
+		return nil
+	}
+	sc.resetStream(id, http2.ErrCodeProtocol)
+	return sc.connError(http2.ConnectionError(http2.ErrCodeProtocol))
+}
+
+// connError sends GOAWAY with the error's code (a ConnectionError; other
+// errors are internal) and ends the connection.
+func (sc *ServerConn) connError(err error) error {
+	if err == errConnDone || err == ErrIdle {
+		return err
+	}
+	code := http2.ErrCodeInternal
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) {
+		code = http2.ErrCode(ce)
+	}
+	if code != http2.ErrCodeNo && sc.cfg.OnProtocolError != nil {
+		sc.cfg.OnProtocolError()
+	}
+	sc.mu.Lock()
+	sc.sendGoAwayLocked(code)
+	sc.closeAfterFlushLocked()
+	sc.mu.Unlock()
+	return errConnDone
+}
+
+// flood closes the connection for exceeding an inbound limit: GOAWAY
+// (ENHANCE_YOUR_CALM) and close.
+func (sc *ServerConn) flood() error {
+	return sc.connError(http2.ConnectionError(http2.ErrCodeEnhanceYourCalm))
+}
+
+// ioReadFull is io.ReadFull without importing io for one call site.
+func ioReadFull(r *connReader, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := r.Read(p[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -58,7 +59,7 @@ func TestServeTLSALPN(t *testing.T) {
 			tc.Close()
 			return
 		}
-		Serve(ctxT(t), tc, ServerConfig{}, func(req *message.Request, w message.ResponseWriter) {
+		Serve(ctxT(t), tc, ServerConfig{}, func(_ context.Context, req *message.Request, w message.ResponseWriter) {
 			w.WriteHeader(200, nil, int64(len(req.Scheme)))
 			w.Write([]byte(req.Scheme))
 		})

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/legate-proxy/legate/internal/accesslog"
+	"github.com/legate-proxy/legate/internal/http/h2"
 	"github.com/legate-proxy/legate/internal/http/http1"
 	"github.com/legate-proxy/legate/internal/httpfilter"
 	"github.com/legate-proxy/legate/internal/routetable"
@@ -90,11 +91,15 @@ type Config struct {
 	Logger *slog.Logger
 	// healthFailed is the server's /healthcheck/fail state.
 	healthFailed *atomic.Bool
+	// localReply is local_reply_config; nil when unset.
+	localReply *localReplyConfig
 }
 
-// H2Settings are the downstream HTTP/2 options.
+// H2Settings are the downstream HTTP/2 options: http2_protocol_options and
+// the overload.premature_reset_* runtime keys, with the codec's stats.
+// Serve fills in the timeouts and header limits per connection.
 type H2Settings struct {
-	MaxConcurrentStreams, InitialStreamWindow, InitialConnWindow uint32
+	Server h2.ServerConfig
 }
 
 // UpgradeConfig is one upgrade_configs entry.
@@ -184,12 +189,7 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 	case corev3.HttpProtocolOptions_DROP_HEADER:
 		c.Limits.Underscores = http1.DropUnderscores
 	}
-	h2 := pb.GetHttp2ProtocolOptions()
-	c.H2 = H2Settings{
-		MaxConcurrentStreams: h2.GetMaxConcurrentStreams().GetValue(),
-		InitialStreamWindow:  h2.GetInitialStreamWindowSize().GetValue(),
-		InitialConnWindow:    h2.GetInitialConnectionWindowSize().GetValue(),
-	}
+	c.H2 = h2Settings(pb.GetHttp2ProtocolOptions(), deps)
 	for _, u := range pb.GetUpgradeConfigs() {
 		c.Upgrades = append(c.Upgrades, UpgradeConfig{
 			Type:    strings.ToLower(u.GetUpgradeType()),
@@ -201,6 +201,7 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 
 	logs, err := accesslog.New(pb.GetAccessLog(), accesslog.Deps{
 		Stats: deps.Stats, Runtime: deps.Runtime, Files: deps.AccessLogFiles, Logger: deps.Logger,
+		Clusters: deps.Clusters, NodeID: deps.NodeID, ClusterName: deps.ServiceCluster,
 	})
 	if err != nil {
 		return nil, err
@@ -248,45 +249,10 @@ func New(pb *hcmv3.HttpConnectionManager, deps Deps) (*Config, error) {
 		return nil, fmt.Errorf("route_specifier: one of route_config or rds is required")
 	}
 
-	chain, err := buildChain(pb.GetHttpFilters(), &httpfilter.FactoryContext{
-		Clusters:   deps.Clusters,
-		Stats:      deps.Stats,
-		StatPrefix: "http." + c.StatPrefix + ".",
-		Logger:     deps.Logger,
-	})
-	if err != nil {
+	if err := c.buildFilters(pb, deps); err != nil {
 		return nil, err
 	}
-	c.Chain = chain
 	return c, nil
-}
-
-// buildChain builds the filters back to front so each wraps the next.
-func buildChain(filters []*hcmv3.HttpFilter, fc *httpfilter.FactoryContext) (httpfilter.Handler, error) {
-	if len(filters) == 0 {
-		return nil, fmt.Errorf("http_filters: a terminal filter (router) is required")
-	}
-	var next httpfilter.Handler
-	for i := len(filters) - 1; i >= 0; i-- {
-		f := filters[i]
-		factory, msg, err := httpfilter.Registry.Lookup(f.GetTypedConfig())
-		if err != nil {
-			return nil, fmt.Errorf("http_filters[%d]: %w", i, err)
-		}
-		terminal := httpfilter.Terminal[string(msg.ProtoReflect().Descriptor().FullName())]
-		if terminal != (i == len(filters)-1) {
-			if terminal {
-				return nil, fmt.Errorf("http_filters[%d]: terminal filter %q must be the last filter", i, f.GetName())
-			}
-			return nil, fmt.Errorf("http_filters[%d]: the last filter must be terminal (e.g. the router), not %q", i, f.GetName())
-		}
-		h, err := factory(msg, fc, next)
-		if err != nil {
-			return nil, fmt.Errorf("http_filters[%d]: %w", i, err)
-		}
-		next = h
-	}
-	return next, nil
 }
 
 // suppressEnvoyHeaders reads the router filter's suppress_envoy_headers:
@@ -317,4 +283,38 @@ func clusterSource(m *cluster.Manager) routetable.ClusterSource {
 		return nil
 	}
 	return m
+}
+
+// h2Settings resolves http2_protocol_options for the downstream codec.
+// Unset limits keep Envoy's defaults (h2.ServerConfig's zero values).
+func h2Settings(o *corev3.Http2ProtocolOptions, deps Deps) H2Settings {
+	sc := h2.ServerConfig{
+		MaxConcurrentStreams:                         o.GetMaxConcurrentStreams().GetValue(),
+		InitialStreamWindow:                          o.GetInitialStreamWindowSize().GetValue(),
+		InitialConnWindow:                            o.GetInitialConnectionWindowSize().GetValue(),
+		MaxOutboundFrames:                            o.GetMaxOutboundFrames().GetValue(),
+		MaxOutboundControlFrames:                     o.GetMaxOutboundControlFrames().GetValue(),
+		MaxInboundPriorityFramesPerStream:            o.GetMaxInboundPriorityFramesPerStream().GetValue(),
+		MaxInboundWindowUpdateFramesPerDataFrameSent: o.GetMaxInboundWindowUpdateFramesPerDataFrameSent().GetValue(),
+		//lint:ignore SA1019 deprecated in favour of override_stream_error_on_invalid_http_message, which wins below; still accepted as Envoy does
+		StreamErrorOnInvalidMessaging: o.GetStreamErrorOnInvalidHttpMessaging(),
+	}
+	if v := o.GetMaxConsecutiveInboundFramesWithEmptyPayload(); v != nil {
+		sc.MaxConsecutiveEmptyFrames, sc.MaxConsecutiveEmptyFramesSet = v.GetValue(), true
+	}
+	// The newer field wins over the deprecated one, as in Envoy.
+	if v := o.GetOverrideStreamErrorOnInvalidHttpMessage(); v != nil {
+		sc.StreamErrorOnInvalidMessaging = v.GetValue()
+	}
+	if deps.Runtime != nil {
+		if s := deps.Runtime.Uint("overload.premature_reset_min_stream_lifetime_seconds", 1); s > 0 {
+			sc.PrematureResetMinStreamLifetime = time.Duration(s) * time.Second
+		}
+		sc.PrematureResetTotalStreamCount = deps.Runtime.Uint("overload.premature_reset_total_stream_count", h2.DefaultPrematureResetTotalStreamCount)
+	}
+	if deps.Stats != nil {
+		// Envoy roots the downstream codec's stats at "http2.".
+		sc.Stats = h2.NewServerStats(deps.Stats.Scope("http2"))
+	}
+	return H2Settings{Server: sc}
 }

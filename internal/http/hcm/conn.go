@@ -26,6 +26,7 @@ const (
 	stateActive               // a stream is being served
 	stateDiscard              // the codec discards an unread request body
 	stateClosing
+	stateH2 // the HTTP/2 server owns the deadlines
 )
 
 // bodyDiscardTime bounds how long the codec may spend discarding the rest
@@ -52,6 +53,11 @@ type conn struct {
 	// peerIP is the peer's address as x-forwarded-for carries it, formatted
 	// once per connection; set only with use_remote_address.
 	peerIP string
+
+	start     time.Time
+	stopWatch func()
+	http1     bool
+	idling    // parking state, park.go
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -79,6 +85,15 @@ func (c *conn) onRead(n int) {
 	case stateActive:
 		c.refreshStreamIdle()
 	}
+}
+
+// CloseWrite half-closes when the transport can, so a final GOAWAY is read
+// before the socket closes.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
 }
 
 func (c *conn) Write(p []byte) (int, error) {
@@ -139,58 +154,80 @@ func deadline(d time.Duration) time.Time {
 }
 
 // ServeConn runs the connection until it closes, times out, or ctx is
-// cancelled (drain) and in-flight streams have finished.
+// cancelled (drain) and in-flight streams have finished. An idle HTTP/1
+// connection may be parked (see park.go): ServeConn then returns with the
+// connection detached, and it ends later on another goroutine.
 func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 	st := cfg.Stats
-	start := time.Now()
 	st.CxTotal.Inc()
 	st.CxActive.Inc()
 	if nc.TLS != nil {
 		st.CxSSLTotal.Inc()
 	}
-	c := &conn{Conn: nc.Conn, nc: nc, cfg: cfg, drain: ctx, streamCtx: context.WithoutCancel(ctx)}
+	c := &conn{Conn: nc.Conn, nc: nc, cfg: cfg, drain: ctx, streamCtx: context.WithoutCancel(ctx), start: time.Now()}
 	if cfg.UseRemoteAddress {
 		c.peerIP = nc.RemoteAddr.Addr().String()
 	}
-	defer func() {
-		nc.Close()
-		st.CxActive.Dec()
-		st.CxDestroy.Inc()
-		st.CxLengthMs.Record(uint64(time.Since(start).Milliseconds()))
-	}()
-
-	defer c.watchDrain()()
+	c.stopWatch = c.watchDrain()
 	useH2, err := c.detectH2()
 	if err != nil {
+		c.end()
 		return
 	}
 	if useH2 {
 		st.CxHTTP2Total.Inc()
 		st.CxHTTP2Active.Inc()
-		defer st.CxHTTP2Active.Dec()
-		c.state.Store(stateActive)
-		h2.Serve(ctx, c, h2.ServerConfig{
-			MaxConcurrentStreams: cfg.H2.MaxConcurrentStreams,
-			InitialStreamWindow:  cfg.H2.InitialStreamWindow,
-			InitialConnWindow:    cfg.H2.InitialConnWindow,
-			IdleTimeout:          cfg.IdleTimeout,
-			MaxHeaderBytes:       cfg.Limits.MaxHeaderBytes,
-			MaxHeaders:           cfg.Limits.MaxHeaders,
-		}, func(req *message.Request, w message.ResponseWriter) {
+		// The HTTP/2 server keeps its own deadlines.
+		c.state.Store(stateH2)
+		h2cfg := cfg.H2.Server
+		h2cfg.IdleTimeout = cfg.IdleTimeout
+		h2cfg.HandshakeTimeout = c.headersTimeout()
+		h2cfg.FrameTimeout = c.headersTimeout()
+		h2cfg.WriteTimeout = cfg.StreamIdleTimeout
+		h2cfg.MaxHeaderBytes = cfg.Limits.MaxHeaderBytes
+		h2cfg.MaxHeaders = cfg.Limits.MaxHeaders
+		h2cfg.OnPrematureResets = st.RqTooManyPrematureResets.Inc
+		h2cfg.OnProtocolError = st.CxProtocolError.Inc
+		h2.Serve(ctx, c, h2cfg, func(sctx context.Context, req *message.Request, w message.ResponseWriter) {
 			if cfg.Limits.Underscores != http1.AllowUnderscores && !cfg.h2Underscores(req) {
 				// Envoy resets an HTTP/2 stream it rejects for this.
 				h2.AbortStream()
 			}
-			if cfg.serveStream(c, req, w, nil) == endReset {
+			if c.nc.TLS != nil {
+				req.Scheme = "https"
+			}
+			if cfg.serveStream(sctx, c, req, w, nil) == endReset {
 				h2.AbortStream()
 			}
 		})
+		st.CxHTTP2Active.Dec()
+		c.end()
 		return
 	}
 	st.CxHTTP1Total.Inc()
 	st.CxHTTP1Active.Inc()
-	defer st.CxHTTP1Active.Dec()
-	cfg.serveHTTP1(ctx, c)
+	c.http1 = true
+	if cfg.serveHTTP1(ctx, c) {
+		return // parked
+	}
+	c.end()
+}
+
+// end closes the connection and counts its end; for a detached (parked
+// once) connection it also runs what the listener registered.
+func (c *conn) end() {
+	st := c.cfg.Stats
+	if c.http1 {
+		st.CxHTTP1Active.Dec()
+	}
+	c.stopWatch()
+	c.nc.Close()
+	st.CxActive.Dec()
+	st.CxDestroy.Inc()
+	st.CxLengthMs.Record(uint64(time.Since(c.start).Milliseconds()))
+	if c.nc.Detached() {
+		c.nc.End()
+	}
 }
 
 // detectH2 decides the codec: ALPN on TLS, the client preface on cleartext
@@ -232,9 +269,11 @@ func (c *conn) detectH2() (bool, error) {
 }
 
 // serveHTTP1 reads requests one after another on a keep-alive connection.
-func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
+// It reports true when it parked the connection (park.go): the connection
+// then continues on another goroutine, and the caller must leave it be.
+func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) (parked bool) {
 	sc := http1.NewServerConn(c, cfg.Limits)
-	defer sc.Release()
+	defer func() { sc.Release() }()
 	var req message.Request
 	for {
 		// Bytes already arrived (sniffed preface) keep the headers deadline.
@@ -243,13 +282,19 @@ func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
 			// A gentle drain does not wake idle connections, so the
 			// idle deadline replaces the stream's (or a discard's).
 			if ctx.Err() == nil || c.gentleDrain() {
-				c.Conn.SetReadDeadline(deadline(cfg.IdleTimeout))
+				// A parked connection resumes in the idle period it
+				// parked in.
+				if !c.resumed {
+					c.idleDeadline = deadline(cfg.IdleTimeout)
+				}
+				c.Conn.SetReadDeadline(c.readDeadline())
 			}
+			c.resumed = false
 			// Checked after setting the deadline: a drain that started in
 			// between may have had its wake-up overwritten.
 			if ctx.Err() != nil && !c.gentleDrain() {
 				cfg.Stats.CxDrainClose.Inc()
-				return
+				return false
 			}
 		}
 		// Keep the header slice: the codec fills it in place, saving an
@@ -257,13 +302,24 @@ func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
 		req = message.Request{Header: req.Header[:0]}
 		err := sc.ReadRequest(&req)
 		if err != nil {
+			if c.graceOver(err) {
+				sc.Release()
+				if c.park() {
+					return true
+				}
+				// Not parked: wait in Read for the rest of the idle time.
+				c.noPark = true
+				c.resumed = true
+				sc = http1.NewServerConn(c, cfg.Limits)
+				continue
+			}
 			cfg.readError(c, sc, err)
-			return
+			return false
 		}
 		if req.Body != nil && req.ContentLength < 0 {
 			if err := sc.CheckBufferedBody(); err != nil {
 				cfg.readError(c, sc, err)
-				return
+				return false
 			}
 		}
 		c.state.Store(stateActive)
@@ -276,17 +332,17 @@ func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) {
 		if c.draining() {
 			sc.CloseAfterResponse()
 		}
-		if cfg.serveStream(c, &req, sc.ResponseWriter(), sc) != endNormal {
-			return
+		if cfg.serveStream(c.streamCtx, c, &req, sc.ResponseWriter(), sc) != endNormal {
+			return false
 		}
 		if err := sc.FinishResponse(); err != nil {
-			return
+			return false
 		}
 		if !sc.KeepAlive() {
 			// Legate ends the connection: let the peer read the response
 			// before the socket goes (delayed_close_timeout).
 			cfg.delayedClose(c)
-			return
+			return false
 		}
 		c.Conn.SetWriteDeadline(time.Time{})
 		c.state.Store(stateIdle)
@@ -304,6 +360,7 @@ func (c *conn) watchDrain() (stop func()) {
 	wake := func() {
 		if c.state.CompareAndSwap(stateIdle, stateClosing) {
 			c.Conn.SetReadDeadline(time.Now())
+			c.wakeParked()
 		}
 	}
 	// The shutdown watch is only registered once a gentle drain starts.

@@ -17,6 +17,7 @@ type Stats struct {
 	RqCompleted, RqTimeout, RqIdleTimeout, RqHeaderTimeout *stats.Counter
 	RqWsOnNonWsRoute, RqTooLarge                           *stats.Counter
 	RqRxReset, RqTxReset                                   *stats.Counter
+	RqTooManyPrematureResets                               *stats.Counter
 	RqTime                                                 *stats.Histogram
 
 	RejectedUnderscores, DroppedUnderscores *stats.Counter
@@ -46,7 +47,8 @@ func newStats(sc stats.Scope) *Stats {
 		RqIdleTimeout: c("downstream_rq_idle_timeout"), RqHeaderTimeout: c("downstream_rq_header_timeout"),
 		RqWsOnNonWsRoute: c("downstream_rq_ws_on_non_ws_route"), RqTooLarge: c("downstream_rq_too_large"),
 		RqRxReset: c("downstream_rq_rx_reset"), RqTxReset: c("downstream_rq_tx_reset"),
-		RqTime: sc.Histogram("downstream_rq_time", stats.Milliseconds),
+		RqTooManyPrematureResets: c("downstream_rq_too_many_premature_resets"),
+		RqTime:                   sc.Histogram("downstream_rq_time", stats.Milliseconds),
 
 		RejectedUnderscores: c("requests_rejected_with_underscores_in_headers"),
 		DroppedUnderscores:  c("dropped_headers_with_underscores"),

@@ -41,6 +41,7 @@ type body struct {
 	lim      *Limits
 	bufs     *connBufs   // scratch for trailer blocks
 	sc       *ServerConn // for 100-continue; nil on the client side
+	upstream bool        // a response body: its framing errors are 502s
 }
 
 var errChunkCRLF = errors.New("chunk data not followed by CRLF")
@@ -101,6 +102,11 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	n, err := b.readChunked(p)
 	if err != nil && err != io.EOF {
+		if pe, ok := err.(*ProtocolError); ok && b.upstream {
+			// An upstream's malformed body is the proxy's 502, like a
+			// malformed response header (ClientConn.ReadResponse).
+			pe.Status = 502
+		}
 		b.err = err
 	}
 	return n, err

@@ -47,6 +47,7 @@ func NewClientConn(nc net.Conn) *ClientConn {
 	c.body.br = c.bufs.br
 	c.body.lim = &c.lim
 	c.body.bufs = c.bufs
+	c.body.upstream = true
 	return c
 }
 
@@ -203,22 +204,30 @@ func (c *ClientConn) readResponse(resp *message.Response, reqMethod string) erro
 		if err != nil {
 			return err
 		}
+		s := string(block)
+		h, in, err := classify(s, fields, resp.Header, false, &c.bufs.named)
+		resp.Header = h
+		if err != nil {
+			// Interim responses too: their framing fields mean nothing,
+			// but malformed ones are as malformed as anywhere.
+			return err
+		}
 		if status < 200 && status != 101 {
 			if interim >= maxInterim {
 				return &ProtocolError{Status: 502, Details: detailCodecError, Err: errors.New("too many interim responses")}
 			}
 			continue
 		}
-		s := string(block)
-		h, in, err := classify(s, fields, resp.Header, false, &c.bufs.named)
-		resp.Header = h
-		if err != nil {
-			return err
-		}
 		*resp = message.Response{Status: status, Protocol: proto, Header: h}
 		if in.hasTE && proto == message.HTTP10 {
 			// RFC 9112 §6.1: such framing is faulty.
 			return badRequest(detailInvalidTE, "transfer-encoding on HTTP/1.0")
+		}
+		if status != 101 && in.upgradeAt >= 0 {
+			// Listed in Connection, Upgrade is hop-by-hop; only a 101
+			// acts on it. Passed on, it would offer a protocol switch the
+			// proxy never made (and is malformed towards HTTP/2 clients).
+			resp.Header = removeAt(resp.Header, in.upgradeAt)
 		}
 		switch {
 		case status == 101:

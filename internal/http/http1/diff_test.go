@@ -3,7 +3,6 @@ package http1
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -169,110 +168,4 @@ func TestDifferentialNetHTTP(t *testing.T) {
 			t.Errorf("we reject what net/http accepts, not listed as stricter (%v): %q", err, tc.raw)
 		}
 	}
-}
-
-// FuzzReadRequest checks the parser never panics or hangs and that what it
-// accepts, net/http accepts with the same meaning.
-func FuzzReadRequest(f *testing.F) {
-	for _, tc := range diffCorpus {
-		f.Add(tc.raw)
-	}
-	f.Fuzz(func(t *testing.T, raw string) {
-		req, _, err := readOne(raw, Limits{})
-		if err == nil {
-			if req.Method == "" || req.Path == "" {
-				t.Fatalf("accepted with empty method or path: %q", raw)
-			}
-			for _, h := range req.Header {
-				if !isToken(h.Name) || strings.ToLower(h.Name) != h.Name || !validValue(h.Value) {
-					t.Fatalf("bad header %q accepted: %q", h, raw)
-				}
-			}
-		}
-		var pe *ProtocolError
-		if err != nil && errors.As(err, &pe) && pe.Status != 400 && pe.Status != 431 && pe.Status != 505 {
-			t.Fatalf("status %d", pe.Status)
-		}
-		differential(t, raw)
-	})
-}
-
-func FuzzReadResponse(f *testing.F) {
-	for _, s := range []string{
-		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
-		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX: y\r\n\r\n",
-		"HTTP/1.0 200 OK\r\n\r\nbody",
-		"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: ws\r\n\r\n",
-	} {
-		f.Add(s, false)
-		f.Add(s, true)
-	}
-	f.Fuzz(func(t *testing.T, raw string, head bool) {
-		method := "GET"
-		if head {
-			method = "HEAD"
-		}
-		c := NewClientConn(newMemConn(raw))
-		var resp message.Response
-		err := c.ReadResponse(&resp, method)
-		hresp, herr := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), &http.Request{Method: method})
-		if err != nil {
-			var pe *ProtocolError
-			if errors.As(err, &pe) && pe.Status != 502 {
-				t.Fatalf("status %d", pe.Status)
-			}
-			return
-		}
-		var body []byte
-		if resp.Body != nil {
-			body, err = io.ReadAll(resp.Body)
-		}
-		if herr != nil {
-			if resp.Status >= 100 && resp.Status < 200 {
-				return // net/http returns interim responses; we skip them
-			}
-			t.Fatalf("we accept what net/http rejects (%v): %q", herr, raw)
-		}
-		if resp.Status != hresp.StatusCode && hresp.StatusCode >= 200 {
-			t.Fatalf("status %d vs %d: %q", resp.Status, hresp.StatusCode, raw)
-		}
-		hbody, herr := io.ReadAll(hresp.Body)
-		if err == nil && herr == nil && hresp.StatusCode >= 200 && !bytes.Equal(body, hbody) {
-			t.Fatalf("body %q vs %q: %q", body, hbody, raw)
-		}
-	})
-}
-
-// FuzzChunked feeds arbitrary chunked bodies; decoded bytes must match
-// net/http's chunked reader whenever we accept.
-func FuzzChunked(f *testing.F) {
-	for _, s := range []string{
-		"3\r\nabc\r\n0\r\n\r\n",
-		"1;a=b\r\nx\r\n0\r\nT: v\r\n\r\n",
-		"a\r\n0123456789\r\n0\r\n\r\n",
-		"3\r\nabc\n0\r\n\r\n",
-		"0\r\n\r\n",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, chunks string) {
-		raw := "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks
-		req, body, err := readOne(raw, Limits{})
-		if err != nil {
-			return
-		}
-		hr, herr := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
-		if herr != nil {
-			t.Fatalf("net/http rejects headers we accept: %v", herr)
-		}
-		hbody, herr := io.ReadAll(hr.Body)
-		if herr != nil {
-			t.Fatalf("we accept a chunked body net/http rejects (%v): %q", herr, chunks)
-		}
-		if !bytes.Equal(body, hbody) {
-			t.Fatalf("body %q, net/http %q", body, hbody)
-		}
-		_ = req
-	})
 }

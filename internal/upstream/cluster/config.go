@@ -207,6 +207,9 @@ func decode(pc *clusterv3.Cluster, deps xds.Deps) (*config, error) {
 	s.Protocol = HTTP1
 	//lint:ignore SA1019 deprecated in v3 but still used by real configs; Legate accepts it as Envoy does
 	if h2 := pc.GetHttp2ProtocolOptions(); h2 != nil {
+		if err := downstreamOnlyH2("http2_protocol_options", h2); err != nil {
+			return nil, err
+		}
 		s.Protocol = HTTP2
 		applyH2(s, h2)
 	}
@@ -347,6 +350,9 @@ func decodeHTTPProtocolOptions(field string, a *anypb.Any, s *Settings) error {
 		ex := hpo.GetExplicitHttpConfig()
 		switch {
 		case ex.GetHttp2ProtocolOptions() != nil:
+			if err := downstreamOnlyH2(field+".explicit_http_config.http2_protocol_options", ex.GetHttp2ProtocolOptions()); err != nil {
+				return err
+			}
 			s.Protocol = HTTP2
 			applyH2(s, ex.GetHttp2ProtocolOptions())
 		case ex.GetHttpProtocolOptions() != nil:

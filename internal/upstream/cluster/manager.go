@@ -87,7 +87,9 @@ type activeSet struct {
 }
 
 // NewManager decodes and validates every static cluster and builds the
-// host sets. DNS resolution and EDS subscriptions wait for Start.
+// host sets. DNS resolution and EDS subscriptions wait for Start. An error
+// names every cluster that failed, by its index ("clusters[1].name: ...");
+// the manager returned with it holds the others and must still be closed.
 func NewManager(protos []*clusterv3.Cluster, opts Options) (*Manager, error) {
 	if opts.Stats == nil {
 		opts.Stats = stats.NewStore()
@@ -117,25 +119,24 @@ func NewManager(protos []*clusterv3.Cluster, opts Options) (*Manager, error) {
 	// Legate applies every host update as it comes; nothing is merged.
 	cm.Counter("cluster_updated_via_merge")
 
-	var built []*Cluster
-	fail := func(err error) (*Manager, error) {
-		for _, c := range built {
-			c.stop()
-		}
-		return nil, err
-	}
+	// Every cluster is built, so that one run reports every problem.
+	var errs []error
+	index := make(map[string]int, len(protos))
 	for i, pc := range protos {
 		if pc.GetName() == "" {
-			return fail(fmt.Errorf("clusters[%d]: name: must not be empty", i))
+			errs = append(errs, fmt.Errorf("clusters[%d].name: must not be empty", i))
+			continue
 		}
-		if _, dup := m.entries[pc.GetName()]; dup {
-			return fail(fmt.Errorf("cluster %q: duplicate cluster name", pc.GetName()))
+		if j, dup := index[pc.GetName()]; dup {
+			errs = append(errs, fmt.Errorf("clusters[%d].name: duplicate cluster name %q (also clusters[%d])", i, pc.GetName(), j))
+			continue
 		}
+		index[pc.GetName()] = i
 		c, err := m.build(pc, true, "")
 		if err != nil {
-			return fail(fmt.Errorf("cluster %q: %w", pc.GetName(), err))
+			errs = append(errs, fmt.Errorf("clusters[%d]: %w", i, err))
+			continue
 		}
-		built = append(built, c)
 		m.entries[c.Name] = &entry{static: true, active: c}
 		m.unstarted = append(m.unstarted, c)
 		m.st.added.Inc()
@@ -151,6 +152,11 @@ func NewManager(protos []*clusterv3.Cluster, opts Options) (*Manager, error) {
 	if m.staticPending == 0 {
 		m.initClosed = true
 		close(m.initCh)
+	}
+	if len(errs) > 0 {
+		// The clusters that built stay, so that the caller can go on
+		// checking what refers to them; it must Close the manager.
+		return m, errors.Join(errs...)
 	}
 	return m, nil
 }

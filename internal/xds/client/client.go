@@ -194,7 +194,7 @@ func (c *Client) resolve(src *corev3.ConfigSource, typeURL string) (string, func
 		}
 		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(s.ApiConfigSource)
 		key := "grpc:" + typeURL + ":" + string(b)
-		return key, func() *feed { return c.newGRPCFeed(t.name+" "+shortType(typeURL), t, typeURL) }, nil
+		return key, func() *feed { return c.newGRPCFeed(t.Name+" "+shortType(typeURL), t, typeURL) }, nil
 	case *corev3.ConfigSource_Path:
 		//lint:ignore SA1019 the legacy path is still in real configs (Envoy's dynamic-config-fs); accepted as Envoy does
 		return c.resolveFile(s.Path, "", "path", typeURL)

@@ -2,12 +2,9 @@ package client
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"slices"
 	"sync"
 	"time"
@@ -22,23 +19,16 @@ import (
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
-	"github.com/legate-proxy/legate/internal/tlscontext"
-	"github.com/legate-proxy/legate/internal/upstream/cluster"
-	"github.com/legate-proxy/legate/internal/upstream/dialer"
+	"github.com/legate-proxy/legate/internal/grpcclient"
 	"github.com/legate-proxy/legate/internal/xds"
 )
 
 // grpcTarget is a validated api_config_source (or ads_config).
 type grpcTarget struct {
-	name          string // for logs: "envoy_grpc xds_cluster", "google_grpc host:port"
+	*grpcclient.Service
 	delta         bool
 	nodeFirstOnly bool
-	md            metadata.MD
-	dial          func() (*grpc.ClientConn, error)
 }
 
 // Envoy's xDS reconnect back-off.
@@ -75,127 +65,12 @@ func (c *Client) parseAPIConfigSource(a *corev3.ApiConfigSource, field string, a
 	if n := len(a.GetGrpcServices()); n != 1 {
 		return nil, fmt.Errorf("%s.grpc_services: exactly one gRPC service is required, got %d", field, n)
 	}
-	gs := a.GetGrpcServices()[0]
-	gfield := field + ".grpc_services[0]"
-	for _, h := range gs.GetInitialMetadata() {
-		if t.md == nil {
-			t.md = metadata.MD{}
-		}
-		t.md.Append(h.GetKey(), h.GetValue())
+	svc, err := grpcclient.New(a.GetGrpcServices()[0], c.cm, field+".grpc_services[0]")
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case gs.GetEnvoyGrpc() != nil:
-		return t, c.envoyGRPC(t, gs.GetEnvoyGrpc(), gfield+".envoy_grpc")
-	case gs.GetGoogleGrpc() != nil:
-		return t, googleGRPC(t, gs.GetGoogleGrpc(), gfield+".google_grpc")
-	default:
-		return nil, fmt.Errorf("%s: one of envoy_grpc or google_grpc must be set", gfield)
-	}
-}
-
-func (c *Client) envoyGRPC(t *grpcTarget, eg *corev3.GrpcService_EnvoyGrpc, field string) error {
-	name := eg.GetClusterName()
-	if c.cm == nil {
-		return fmt.Errorf("%s.cluster_name: %q: no cluster manager", field, name)
-	}
-	cl := c.cm.Get(name)
-	if cl == nil {
-		return fmt.Errorf("%s.cluster_name: %q is not a static cluster", field, name)
-	}
-	if cl.Settings.Protocol != cluster.HTTP2 {
-		return fmt.Errorf("%s.cluster_name: cluster %q must speak HTTP/2 for gRPC (typed_extension_protocol_options %s explicit_http_config.http2_protocol_options)",
-			field, name, "envoy.extensions.upstreams.http.v3.HttpProtocolOptions")
-	}
-	authority := eg.GetAuthority()
-	if authority == "" {
-		authority = name
-	}
-	creds := insecure.NewCredentials()
-	if cl.Settings.TLS != nil {
-		creds = credentials.NewTLS(cl.Settings.TLS.Clone())
-	}
-	cm := c.cm
-	t.name = "envoy_grpc " + name
-	t.dial = func() (*grpc.ClientConn, error) {
-		return grpc.NewClient("passthrough:///"+name,
-			grpc.WithTransportCredentials(creds),
-			grpc.WithAuthority(authority),
-			// Each connection picks a host afresh, as an Envoy cluster does.
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-				cl := cm.Get(name)
-				if cl == nil {
-					return nil, fmt.Errorf("cluster %q is gone", name)
-				}
-				h := cl.Pick(nil)
-				if h == nil {
-					return nil, fmt.Errorf("cluster %q: no healthy upstream", name)
-				}
-				// gRPC's credentials do TLS; the connection counts in
-				// the cluster's stats.
-				t := dialer.ForCluster(cl, h, dialer.HTTP2)
-				t.TLS = nil
-				conn, _, err := dialer.Dial(ctx, t)
-				return conn, err
-			}))
-	}
-	return nil
-}
-
-func googleGRPC(t *grpcTarget, gg *corev3.GrpcService_GoogleGrpc, field string) error {
-	target := gg.GetTargetUri()
-	if target == "" {
-		return fmt.Errorf("%s.target_uri: must be set", field)
-	}
-	switch {
-	case len(gg.GetCallCredentials()) > 0:
-		return fmt.Errorf("%s.call_credentials: is not supported", field)
-	case len(gg.GetChannelCredentialsPlugin()) > 0 || len(gg.GetCallCredentialsPlugin()) > 0:
-		return fmt.Errorf("%s: credential plugins are not supported", field)
-	case gg.GetCredentialsFactoryName() != "":
-		return fmt.Errorf("%s.credentials_factory_name: is not supported", field)
-	}
-	creds := insecure.NewCredentials()
-	cc := gg.GetChannelCredentials()
-	switch {
-	case cc == nil:
-	case cc.GetSslCredentials() != nil:
-		ssl := cc.GetSslCredentials()
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if ssl.GetRootCerts() != nil {
-			pem, err := tlscontext.ReadDataSource(ssl.GetRootCerts())
-			if err != nil {
-				return fmt.Errorf("%s.channel_credentials.ssl_credentials.root_certs: %w", field, err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("%s.channel_credentials.ssl_credentials.root_certs: no PEM certificates", field)
-			}
-			cfg.RootCAs = pool
-		}
-		if ssl.GetCertChain() != nil || ssl.GetPrivateKey() != nil {
-			chain, err := tlscontext.ReadDataSource(ssl.GetCertChain())
-			if err != nil {
-				return fmt.Errorf("%s.channel_credentials.ssl_credentials.cert_chain: %w", field, err)
-			}
-			key, err := tlscontext.ReadDataSource(ssl.GetPrivateKey())
-			if err != nil {
-				return fmt.Errorf("%s.channel_credentials.ssl_credentials.private_key: %w", field, err)
-			}
-			cert, err := tls.X509KeyPair(chain, key)
-			if err != nil {
-				return fmt.Errorf("%s.channel_credentials.ssl_credentials: %w", field, err)
-			}
-			cfg.Certificates = []tls.Certificate{cert}
-		}
-		creds = credentials.NewTLS(cfg)
-	default:
-		return fmt.Errorf("%s.channel_credentials: only ssl_credentials is supported (unset means plaintext)", field)
-	}
-	t.name = "google_grpc " + target
-	t.dial = func() (*grpc.ClientConn, error) {
-		return grpc.NewClient(target, grpc.WithTransportCredentials(creds))
-	}
-	return nil
+	t.Service = svc
+	return t, nil
 }
 
 // backoff is Envoy's jittered exponential back-off: a random delay below
@@ -263,14 +138,12 @@ func (f *feed) runGRPC(ctx context.Context) {
 
 // open dials and returns a stream context; done releases both.
 func (f *feed) open(ctx context.Context) (*grpc.ClientConn, context.Context, func(), error) {
-	conn, err := f.grpc.dial()
+	conn, err := f.grpc.Dial()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("dial %s: %w", f.grpc.name, err)
+		return nil, nil, nil, fmt.Errorf("dial %s: %w", f.grpc.Name, err)
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	if f.grpc.md != nil {
-		sctx = metadata.NewOutgoingContext(sctx, f.grpc.md)
-	}
+	sctx = f.grpc.Outgoing(sctx)
 	return conn, sctx, func() { cancel(); conn.Close() }, nil
 }
 

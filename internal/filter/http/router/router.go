@@ -99,7 +99,15 @@ type attempt struct {
 
 func (f *Filter) forward(s *httpfilter.Stream, r *routetable.Route) {
 	req := s.Request
-	c, wc, _ := r.Cluster(req, rand.Uint64())
+	// The connection manager picked the weighted cluster when the route
+	// matched (its per-filter config applies to the filters before).
+	var c *cluster.Cluster
+	wc := s.WeightedCluster
+	if wc != nil {
+		c = wc.Cluster()
+	} else {
+		c, wc, _ = r.Cluster(req, rand.Uint64())
+	}
 	if c == nil {
 		// As in Envoy, a cluster that was not found leaves no upstream
 		// cluster in the stream info (%UPSTREAM_CLUSTER% logs "-").

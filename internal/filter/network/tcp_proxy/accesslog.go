@@ -14,6 +14,7 @@ import (
 func (p *Proxy) buildAccessLogs(pb *tcpv3.TcpProxy, fc *networkfilter.FactoryContext) error {
 	ls, err := accesslog.New(pb.GetAccessLog(), accesslog.Deps{
 		Stats: fc.Stats, Runtime: fc.Runtime, Files: fc.AccessLogFiles, Logger: fc.Logger,
+		Clusters: fc.Clusters, NodeID: fc.NodeID, ClusterName: fc.ClusterName,
 	})
 	if err != nil {
 		return err
