@@ -142,9 +142,7 @@ func New(opts Options) (*Server, error) {
 		Stats:  s.store,
 		Logger: s.logger,
 		XDS:    sub,
-		NewPool: func(c *cluster.Cluster, h *cluster.Host) cluster.HostPool {
-			return connpool.New(c, h)
-		},
+		Pools:  connpool.Factories(),
 	})
 	if err != nil {
 		// The manager keeps the clusters that built, so the listeners are

@@ -148,6 +148,8 @@ func (c *Cluster) newHost(ep endpoint, ip netip.Addr) *Host {
 	}
 	if nf := c.mgr.opts.NewPool; nf != nil {
 		h.pool = nf(c, h)
+	} else if nf := c.mgr.opts.Pools[c.Settings.Protocol]; nf != nil {
+		h.pool = nf(c, h)
 	}
 	return h
 }

@@ -741,3 +741,26 @@ func TestEnvoyExampleClusters(t *testing.T) {
 		m.Close()
 	}
 }
+
+type taggedPool struct{ proto Protocol }
+
+func (taggedPool) Close() error { return nil }
+
+// Each cluster's hosts get the pool of its protocol's factory.
+func TestPoolFactoryByProtocol(t *testing.T) {
+	tag := func(p Protocol) PoolFactory {
+		return func(*Cluster, *Host) HostPool { return taggedPool{p} }
+	}
+	m := newManager(t, `
+- name: h1
+  load_assignment: {endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}]}
+- name: h2
+  http2_protocol_options: {}
+  load_assignment: {endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}]}
+`, Options{Pools: map[Protocol]PoolFactory{HTTP1: tag(HTTP1), HTTP2: tag(HTTP2)}})
+	for name, want := range map[string]Protocol{"h1": HTTP1, "h2": HTTP2} {
+		if got := m.Get(name).Hosts()[0].Pool(); got != (taggedPool{want}) {
+			t.Errorf("%s: pool %v", name, got)
+		}
+	}
+}

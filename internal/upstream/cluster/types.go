@@ -89,6 +89,9 @@ func (s *Stats) ConnectAttemptsExceeded() *stats.Counter {
 	return c
 }
 
+// PoolFactory makes the connection pool of host h of cluster c.
+type PoolFactory func(c *Cluster, h *Host) HostPool
+
 // HostPool is what a connection pool looks like to the cluster: the cluster
 // creates one per host through Options.NewPool and closes it when the host
 // leaves the cluster (the pool then closes its connections once idle).

@@ -108,6 +108,13 @@ func New(c *cluster.Cluster, h *cluster.Host) *Pool {
 	return p
 }
 
+// Factories are the pool factories by cluster protocol that this package
+// serves: one pool type speaks HTTP/1.1, HTTP/2 and auto_config.
+func Factories() map[cluster.Protocol]cluster.PoolFactory {
+	f := func(c *cluster.Cluster, h *cluster.Host) cluster.HostPool { return New(c, h) }
+	return map[cluster.Protocol]cluster.PoolFactory{cluster.HTTP1: f, cluster.HTTP2: f, cluster.AutoHTTP: f}
+}
+
 // Host returns the host this pool dials.
 func (p *Pool) Host() *cluster.Host { return p.host }
 
