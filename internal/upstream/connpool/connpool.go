@@ -6,6 +6,13 @@
 // atomically published slice. A mutex guards only HTTP/2 dialing and the
 // slice's replacement, which happen per connection, not per request.
 //
+// No response reaches the wrong client: an HTTP/1.1 connection goes back
+// to the free list only when nothing is buffered after the response
+// (ClientConn.Stray), and is peeked at once more when taken from it
+// (checkIdle) — bytes or a close while idle discard it. HTTP/2
+// connections refuse response frames on streams never opened or already
+// reset by the upstream (h2guard). Both count upstream_cx_protocol_error.
+//
 // Not applied yet: per_connection_buffer_limit_bytes (the codecs use fixed
 // buffers) and circuit breakers; HTTP/2 upstreams carry no Upgrade.
 package connpool
