@@ -130,7 +130,7 @@ func TestValidateReportsEverything(t *testing.T) {
   - name: c
     load_assignment: {cluster_name: c}
   - name: d
-    lb_policy: maglev
+    lb_policy: cluster_provided
     conect_timeout: 1s
 `
 	var out, errOut bytes.Buffer
@@ -138,7 +138,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	want := `error: --config-yaml: static_resources.clusters[2]: unknown field "conect_timeout" in envoy.config.cluster.v3.Cluster (did you mean "connect_timeout"?)
-error: static_resources.clusters[2].lb_policy: MAGLEV is not supported
+error: static_resources.clusters[2].lb_policy: CLUSTER_PROVIDED is not supported
 error: static_resources.clusters[1].name: duplicate cluster name "c" (also clusters[0])
 error: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.cluster: unknown cluster "nope"
 `
