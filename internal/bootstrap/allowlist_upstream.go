@@ -43,3 +43,19 @@ func init() {
 		message{"envoy.config.route.v3.RouteAction.HashPolicy.FilterState", fs(field{Name: "key", Note: "objects with a string form"})},
 	)
 }
+
+func init() {
+	extendFields("envoy.config.endpoint.v3.Endpoint",
+		field{Name: "health_check_config", Note: "validated and kept for the active health checker (not yet implemented)"})
+	addOrExtendMessages("Clusters",
+		message{"envoy.config.endpoint.v3.Endpoint.HealthCheckConfig", fs("port_value", "hostname", "address", "disable_active_health_check")},
+	)
+}
+
+func init() {
+	extendFields(typeHTTPOptions,
+		field{Name: "auto_config", Note: "ALPN offers h2 and http/1.1 and each connection speaks what the upstream chose; without TLS, HTTP/1.1"})
+	addOrExtendMessages("Clusters",
+		message{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.AutoHttpConfig", fs("http_protocol_options", "http2_protocol_options")},
+	)
+}

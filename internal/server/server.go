@@ -168,9 +168,7 @@ func New(opts Options) (*Server, error) {
 		Stats:  s.store,
 		Logger: s.logger.With(logging.ComponentKey, "upstream"),
 		XDS:    sub,
-		NewPool: func(c *cluster.Cluster, h *cluster.Host) cluster.HostPool {
-			return connpool.New(c, h)
-		},
+		Pools:  connpool.Factories(),
 	})
 	if err != nil {
 		// The manager keeps the clusters that built, so the listeners are

@@ -20,6 +20,7 @@ import (
 	"github.com/legate-proxy/legate/internal/http/message"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 	"github.com/legate-proxy/legate/internal/upstream/connpool"
+	"github.com/legate-proxy/legate/internal/upstream/dialer"
 )
 
 // Clients calls the clusters of one cluster manager. The gRPC connections
@@ -114,8 +115,11 @@ func (c *Clients) GRPC(name, authority string) (grpc.ClientConnInterface, error)
 				cl.Stats.UpstreamCxNone.Inc()
 				return nil, fmt.Errorf("cluster %q: %w", name, ErrNoHost)
 			}
-			d := net.Dialer{Timeout: cl.Settings.ConnectTimeout}
-			return d.DialContext(ctx, "tcp", h.Address)
+			// The one upstream dialer; gRPC's credentials do TLS.
+			t := dialer.ForCluster(cl, h, dialer.HTTP2)
+			t.TLS = nil
+			conn, _, err := dialer.Dial(ctx, t)
+			return conn, err
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", name, err)

@@ -139,14 +139,16 @@ func closePool(h *Host) {
 
 func (c *Cluster) newHost(ep endpoint, ip netip.Addr) *Host {
 	ap := netip.AddrPortFrom(ip, ep.port)
-	h := &Host{Address: ap.String(), AddrPort: ap, Hostname: ep.hostname, Weight: ep.weight}
-	h.health.Store(int32(ep.health))
+	h := &Host{Address: ap.String(), AddrPort: ap, Hostname: ep.hostname, Weight: ep.weight, HealthCheck: ep.hc}
+	h.setEDSHealth(ep.health)
 	if h.Hostname == "" && !ep.ip.IsValid() {
 		// Envoy names DNS-discovered hosts after the name they came from
 		// unless the endpoint sets hostname.
 		h.Hostname = ep.name
 	}
 	if nf := c.mgr.opts.NewPool; nf != nil {
+		h.pool = nf(c, h)
+	} else if nf := c.mgr.opts.Pools[c.Settings.Protocol]; nf != nil {
 		h.pool = nf(c, h)
 	}
 	return h

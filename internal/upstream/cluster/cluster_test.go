@@ -221,6 +221,11 @@ func TestSettings(t *testing.T) {
       common_http_protocol_options: {idle_timeout: 30s}
       explicit_http_config:
         http2_protocol_options: {initial_stream_window_size: 65536}
+- name: hc
+  load_assignment: {endpoints: [{lb_endpoints: [
+    {endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}, health_check_config: {port_value: 8080, hostname: probe.example}}},
+    {endpoint: {address: {socket_address: {address: 10.0.0.2, port_value: 80}}, health_check_config: {address: {socket_address: {address: 10.9.9.9, port_value: 9}}}}},
+    {endpoint: {address: {socket_address: {address: 10.0.0.3, port_value: 80}}}}]}]}
 - name: bound
   upstream_bind_config:
     source_address: {address: 127.0.0.2, port_value: 0}
@@ -257,6 +262,16 @@ func TestSettings(t *testing.T) {
 		!reflect.DeepEqual(b.SocketOptions[1], SocketOption{Level: 1, Name: 8, Int: 65536}) || string(b.SocketOptions[2].Buf) != "\x00\x01" {
 		t.Errorf("bound: %+v", b)
 	}
+	hcHosts := m.Get("hc").Hosts()
+	if got := hcHosts[0].HealthCheckAddress().String(); got != "10.0.0.1:8080" || hcHosts[0].HealthCheck.Hostname != "probe.example" {
+		t.Errorf("health_check_config port: %s %+v", got, hcHosts[0].HealthCheck)
+	}
+	if got := hcHosts[1].HealthCheckAddress().String(); got != "10.9.9.9:9" {
+		t.Errorf("health_check_config address: %s", got)
+	}
+	if got := hcHosts[2].HealthCheckAddress().String(); got != "10.0.0.3:80" {
+		t.Errorf("no health_check_config: %s", got)
+	}
 	if got := m.Get("legacy_h2").Pick(nil); got != nil {
 		t.Errorf("empty cluster picked %v", got)
 	}
@@ -264,7 +279,7 @@ func TestSettings(t *testing.T) {
 	for _, c := range m.Clusters() {
 		names = append(names, c.Name)
 	}
-	if !slices.Equal(names, []string{"bound", "defaults", "legacy_h2", "typed_h1", "typed_h2"}) {
+	if !slices.Equal(names, []string{"bound", "defaults", "hc", "legacy_h2", "typed_h1", "typed_h2"}) {
 		t.Errorf("Clusters() = %v", names)
 	}
 }
@@ -294,8 +309,8 @@ func TestConfigErrors(t *testing.T) {
 			`clusters[0]: load_assignment: LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint`},
 		{`[{name: a, typed_dns_resolver_config: {name: x, typed_config: {"@type": type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig, resolvers: [{socket_address: {address: dns.example, port_value: 53}}]}}}]`,
 			`clusters[0]: typed_dns_resolver_config.typed_config.resolvers[0]: address "dns.example" is not an IP address`},
-		{`[{name: a, typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, auto_config: {}}}}]`,
-			`clusters[0]: typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].auto_config: is not supported`},
+		{`[{name: a, typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, auto_config: {http3_protocol_options: {}}}}}]`,
+			`clusters[0]: typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].auto_config: HTTP/3 (http3_protocol_options, alternate_protocols_cache_options) is not supported`},
 		{`[{name: a, typed_extension_protocol_options: {envoy.extensions.upstreams.http.v3.HttpProtocolOptions: {"@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions, common_http_protocol_options: {max_headers_count: 200}}}}]`,
 			`clusters[0]: typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].common_http_protocol_options.max_headers_count: is not supported on clusters`},
 		{`[{name: a, upstream_bind_config: {source_address: {address: localhost, port_value: 0}}}]`,
@@ -724,5 +739,28 @@ func TestEnvoyExampleClusters(t *testing.T) {
 			}
 		}
 		m.Close()
+	}
+}
+
+type taggedPool struct{ proto Protocol }
+
+func (taggedPool) Close() error { return nil }
+
+// Each cluster's hosts get the pool of its protocol's factory.
+func TestPoolFactoryByProtocol(t *testing.T) {
+	tag := func(p Protocol) PoolFactory {
+		return func(*Cluster, *Host) HostPool { return taggedPool{p} }
+	}
+	m := newManager(t, `
+- name: h1
+  load_assignment: {endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}]}
+- name: h2
+  http2_protocol_options: {}
+  load_assignment: {endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}]}
+`, Options{Pools: map[Protocol]PoolFactory{HTTP1: tag(HTTP1), HTTP2: tag(HTTP2)}})
+	for name, want := range map[string]Protocol{"h1": HTTP1, "h2": HTTP2} {
+		if got := m.Get(name).Hosts()[0].Pool(); got != (taggedPool{want}) {
+			t.Errorf("%s: pool %v", name, got)
+		}
 	}
 }

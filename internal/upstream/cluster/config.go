@@ -89,6 +89,7 @@ type endpoint struct {
 	hostname string // endpoint.hostname
 	// health is the EDS health_status (UNKNOWN for static endpoints).
 	health corev3.HealthStatus
+	hc     *HealthCheckTarget
 }
 
 // config is the decoded, validated form of a Cluster proto.
@@ -221,7 +222,7 @@ func decode(pc *clusterv3.Cluster, deps xds.Deps) (*config, error) {
 			return nil, err
 		}
 	}
-	if s.Protocol == HTTP2 && s.H2MaxConcurrentStreams == 0 {
+	if s.Protocol != HTTP1 && s.H2MaxConcurrentStreams == 0 {
 		applyH2(s, &corev3.Http2ProtocolOptions{})
 	}
 
@@ -362,7 +363,16 @@ func decodeHTTPProtocolOptions(field string, a *anypb.Any, s *Settings) error {
 	case *httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig:
 		return fieldErr(field+".use_downstream_protocol_config", "is not supported")
 	case *httpv3.HttpProtocolOptions_AutoConfig:
-		return fieldErr(field+".auto_config", "is not supported")
+		ac := hpo.GetAutoConfig()
+		if ac.GetHttp3ProtocolOptions() != nil || ac.GetAlternateProtocolsCacheOptions() != nil {
+			return fieldErr(field+".auto_config", "HTTP/3 (http3_protocol_options, alternate_protocols_cache_options) is not supported")
+		}
+		s.Protocol = AutoHTTP
+		h2 := ac.GetHttp2ProtocolOptions()
+		if h2 == nil {
+			h2 = &corev3.Http2ProtocolOptions{}
+		}
+		applyH2(s, h2)
 	}
 	return nil
 }
@@ -423,6 +433,11 @@ func decodeEndpoints(pc *clusterv3.Cluster, cfg *config) error {
 				}
 				e.weight = w.GetValue()
 			}
+			hc, err := decodeHealthCheckConfig(field+".endpoint.health_check_config", ep.GetHealthCheckConfig())
+			if err != nil {
+				return err
+			}
+			e.hc = hc
 			cfg.endpoints = append(cfg.endpoints, e)
 		}
 	}

@@ -675,10 +675,53 @@ func TestHealthFlags(t *testing.T) {
 		{corev3.HealthStatus_DEGRADED, "/degraded_eds_health", false},
 	} {
 		h := &Host{}
-		h.health.Store(int32(tt.s))
+		h.setEDSHealth(tt.s)
 		if h.HealthFlags() != tt.flags || h.Healthy() != tt.ok {
 			t.Errorf("%v: flags %q healthy %v", tt.s, h.HealthFlags(), h.Healthy())
 		}
+	}
+	h := &Host{}
+	h.setEDSHealth(corev3.HealthStatus_DEGRADED)
+	h.setFlags(FailedActiveHC|FailedOutlierCheck, FailedActiveHC|FailedOutlierCheck)
+	if got := h.HealthFlags(); got != "/failed_active_hc/failed_outlier_check/degraded_eds_health" {
+		t.Errorf("combined flags %q", got)
+	}
+}
+
+// A health flag from another source (active HC, outlier detection) takes
+// the host out of the picks and back, each change rebuilding the picker.
+func TestSetHealthFlagRebuildsPicks(t *testing.T) {
+	m := newManager(t, `
+- name: c
+  load_assignment: {endpoints: [{lb_endpoints: [
+    {endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}},
+    {endpoint: {address: {socket_address: {address: 10.0.0.2, port_value: 80}}}},
+    {endpoint: {address: {socket_address: {address: 10.0.0.3, port_value: 80}}}}]}]}
+`, Options{})
+	c := m.Get("c")
+	bad := c.Hosts()[1]
+	picked := func() map[*Host]bool {
+		seen := map[*Host]bool{}
+		for range 30 {
+			seen[c.Pick(nil)] = true
+		}
+		return seen
+	}
+	c.SetHealthFlag(bad, FailedOutlierCheck, true)
+	if picked()[bad] || len(picked()) != 2 {
+		t.Fatalf("ejected host still picked: %v", picked())
+	}
+	if c.Stats.MembershipHealthy.Value() != 2 {
+		t.Errorf("membership_healthy = %d", c.Stats.MembershipHealthy.Value())
+	}
+	c.SetHealthFlag(bad, FailedActiveHC, true)
+	c.SetHealthFlag(bad, FailedOutlierCheck, false)
+	if picked()[bad] {
+		t.Fatal("host with a failed active check picked")
+	}
+	c.SetHealthFlag(bad, FailedActiveHC, false)
+	if !picked()[bad] {
+		t.Fatal("host back in health not picked")
 	}
 }
 

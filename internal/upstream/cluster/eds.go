@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -107,6 +108,9 @@ func decodeCLA(cla *endpointv3.ClusterLoadAssignment) ([]endpoint, error) {
 				}
 				e.weight = w.GetValue()
 			}
+			if e.hc, err = decodeHealthCheckConfig(path(at)+".endpoint.health_check_config", ep.GetHealthCheckConfig()); err != nil {
+				return nil, err
+			}
 			ap := netip.AddrPortFrom(e.ip, e.port)
 			if prev, dup := seen[ap]; dup {
 				return nil, fieldErr(path(at)+".endpoint.address", "%s is also %s", ap, path(prev))
@@ -138,11 +142,12 @@ func (c *Cluster) applyEndpoints(eps []endpoint, cla *endpointv3.ClusterLoadAssi
 	for _, e := range eps {
 		ap := netip.AddrPortFrom(e.ip, e.port)
 		h := old[ap]
-		if h != nil && h.Weight == e.weight && h.Hostname == e.hostname {
+		if h != nil && h.Weight == e.weight && h.Hostname == e.hostname && reflect.DeepEqual(h.HealthCheck, e.hc) {
 			delete(old, ap)
 			if h.HealthStatus() != e.health {
-				h.health.Store(int32(e.health))
-				rebuild = true
+				// Only a flag change alters the picks (HEALTHY ↔ UNKNOWN
+				// does not), but the status shows in admin either way.
+				rebuild = h.setEDSHealth(e.health) || rebuild
 			}
 		} else {
 			h = c.newHost(e, e.ip)

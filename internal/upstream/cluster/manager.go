@@ -20,9 +20,12 @@ import (
 // Options configure a Manager.
 type Options struct {
 	Stats *stats.Store
-	// NewPool creates a host's connection pool when the host is created;
-	// nil means hosts have no pool (tests).
-	NewPool func(*Cluster, *Host) HostPool
+	// Pools creates a host's connection pool when the host is created,
+	// by the cluster's protocol (HTTP/1, HTTP/2, auto; the wire protocols
+	// later); a protocol without a factory gives its hosts no pool.
+	Pools map[Protocol]PoolFactory
+	// NewPool, when set, is used for every protocol instead (tests).
+	NewPool PoolFactory
 	Logger  *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time

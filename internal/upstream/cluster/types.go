@@ -23,6 +23,9 @@ type Protocol uint8
 const (
 	HTTP1 Protocol = iota
 	HTTP2
+	// AutoHTTP is auto_config: ALPN chooses HTTP/2 or HTTP/1.1 per
+	// connection; without TLS it is HTTP/1.1, as in Envoy.
+	AutoHTTP
 )
 
 // Stats are a cluster's Envoy-named stats ("cluster.<name>.<stat>").
@@ -86,6 +89,9 @@ func (s *Stats) ConnectAttemptsExceeded() *stats.Counter {
 	return c
 }
 
+// PoolFactory makes the connection pool of host h of cluster c.
+type PoolFactory func(c *Cluster, h *Host) HostPool
+
 // HostPool is what a connection pool looks like to the cluster: the cluster
 // creates one per host through Options.NewPool and closes it when the host
 // leaves the cluster (the pool then closes its connections once idle).
@@ -101,6 +107,8 @@ type Host struct {
 	AddrPort netip.AddrPort // Address, parsed
 	Hostname string         // the DNS name it came from, if any (auto_host_rewrite)
 	Weight   uint32         // load_balancing_weight, 1 when unset
+	// HealthCheck is the endpoint's health_check_config, nil when unset.
+	HealthCheck *HealthCheckTarget
 
 	// ActiveRequests is read by LEAST_REQUEST and written by the router.
 	ActiveRequests atomic.Int64
@@ -113,6 +121,15 @@ type Host struct {
 	// health is the EDS health_status (a corev3.HealthStatus); an update
 	// that changes only it keeps the host and its pool.
 	health atomic.Int32
+	// flags are the HealthFlags set (EDS, active HC, outlier detection).
+	flags atomic.Uint32
+}
+
+// setEDSHealth records the EDS health_status and its flags; it reports
+// whether the flags changed.
+func (h *Host) setEDSHealth(s corev3.HealthStatus) bool {
+	h.health.Store(int32(s))
+	return h.setFlags(FailedEDSHealth|DegradedEDSHealth, edsFlags(s))
 }
 
 // Pool returns the host's connection pool.
@@ -120,29 +137,6 @@ func (h *Host) Pool() HostPool { return h.pool }
 
 // HealthStatus is the host's EDS health_status (UNKNOWN unless EDS said).
 func (h *Host) HealthStatus() corev3.HealthStatus { return corev3.HealthStatus(h.health.Load()) }
-
-// Healthy reports whether the load balancer uses the host: EDS health
-// HEALTHY or UNKNOWN. (DEGRADED hosts count as unhealthy: Legate has no
-// degraded tier.)
-func (h *Host) Healthy() bool {
-	switch h.HealthStatus() {
-	case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
-		return true
-	}
-	return false
-}
-
-// HealthFlags is the host's health as /clusters prints it: "healthy", or
-// Envoy's flag for an EDS status that takes it out of rotation.
-func (h *Host) HealthFlags() string {
-	switch h.HealthStatus() {
-	case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
-		return "healthy"
-	case corev3.HealthStatus_DEGRADED:
-		return "/degraded_eds_health"
-	}
-	return "/failed_eds_health"
-}
 
 // Settings are a cluster's connection settings, fixed at config time.
 type Settings struct {

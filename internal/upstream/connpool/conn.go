@@ -15,8 +15,15 @@ import (
 // first.
 func (p *Pool) dial(ctx context.Context) (net.Conn, *dialer.Conn, error) {
 	proto := dialer.HTTP1
-	if p.settings.Protocol == cluster.HTTP2 {
+	switch p.settings.Protocol {
+	case cluster.HTTP2:
 		proto = dialer.HTTP2
+	case cluster.AutoHTTP:
+		// Counted once ALPN has chosen (autoProtocol).
+		proto = dialer.Raw
+		if p.tlsConfig == nil {
+			proto = dialer.HTTP1
+		}
 	}
 	nc, raw, err := dialer.Dial(ctx, dialer.Target{
 		Stats: p.stats, Host: p.host, Settings: &p.settings, TLS: p.tlsConfig, Protocol: proto,

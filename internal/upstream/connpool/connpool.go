@@ -6,6 +6,13 @@
 // atomically published slice. A mutex guards only HTTP/2 dialing and the
 // slice's replacement, which happen per connection, not per request.
 //
+// No response reaches the wrong client: an HTTP/1.1 connection goes back
+// to the free list only when nothing is buffered after the response
+// (ClientConn.Stray), and is peeked at once more when taken from it
+// (checkIdle) — bytes or a close while idle discard it. HTTP/2
+// connections refuse response frames on streams never opened or already
+// reset by the upstream (h2guard). Both count upstream_cx_protocol_error.
+//
 // Not applied yet: per_connection_buffer_limit_bytes (the codecs use fixed
 // buffers) and circuit breakers; HTTP/2 upstreams carry no Upgrade.
 package connpool
@@ -44,7 +51,18 @@ type Pool struct {
 	// HTTP/2
 	h2t *h2.Transport
 	h2  h2state
+
+	// auto_config: which protocol ALPN chose (protoUnknown until the
+	// first connection is up).
+	auto  bool
+	proto atomic.Uint32
 }
+
+const (
+	protoUnknown uint32 = iota
+	protoH1
+	protoH2
+)
 
 // New returns a pool for host; it dials lazily. Everything derived from
 // the cluster's settings is computed here, once.
@@ -64,15 +82,25 @@ func New(c *cluster.Cluster, h *cluster.Host) *Pool {
 		if len(t.NextProtos) == 0 {
 			// With no alpn_protocols configured, Envoy offers the
 			// protocol the cluster is configured to speak.
-			if c.Settings.Protocol == cluster.HTTP2 {
+			switch c.Settings.Protocol {
+			case cluster.HTTP2:
 				t.NextProtos = []string{"h2"}
-			} else {
+			case cluster.AutoHTTP:
+				t.NextProtos = []string{"h2", "http/1.1"}
+			default:
 				t.NextProtos = []string{"http/1.1"}
 			}
 		}
 		p.tlsConfig = t
 	}
-	if c.Settings.Protocol == cluster.HTTP2 {
+	if c.Settings.Protocol == cluster.AutoHTTP {
+		p.auto = true
+		if p.tlsConfig == nil {
+			// No ALPN without TLS: HTTP/1.1.
+			p.proto.Store(protoH1)
+		}
+	}
+	if c.Settings.Protocol != cluster.HTTP1 {
 		p.h2t = h2.NewTransport(h2.ClientConfig{
 			MaxConcurrentStreams: c.Settings.H2MaxConcurrentStreams,
 			InitialStreamWindow:  c.Settings.H2InitialStreamWindow,
@@ -80,10 +108,18 @@ func New(c *cluster.Cluster, h *cluster.Host) *Pool {
 			IdleTimeout:          c.Settings.IdleTimeout,
 		})
 		p.h2.conns.Store(&[]*h2conn{})
-	} else {
+	}
+	if c.Settings.Protocol != cluster.HTTP2 {
 		p.idle = make(chan *h1conn, maxIdlePerHost)
 	}
 	return p
+}
+
+// Factories are the pool factories by cluster protocol that this package
+// serves: one pool type speaks HTTP/1.1, HTTP/2 and auto_config.
+func Factories() map[cluster.Protocol]cluster.PoolFactory {
+	f := func(c *cluster.Cluster, h *cluster.Host) cluster.HostPool { return New(c, h) }
+	return map[cluster.Protocol]cluster.PoolFactory{cluster.HTTP1: f, cluster.HTTP2: f, cluster.AutoHTTP: f}
 }
 
 // Host returns the host this pool dials.
@@ -103,6 +139,15 @@ func (p *Pool) Host() *cluster.Host { return p.host }
 // connection found closed before any response byte is replaced and the
 // request sent again once, when it has no body.
 func (p *Pool) RoundTrip(ctx context.Context, req *message.Request) (*message.Response, error) {
+	if p.auto {
+		switch p.proto.Load() {
+		case protoH1:
+			return p.roundTripH1(ctx, req)
+		case protoH2:
+			return p.roundTripH2(ctx, req)
+		}
+		return p.roundTripAuto(ctx, req)
+	}
 	if p.h2t != nil {
 		return p.roundTripH2(ctx, req)
 	}

@@ -140,14 +140,19 @@ func (p *Pool) getH1(ctx context.Context) (*h1conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &h1conn{p: p, nc: nc, cnt: cnt, cc: http1.NewClientConn(nc)}
-		c.wake = c.wakeup
-		if sc, ok := cnt.Raw().(syscall.Conn); ok {
-			c.raw, _ = sc.SyscallConn()
-			c.peekFn = c.peek
-		}
-		return c, nil
+		return p.newH1Conn(nc, cnt), nil
 	}
+}
+
+// newH1Conn wraps a dialled connection for HTTP/1.1.
+func (p *Pool) newH1Conn(nc net.Conn, cnt *dialer.Conn) *h1conn {
+	c := &h1conn{p: p, nc: nc, cnt: cnt, cc: http1.NewClientConn(nc)}
+	c.wake = c.wakeup
+	if sc, ok := cnt.Raw().(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+		c.peekFn = c.peek
+	}
+	return c
 }
 
 // roundTrip runs one exchange. stale reports a failure that a fresh

@@ -3,6 +3,7 @@ package connpool
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -108,12 +109,7 @@ func (p *Pool) dialH2(d *h2dial) {
 	nc, cnt, err := p.dial(context.Background())
 	var c *h2conn
 	if err == nil {
-		c = &h2conn{nc: cnt, guard: newH2Guard(p, nc)}
-		cnt.OnClose(func() { p.removeH2(c) })
-		c.cc, err = p.h2t.NewClientConn(c.guard)
-		if err != nil {
-			err = streamError(err)
-		}
+		c, err = p.newH2Conn(nc, cnt)
 	}
 	p.h2.mu.Lock()
 	if err == nil {
@@ -128,6 +124,25 @@ func (p *Pool) dialH2(d *h2dial) {
 	p.h2.mu.Unlock()
 	d.c, d.err = c, err
 	close(d.done)
+}
+
+// newH2Conn starts HTTP/2 on a dialled connection.
+func (p *Pool) newH2Conn(nc net.Conn, cnt *dialer.Conn) (*h2conn, error) {
+	c := &h2conn{nc: cnt, guard: newH2Guard(p, nc)}
+	cnt.OnClose(func() { p.removeH2(c) })
+	var err error
+	if c.cc, err = p.h2t.NewClientConn(c.guard); err != nil {
+		return nil, streamError(err)
+	}
+	return c, nil
+}
+
+// addH2 publishes a connection made outside dialH2 (auto_config).
+func (p *Pool) addH2(c *h2conn) {
+	p.h2.mu.Lock()
+	list := append(slices.Clone(*p.h2.conns.Load()), c)
+	p.h2.conns.Store(&list)
+	p.h2.mu.Unlock()
 }
 
 // removeH2 drops a closed connection from the published slice.
