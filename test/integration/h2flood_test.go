@@ -345,8 +345,12 @@ func TestH2MalformedRequest(t *testing.T) {
 		if r.statuses[id] != "200" {
 			t.Fatalf("good request after malformed ones: status %q", r.statuses[id])
 		}
-		if n := up.Requests.Load(); n != 1 {
-			t.Errorf("upstream saw %d requests, want 1 (the good one)", n)
+		// The two content-length cases have valid headers, which may
+		// already be forwarded when the body's DATA arrives (as in Envoy,
+		// the mismatch shows only at the body's end; the upstream request
+		// is then reset). Nothing else may reach the upstream.
+		if n := up.Requests.Load(); n < 1 || n > 3 {
+			t.Errorf("upstream saw %d requests, want the good one plus at most the two content-length cases", n)
 		}
 		if n := l.Counter(t, "http2.rx_messaging_error"); n != len(cases) {
 			t.Errorf("http2.rx_messaging_error = %d, want %d", n, len(cases))
@@ -368,8 +372,9 @@ func TestH2MalformedRequest(t *testing.T) {
 				t.Errorf("%s: GOAWAY %v status %q, want GOAWAY(PROTOCOL_ERROR) and no response", c.name, r.goAway, r.statuses[1])
 			}
 		}
-		if n := up.Requests.Load(); n != 0 {
-			t.Errorf("upstream saw %d requests", n)
+		// Only the content-length cases may have been forwarded (see above).
+		if n := up.Requests.Load(); n > 2 {
+			t.Errorf("upstream saw %d requests, want at most the two content-length cases", n)
 		}
 		if n := l.Counter(t, "http.h2.downstream_cx_protocol_error"); n != len(cases) {
 			t.Errorf("downstream_cx_protocol_error = %d, want %d", n, len(cases))

@@ -1247,6 +1247,11 @@ stats_config:
 			t.Fatalf("promlint: %v", err)
 		}
 		for _, p := range problems {
+			// Envoy's names keep their units (…_length_ms, …_time_ms):
+			// dashboards query them, so promlint's unit advice is not taken.
+			if strings.Contains(p.Text, "abbreviated units") {
+				continue
+			}
 			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 		}
 		parser := expfmt.NewTextParser(model.LegacyValidation)

@@ -427,13 +427,16 @@ func (w *respWriter) WriteHeader(status int, h message.Headers, contentLength in
 	}
 	w.s.info.ResponseCode = status
 	w.header = h
-	if status >= 200 || status == 101 {
-		cfg.Stats.recordStatus(status)
-	}
 	if w.s.sc != nil && w.s.c.draining() {
 		w.s.sc.CloseAfterResponse()
 	}
-	return w.inner.WriteHeader(status, h, contentLength)
+	err := w.inner.WriteHeader(status, h, contentLength)
+	// A response the codec could not start (the client reset the stream:
+	// a malformed body, a RST_STREAM) is no response code of ours.
+	if err == nil && (status >= 200 || status == 101) {
+		cfg.Stats.recordStatus(status)
+	}
+	return err
 }
 
 func (w *respWriter) Write(p []byte) (int, error) {
