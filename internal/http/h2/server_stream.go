@@ -478,6 +478,15 @@ func (rw *responseWriter) WriteHeader(status int, h message.Headers, contentLeng
 		sc.queueHeadersLocked(rw.st.id, false)
 		return nil
 	}
+	// A stream already reset (the client's malformed body, RST_STREAM)
+	// gets no response, and the caller learns so.
+	sc := rw.st.sc
+	sc.mu.Lock()
+	reset, err := rw.st.reset, rw.st.err
+	sc.mu.Unlock()
+	if reset {
+		return err
+	}
 	rw.wrote = true
 	rw.status, rw.header, rw.contentLength = status, h, contentLength
 	return nil
