@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	"github.com/legate-proxy/legate/internal/formatter"
 	"github.com/legate-proxy/legate/internal/stats"
 )
@@ -223,7 +225,7 @@ func TestTimerFlush(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "timer.log")
 	ls := fileLoggers(t, m, path, `%RESPONSE_CODE%\n`)
 	ls.Log(httpContext())
-	waitFor(t, func() bool { return readFile(t, path) == "201\n" })
+	testutil.WaitFor(t, "the log to be written", func() bool { return readFile(t, path) == "201\n" })
 	if counter(st, "filesystem.flushed_by_timer") == 0 {
 		t.Fatal("flushed_by_timer not counted")
 	}
@@ -237,20 +239,9 @@ func TestFlushWhenFull(t *testing.T) {
 	for range 70 {
 		ls.Log(nil)
 	}
-	waitFor(t, func() bool { return counter(st, "filesystem.write_completed") > 0 })
+	testutil.WaitFor(t, "the log to be written", func() bool { return counter(st, "filesystem.write_completed") > 0 })
 	if counter(st, "filesystem.flushed_by_timer") != 0 {
 		t.Fatal("flushed by the timer, not by size")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 20 s")
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -218,17 +220,6 @@ func newClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 20 * time.Second}
 }
 
-// waitFor polls cond: drains and warming finish on their own goroutines.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 // TestLDSModifyKeepsSocketAndDrainsOldConnections: a modified listener on
 // the same address keeps its port; new connections get the new config,
 // a keep-alive connection accepted before keeps the old config for its
@@ -267,7 +258,7 @@ func TestLDSModifyKeepsSocketAndDrainsOldConnections(t *testing.T) {
 	if body, _ := get(t, old, url); body != "v2" {
 		t.Fatalf("after reconnect: %q, want v2", body)
 	}
-	waitFor(t, "the old version to finish draining", func() bool { return h.gauge("total_listeners_draining") == 0 })
+	testutil.WaitFor(t, "the old version to finish draining", func() bool { return h.gauge("total_listeners_draining") == 0 })
 	for stat, want := range map[string]uint64{"listener_modified": 1, "listener_in_place_updated": 1, "listener_create_success": 2} {
 		if got := h.counter(stat); got != want {
 			t.Errorf("%s = %d, want %d", stat, got, want)
@@ -439,7 +430,7 @@ func TestDrainTimeClosesIdleConnections(t *testing.T) {
 	if err := h.sub.watch(t, "r1").w.Watcher.Update(&xds.Update{Version: "a", Resources: []xds.Resource{{Name: "r1", Message: routeConfig("r1", "v1")}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "l1 to go live", func() bool { return h.m.Addrs()["l1"] != nil })
+	testutil.WaitFor(t, "l1 to go live", func() bool { return h.m.Addrs()["l1"] != nil })
 	c, err := net.Dial("tcp", h.m.Addrs()["l1"].String())
 	if err != nil {
 		t.Fatal(err)
@@ -461,8 +452,8 @@ func TestDrainTimeClosesIdleConnections(t *testing.T) {
 	} else if errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatal("idle connection was not closed at the end of the drain time")
 	}
-	waitFor(t, "the RDS watch of the old version to be released", func() bool { return h.sub.live("r1") == 0 })
-	waitFor(t, "draining to end", func() bool { return h.gauge("total_listeners_draining") == 0 })
+	testutil.WaitFor(t, "the RDS watch of the old version to be released", func() bool { return h.sub.live("r1") == 0 })
+	testutil.WaitFor(t, "draining to end", func() bool { return h.gauge("total_listeners_draining") == 0 })
 }
 
 // TestWarmingWaitsForRDS: a listener using RDS warms until its route
@@ -499,7 +490,7 @@ func TestWarmingWaitsForRDS(t *testing.T) {
 	if err := w.w.Watcher.Update(&xds.Update{Version: "a", Resources: []xds.Resource{{Name: "r1", Message: routeConfig("r1", "routes-a")}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "LDS to initialize", func() bool {
+	testutil.WaitFor(t, "LDS to initialize", func() bool {
 		select {
 		case <-h.m.LDSInitialized():
 			return true
@@ -542,7 +533,7 @@ func TestWarmingWaitsForRDS(t *testing.T) {
 	if err := h.sub.watch(t, "r2").w.Watcher.Update(&xds.Update{InitialFetchTimeout: true}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "l2 to go live", func() bool { return h.m.Addrs()["l2"] != nil })
+	testutil.WaitFor(t, "l2 to go live", func() bool { return h.m.Addrs()["l2"] != nil })
 	resp, err := client.Get(h.url(t, "l2"))
 	if err != nil {
 		t.Fatal(err)
@@ -552,7 +543,7 @@ func TestWarmingWaitsForRDS(t *testing.T) {
 		t.Fatalf("status %d without a route table, want 404", resp.StatusCode)
 	}
 	h.files.Flush()
-	waitFor(t, "the access log line", func() bool {
+	testutil.WaitFor(t, "the access log line", func() bool {
 		h.files.Flush()
 		b, _ := os.ReadFile(logPath)
 		return strings.TrimSpace(string(b)) == "404 NR"
@@ -658,7 +649,7 @@ func TestReplacedWhileWarming(t *testing.T) {
 	if err := h.sub.watch(t, "r2").w.Watcher.Update(&xds.Update{Version: "a", Resources: []xds.Resource{{Name: "r2", Message: routeConfig("r2", "second")}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "l1 to go live", func() bool { return h.m.Addrs()["l1"] != nil })
+	testutil.WaitFor(t, "l1 to go live", func() bool { return h.m.Addrs()["l1"] != nil })
 	if body, _ := get(t, newClient(), h.url(t, "l1")); body != "second" {
 		t.Fatalf("got %q", body)
 	}
@@ -708,7 +699,7 @@ func TestWarmingListenerRefusesConnections(t *testing.T) {
 	if err := w.w.Watcher.Update(&xds.Update{Version: "a", Resources: []xds.Resource{{Name: "rw", Message: routeConfig("rw", "live")}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the listener to go live", func() bool { _, ok := h.m.Addrs()["w1"]; return ok })
+	testutil.WaitFor(t, "the listener to go live", func() bool { _, ok := h.m.Addrs()["w1"]; return ok })
 	if body, _ := get(t, newClient(), "http://"+addr+"/"); body != "live" {
 		t.Fatalf("got %q", body)
 	}
@@ -736,7 +727,7 @@ func TestLDSRenameTakesOverAddress(t *testing.T) {
 	}
 	// The kept-alive connection belongs to the removed listener: it is
 	// told to close, and the client's next connection reaches the new one.
-	waitFor(t, "the new listener to answer", func() bool { body, _ := get(t, client, url); return body == "new" })
+	testutil.WaitFor(t, "the new listener to answer", func() bool { body, _ := get(t, client, url); return body == "new" })
 	if got := h.counter("listener_removed"); got != 1 {
 		t.Errorf("listener_removed = %d", got)
 	}

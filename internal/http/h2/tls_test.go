@@ -2,40 +2,15 @@ package h2
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"net"
 	"testing"
-	"time"
+
+	"github.com/legate-proxy/legate/internal/testutil"
 
 	"github.com/legate-proxy/legate/internal/http/message"
 )
-
-func selfSigned(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 // TestServeTLSALPN serves a TLS connection that negotiated "h2": requests
 // carry scheme https.
@@ -45,7 +20,7 @@ func TestServeTLSALPN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	srvCfg := &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, NextProtos: []string{"h2", "http/1.1"}}
+	srvCfg := &tls.Config{Certificates: []tls.Certificate{testutil.SelfSigned(t, "localhost")}, NextProtos: []string{"h2", "http/1.1"}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

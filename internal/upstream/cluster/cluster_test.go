@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
@@ -94,18 +96,6 @@ func newManager(t *testing.T, y string, opts Options) *Manager {
 	}
 	t.Cleanup(m.Close)
 	return m
-}
-
-// waitFor polls cond; the deadline is generous for a loaded machine.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func waitInit(t *testing.T, m *Manager) {
@@ -451,7 +441,7 @@ func TestStrictDNS(t *testing.T) {
 
 	// The answer changes: hosts follow; survivors keep their identity.
 	d.set("service1", "127.0.0.12", "127.0.0.13", "127.0.0.14")
-	waitFor(t, "hosts to follow DNS", func() bool {
+	testutil.WaitFor(t, "hosts to follow DNS", func() bool {
 		return slices.Equal(hostAddrs(c), []string{"127.0.0.12:8080", "127.0.0.13:8080", "127.0.0.14:8080"})
 	})
 	for _, h := range c.Hosts() {
@@ -471,7 +461,7 @@ func TestStrictDNS(t *testing.T) {
 	// The server fails: the last good hosts stay.
 	failures := counter(st, "cluster.svc.update_failure")
 	d.setServfail(true)
-	waitFor(t, "two failed updates", func() bool { return counter(st, "cluster.svc.update_failure") >= failures+2 })
+	testutil.WaitFor(t, "two failed updates", func() bool { return counter(st, "cluster.svc.update_failure") >= failures+2 })
 	if got := hostAddrs(c); len(got) != 3 {
 		t.Fatalf("hosts after DNS failure = %v, want the last good 3", got)
 	}
@@ -506,7 +496,7 @@ func TestStrictDNSRespectsTTL(t *testing.T) {
 	waitInit(t, m)
 	c := m.Get("svc")
 	d.set("service1", "127.0.0.21", "127.0.0.22")
-	waitFor(t, "TTL-driven refresh", func() bool {
+	testutil.WaitFor(t, "TTL-driven refresh", func() bool {
 		return slices.Equal(hostAddrs(c), []string{"127.0.0.21:8080", "127.0.0.22:8080"})
 	})
 }
@@ -563,14 +553,14 @@ func TestLogicalDNS(t *testing.T) {
 	// Only the order of the other addresses changes: same host.
 	d.set("service1", "127.0.0.11", "127.0.0.13")
 	q := d.queries.Load()
-	waitFor(t, "two more resolutions", func() bool { return d.queries.Load() >= q+2 })
+	testutil.WaitFor(t, "two more resolutions", func() bool { return d.queries.Load() >= q+2 })
 	if c.Hosts()[0] != first {
 		t.Fatal("logical host replaced although its first address stayed")
 	}
 
 	// The first address changes: new connections go to the new address.
 	d.set("service1", "127.0.0.12")
-	waitFor(t, "new address", func() bool { return slices.Equal(hostAddrs(c), []string{"127.0.0.12:8080"}) })
+	testutil.WaitFor(t, "new address", func() bool { return slices.Equal(hostAddrs(c), []string{"127.0.0.12:8080"}) })
 	if !rec.pools[0].closed.Load() {
 		t.Fatal("old logical host's pool not closed")
 	}

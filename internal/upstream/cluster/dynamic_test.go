@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -363,7 +365,7 @@ endpoints:
 `))); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "activation", func() bool { return ref.Load() != nil })
+	testutil.WaitFor(t, "activation", func() bool { return ref.Load() != nil })
 	c := ref.Load()
 	if !isClosed(m.CDSInitialized()) || gauge(st, "cluster_manager.warming_clusters") != 0 || gauge(st, "cluster_manager.active_clusters") != 2 {
 		t.Fatal("activation bookkeeping")
@@ -485,7 +487,7 @@ func TestEDSReplaceKeepsOldUntilWarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := m.Ref("svc")
-	waitFor(t, "activation", func() bool { return ref.Load() != nil })
+	testutil.WaitFor(t, "activation", func() bool { return ref.Load() != nil })
 	old := ref.Load()
 
 	// New version reads another service name: it warms while old serves.
@@ -508,11 +510,11 @@ func TestEDSReplaceKeepsOldUntilWarm(t *testing.T) {
 	if err := sub.one(t, "svc-v2").Watcher.Update(eds("e2", parseCLA(t, fmt.Sprintf(cla, "svc-v2", "10.0.0.2")))); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "replacement", func() bool { return ref.Load() != old })
+	testutil.WaitFor(t, "replacement", func() bool { return ref.Load() != old })
 	if got := hostAddrs(ref.Load()); !slices.Equal(got, []string{"10.0.0.2:80"}) {
 		t.Fatalf("hosts = %v", got)
 	}
-	waitFor(t, "old cluster stopped", func() bool { return len(sub.live("svc")) == 0 })
+	testutil.WaitFor(t, "old cluster stopped", func() bool { return len(sub.live("svc")) == 0 })
 	if !old.Hosts()[0].pool.(*fakePool).closed.Load() {
 		t.Fatal("replaced cluster's pool not closed")
 	}
@@ -531,7 +533,7 @@ func TestEDSInitialFetchTimeoutAndSubscribeError(t *testing.T) {
 	if err := sub.one(t, "svc").Watcher.Update(&xds.Update{InitialFetchTimeout: true}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "activation without endpoints", func() bool { return m.Get("svc") != nil })
+	testutil.WaitFor(t, "activation without endpoints", func() bool { return m.Get("svc") != nil })
 	if len(m.Get("svc").Hosts()) != 0 || m.Get("svc").Pick(nil) != nil {
 		t.Fatal("a cluster that timed out has no hosts")
 	}
@@ -618,7 +620,7 @@ func TestCDSStrictDNSWarmsAfterResolution(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := m.Ref("dnsc")
-	waitFor(t, "DNS cluster active", func() bool { return ref.Load() != nil })
+	testutil.WaitFor(t, "DNS cluster active", func() bool { return ref.Load() != nil })
 	if got := hostAddrs(ref.Load()); !slices.Equal(got, []string{"127.0.0.5:80"}) {
 		t.Fatalf("hosts = %v", got)
 	}
@@ -741,7 +743,7 @@ endpoints:
 `))); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "activation", func() bool { return m.Get("svc") != nil })
+	testutil.WaitFor(t, "activation", func() bool { return m.Get("svc") != nil })
 	seen := map[string]bool{}
 	for range 30 {
 		seen[m.Get("svc").Pick(nil).Address] = true
@@ -776,8 +778,8 @@ func TestCDSClusterWarmedBeforeStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Start(context.Background())
-	waitFor(t, "the warm cluster to go live", func() bool { return m.Ref("svc").Load() != nil })
-	waitFor(t, "CDS initialization", func() bool { return isClosed(m.CDSInitialized()) })
+	testutil.WaitFor(t, "the warm cluster to go live", func() bool { return m.Ref("svc").Load() != nil })
+	testutil.WaitFor(t, "CDS initialization", func() bool { return isClosed(m.CDSInitialized()) })
 }
 
 // A rejected first EDS update ends warming, as Envoy lets start-up go on
@@ -793,7 +795,7 @@ func TestEDSRejectedFirstUpdateEndsWarming(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "endpoints[0].priority") {
 		t.Fatalf("error = %v", err)
 	}
-	waitFor(t, "activation without endpoints", func() bool { return m.Get("svc") != nil })
+	testutil.WaitFor(t, "activation without endpoints", func() bool { return m.Get("svc") != nil })
 	if len(m.Get("svc").Hosts()) != 0 {
 		t.Fatal("a refused assignment must not add hosts")
 	}
@@ -814,7 +816,7 @@ func TestCDSBackToActiveWhileWarming(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := m.Ref("svc")
-	waitFor(t, "activation", func() bool { return ref.Load() != nil })
+	testutil.WaitFor(t, "activation", func() bool { return ref.Load() != nil })
 	old := ref.Load()
 	if err := cds.Update(sotw("2", parseClusters(t,
 		`[{name: svc, type: EDS, eds_cluster_config: {service_name: svc-v2, eds_config: {ads: {}}}}]`))); err != nil {
@@ -836,8 +838,8 @@ func TestCDSBackToActiveWhileWarming(t *testing.T) {
 	if err := ws[1].Watcher.Update(eds("e1", parseCLA(t, fmt.Sprintf(cla, "svc")))); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the copy to take over", func() bool { return ref.Load() != old && ref.Load() != nil })
-	waitFor(t, "the old cluster's watch to close", func() bool { return len(sub.live("svc")) == 1 })
+	testutil.WaitFor(t, "the copy to take over", func() bool { return ref.Load() != old && ref.Load() != nil })
+	testutil.WaitFor(t, "the old cluster's watch to close", func() bool { return len(sub.live("svc")) == 1 })
 	if gauge(st, "cluster_manager.warming_clusters") != 0 || ref.Load().version != "3" {
 		t.Fatal("state after the copy went live")
 	}

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 
 	"github.com/legate-proxy/legate/internal/http/message"
 	"github.com/legate-proxy/legate/internal/stats"
@@ -84,22 +84,6 @@ func (u *upstream) counts() (open, closed int) {
 	return u.open, u.closed
 }
 
-func staticCluster(name string, addrs ...*net.TCPAddr) *clusterv3.Cluster {
-	var lbs []*endpointv3.LbEndpoint
-	for _, a := range addrs {
-		lbs = append(lbs, &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-				Address: a.IP.String(), PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(a.Port)},
-			}}},
-		}}})
-	}
-	return &clusterv3.Cluster{
-		Name:                 name,
-		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
-		LoadAssignment:       &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lbs}}},
-	}
-}
-
 func cdsFull(version string, cs ...*clusterv3.Cluster) *xds.Update {
 	u := &xds.Update{Version: version, Full: true}
 	for _, c := range cs {
@@ -154,7 +138,7 @@ func TestCDSSwapsUpstreams(t *testing.T) {
 	if _, err := get(t, ref, "/"); err == nil {
 		t.Fatal("request to an unknown cluster succeeded")
 	}
-	if err := m.CDS().Update(cdsFull("1", staticCluster("web", a.addr))); err != nil {
+	if err := m.CDS().Update(cdsFull("1", testutil.StaticCluster("web", a.addr))); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
@@ -165,7 +149,7 @@ func TestCDSSwapsUpstreams(t *testing.T) {
 	if open, _ := a.counts(); open != 1 {
 		t.Fatalf("keep-alive: %d connections to A, want 1", open)
 	}
-	if err := m.CDS().Update(cdsFull("2", staticCluster("web", b.addr))); err != nil {
+	if err := m.CDS().Update(cdsFull("2", testutil.StaticCluster("web", b.addr))); err != nil {
 		t.Fatal(err)
 	}
 	if body, err := get(t, ref, "/"); err != nil || body != "B" {
@@ -193,7 +177,7 @@ func TestRemovedClusterFinishesInFlight(t *testing.T) {
 	a := newUpstream(t, "A")
 	m, _ := newPoolManager(t)
 	ref := m.Ref("web")
-	if err := m.CDS().Update(cdsFull("1", staticCluster("web", a.addr))); err != nil {
+	if err := m.CDS().Update(cdsFull("1", testutil.StaticCluster("web", a.addr))); err != nil {
 		t.Fatal(err)
 	}
 	type result struct {

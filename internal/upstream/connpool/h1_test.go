@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	"github.com/legate-proxy/legate/internal/http/message"
 	"github.com/legate-proxy/legate/internal/testutil/loopback"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
@@ -376,7 +378,7 @@ func TestH1IdleTimeoutClosesConnection(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("idle connection not closed")
 	}
-	waitFor(t, "destroy stats", func() bool { return p.counter("upstream_cx_destroy_local") == 1 })
+	testutil.WaitFor(t, "destroy stats", func() bool { return p.counter("upstream_cx_destroy_local") == 1 })
 }
 
 func TestH1ContextCancelResetsConnection(t *testing.T) {

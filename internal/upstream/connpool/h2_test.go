@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
@@ -233,7 +235,7 @@ func TestH2GoAwayReplacesConnection(t *testing.T) {
 		}
 		// Let the client see the GOAWAY before the next request, so the
 		// test is about replacement rather than about the race.
-		waitFor(t, "GOAWAY seen", func() bool {
+		testutil.WaitFor(t, "GOAWAY seen", func() bool {
 			for _, c := range *p.h2.conns.Load() {
 				if c.cc.CanTakeNewRequest() {
 					return false
@@ -275,7 +277,7 @@ func TestH2PoolCloseDrains(t *testing.T) {
 	}
 	readAll(t, resp)
 	p.Close()
-	waitFor(t, "connection closed after pool Close", func() bool { return p.h.CxActive.Load() == 0 })
+	testutil.WaitFor(t, "connection closed after pool Close", func() bool { return p.h.CxActive.Load() == 0 })
 	if n := ln.accepted.Load(); n != 1 {
 		t.Fatalf("accepted %d", n)
 	}
@@ -297,7 +299,7 @@ func TestH2IdleTimeoutAndHead(t *testing.T) {
 	if resp.Body != nil || resp.ContentLength != 1234 {
 		t.Fatalf("HEAD: body %v, content-length %d", resp.Body, resp.ContentLength)
 	}
-	waitFor(t, "idle h2 connection closed", func() bool { return p.h.CxActive.Load() == 0 })
+	testutil.WaitFor(t, "idle h2 connection closed", func() bool { return p.h.CxActive.Load() == 0 })
 	if n := len(*p.h2.conns.Load()); n != 0 {
 		t.Fatalf("%d connections still listed", n)
 	}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	"github.com/legate-proxy/legate/internal/testutil/loopback"
 	"github.com/legate-proxy/legate/internal/upstream/cluster"
 )
@@ -96,7 +98,7 @@ func TestH1StrayBytesNeverReachTheNextRequest(t *testing.T) {
 				hs.late <- tc.late
 				// The stray bytes must have reached our socket before the
 				// next request takes the connection.
-				waitFor(t, "stray bytes on the idle connection", func() bool {
+				testutil.WaitFor(t, "stray bytes on the idle connection", func() bool {
 					c := <-p.idle
 					defer func() { p.idle <- c }()
 					return c.peekSocket() == idleData
@@ -142,7 +144,7 @@ func TestH1IdleCloseDetectedBeforeReuse(t *testing.T) {
 		}
 		readAll(t, resp)
 		if i == 0 {
-			waitFor(t, "the upstream's FIN", func() bool {
+			testutil.WaitFor(t, "the upstream's FIN", func() bool {
 				c := <-p.idle
 				defer func() { p.idle <- c }()
 				return c.peekSocket() == idleClosed

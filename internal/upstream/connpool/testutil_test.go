@@ -87,16 +87,3 @@ func readRequestHead(br *bufio.Reader) (string, error) {
 		}
 	}
 }
-
-// waitFor polls cond for up to 10 s; for effects that have no event to
-// wait on (a peer noticing a close).
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}

@@ -1,44 +1,20 @@
 package tcp_proxy
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/legate-proxy/legate/internal/testutil"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
-
-func selfSigned(t *testing.T, name string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: name},
-		DNSNames:     []string{name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 // tlsCluster is clusterPB with an UpstreamTlsContext sending sni.
 func tlsCluster(t *testing.T, name, sni string, addrs ...string) *clusterv3.Cluster {
@@ -55,7 +31,7 @@ func tlsCluster(t *testing.T, name, sni string, addrs ...string) *clusterv3.Clus
 // TestTLSUpstream originates TLS to the upstream: the downstream speaks
 // plain TCP, the upstream sees a TLS session with the cluster's SNI.
 func TestTLSUpstream(t *testing.T) {
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{selfSigned(t, "backend.test")}})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{testutil.SelfSigned(t, "backend.test")}})
 	if err != nil {
 		t.Fatal(err)
 	}
