@@ -46,12 +46,20 @@ func (r idleResult) perConn() float64 {
 	return float64(r.idle-r.before) / float64(r.conns)
 }
 
-// raiseNoFile lifts the soft descriptor limit to the hard one; the proxies
-// started afterwards inherit it.
+// raiseNoFile lifts the descriptor limit (to 2^20 when allowed to raise the
+// hard limit, as root; else the soft limit to the hard one); the proxies
+// started afterwards inherit it. haproxy wants two descriptors per
+// connection it may hold.
 func raiseNoFile() (uint64, error) {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return 0, err
+	}
+	if rl.Max < 1<<20 {
+		up := syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up) == nil {
+			return up.Cur, nil
+		}
 	}
 	rl.Cur = rl.Max
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {

@@ -107,7 +107,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return fmt.Errorf("wrk not found (apt-get install wrk): %w", err)
 		}
 	case "idle":
-		maxConns = o.idleConns + 4096
+		maxConns = o.idleConns + 512
 	case "rapid-reset":
 	default:
 		return fmt.Errorf("unknown --scenario %q (throughput, idle or rapid-reset)", o.scenario)

@@ -131,7 +131,17 @@ func Dial(ctx context.Context, t Target) (net.Conn, *Conn, error) {
 		return c, c, nil
 	}
 	tc := tls.Client(c, t.TLS)
-	if err := tc.HandshakeContext(dctx); err != nil {
+	// A deadline, not HandshakeContext: on cancel that closes the
+	// connection from its own goroutine, which would count a destroy for a
+	// connection that never opened.
+	dl, _ := dctx.Deadline()
+	raw.SetDeadline(dl)
+	err = tc.Handshake()
+	raw.SetDeadline(time.Time{})
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
 		// The connection never counted as open for the destroy stats,
 		// only as a connect failure.
 		c.closed.Store(true)
