@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
 )
 
 // TestEdgeBestPractices runs Envoy's edge-best-practices/edge.yaml with
