@@ -16,7 +16,6 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"golang.org/x/net/http2"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -243,7 +242,9 @@ func TestParkedHTTP2Connection(t *testing.T) {
 	base := parked(t)
 	var dials atomic.Int64
 	var last net.Conn
-	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+	protos := new(http.Protocols)
+	protos.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: protos, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		dials.Add(1)
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		last = c
