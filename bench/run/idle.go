@@ -77,17 +77,13 @@ func runIdle(ctx context.Context, o options, out io.Writer, dir string, upPort i
 		return fmt.Errorf("--idle-conns %d needs more descriptors than RLIMIT_NOFILE allows (%d)", o.idleConns, limit)
 	}
 	fmt.Fprintf(out, "idle: %d keep-alive connections per proxy and protocol, one request each, then quiet\n\n", o.idleConns)
-	byName := map[string]proxy{}
-	for _, p := range proxies(o) {
-		byName[p.name] = p
+	selected, err := selectedProxies(o)
+	if err != nil {
+		return err
 	}
 	var results []idleResult
-	for _, name := range strings.Split(o.only, ",") {
-		name = strings.TrimSpace(name)
-		p, ok := byName[name]
-		if !ok {
-			return fmt.Errorf("unknown proxy %q (have legate, nginx, haproxy)", name)
-		}
+	for _, p := range selected {
+		name := p.name
 		for _, proto := range []string{"http/1.1", "h2c"} {
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -176,17 +176,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		fmt.Fprintf(out, "; unpinned\n\n")
 	}
 
-	byName := map[string]proxy{}
-	for _, p := range proxies(o) {
-		byName[p.name] = p
+	selected, err := selectedProxies(o)
+	if err != nil {
+		return err
 	}
 	var results []result
-	for _, name := range strings.Split(o.only, ",") {
-		name = strings.TrimSpace(name)
-		p, ok := byName[name]
-		if !ok {
-			return fmt.Errorf("unknown proxy %q (have legate, nginx, haproxy)", name)
-		}
+	for _, p := range selected {
+		name := p.name
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // proxy is one contender: how to configure and start it with one worker,
@@ -197,4 +198,22 @@ backend upstream
 		return nil, err
 	}
 	return []string{bin, "-f", path, "-db"}, nil
+}
+
+// selectedProxies are the proxies --proxies names, in its order.
+func selectedProxies(o options) ([]proxy, error) {
+	byName := map[string]proxy{}
+	for _, p := range proxies(o) {
+		byName[p.name] = p
+	}
+	var out []proxy
+	for _, name := range strings.Split(o.only, ",") {
+		name = strings.TrimSpace(name)
+		p, ok := byName[name]
+		if !ok {
+			return nil, fmt.Errorf("unknown proxy %q (have legate, nginx, haproxy)", name)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

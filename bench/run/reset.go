@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -81,17 +80,13 @@ func runReset(ctx context.Context, o options, out io.Writer, dir string, pinned 
 	}
 	defer up.srv.Close()
 	fmt.Fprintf(out, "rapid reset: up to %d HEADERS+RST_STREAM pairs on one h2c connection; upstream answers after %s\n\n", o.resets, o.resetDelay)
-	byName := map[string]proxy{}
-	for _, p := range proxies(o) {
-		byName[p.name] = p
+	selected, err := selectedProxies(o)
+	if err != nil {
+		return err
 	}
 	var results []resetResult
-	for _, name := range strings.Split(o.only, ",") {
-		name = strings.TrimSpace(name)
-		p, ok := byName[name]
-		if !ok {
-			return fmt.Errorf("unknown proxy %q (have legate, nginx, haproxy)", name)
-		}
+	for _, p := range selected {
+		name := p.name
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -64,8 +64,11 @@ func StaticClusterYAML(name, extra string, addrs ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "- name: %s\n  connect_timeout: 1s\n", name)
 	if extra != "" {
-		for _, line := range strings.Split(strings.TrimRight(extra, "\n"), "\n") {
-			b.WriteString("  " + line + "\n")
+		for _, line := range strings.Split(strings.Trim(extra, "\n"), "\n") {
+			if strings.TrimSpace(line) != "" {
+				line = "  " + line
+			}
+			b.WriteString(line + "\n")
 		}
 	}
 	fmt.Fprintf(&b, "  load_assignment:\n    cluster_name: %s\n    endpoints:\n    - lb_endpoints:\n", name)

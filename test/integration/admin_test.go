@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -17,7 +19,7 @@ func TestStatsAndAdmin(t *testing.T) {
 	t.Parallel()
 	up := startUpstream(t, "svc", nil)
 	l := startLegate(t, bootstrapYAML([]string{listenerYAML("main", "stat_prefix: ingress\n"+routeAll("svc"), "")},
-		[]string{staticCluster("svc", "", up.Addr)}), nil)
+		[]string{testutil.StaticClusterYAML("svc", "", up.Addr)}), nil)
 
 	for i := 0; i < 5; i++ {
 		if resp, body := httpGet(t, l.URL("main", "/traffic")); resp.StatusCode != 200 {

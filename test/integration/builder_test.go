@@ -3,6 +3,8 @@ package integration
 import (
 	"fmt"
 	"strings"
+
+	"github.com/legate-proxy/legate/internal/testutil"
 )
 
 // Config builders: fragments are written at indent 0 and indented here, so
@@ -41,29 +43,13 @@ func listenerYAML(name, hcm, tlsCtx string) string {
 	return b.String()
 }
 
-// staticCluster is a STATIC cluster of host:port addresses plus extra
-// cluster fields.
-func staticCluster(name, extra string, addrs ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "- name: %s\n  connect_timeout: 1s\n", name)
-	if extra != "" {
-		b.WriteString(indent(extra, 2) + "\n")
-	}
-	fmt.Fprintf(&b, "  load_assignment:\n    cluster_name: %s\n    endpoints:\n    - lb_endpoints:\n", name)
-	for _, a := range addrs {
-		host, port, _ := strings.Cut(a, ":")
-		fmt.Fprintf(&b, "      - endpoint:\n          address:\n            socket_address: {address: %s, port_value: %s}\n", host, port)
-	}
-	return b.String()
-}
-
 // dnsCluster is a STRICT_DNS cluster resolving name:port through d.
 func dnsCluster(name string, d *DNSServer, extra, host string, port int) string {
 	e := "type: STRICT_DNS\ndns_lookup_family: V4_ONLY\n" + d.resolverYAML()
 	if extra != "" {
 		e += "\n" + extra
 	}
-	return staticCluster(name, e, fmt.Sprintf("%s:%d", host, port))
+	return testutil.StaticClusterYAML(name, e, fmt.Sprintf("%s:%d", host, port))
 }
 
 // bootstrapYAML assembles listeners and clusters (admin is added by

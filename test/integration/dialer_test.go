@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/legate-proxy/legate/internal/testutil"
 )
 
 // TestUpstreamBindConfig: upstream_bind_config's source address is what
@@ -14,7 +16,7 @@ func TestUpstreamBindConfig(t *testing.T) {
 	up := startUpstream(t, "bound", nil)
 	l := startLegate(t, bootstrapYAML(
 		[]string{listenerYAML("http", routeAll("bound"), "")},
-		[]string{staticCluster("bound", `upstream_bind_config:
+		[]string{testutil.StaticClusterYAML("bound", `upstream_bind_config:
   source_address: {address: 127.0.0.2, port_value: 0}
   socket_options: [{level: 1, name: 7, int_value: 65536}]`, up.Addr)}), nil)
 	_, body := httpGet(t, l.URL("http", "/"))
@@ -49,7 +51,7 @@ func TestAutoConfigALPN(t *testing.T) {
 	}
 	h2up, h1up := start("h2", true), start("h1", false)
 	auto := func(name, addr string) string {
-		return staticCluster(name, "typed_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"+
+		return testutil.StaticClusterYAML(name, "typed_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"+
 			"    \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n"+
 			"    auto_config: {http2_protocol_options: {}}\n"+
 			"transport_socket:\n  name: envoy.transport_sockets.tls\n  typed_config:\n"+

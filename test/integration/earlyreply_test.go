@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/legate-proxy/legate/internal/testutil"
 )
 
 // An upstream may answer before it has read the whole request body (an
@@ -56,7 +58,7 @@ func TestEarlyUpstreamResponse(t *testing.T) {
 	}()
 
 	l := startLegate(t, bootstrapYAML([]string{listenerYAML("main", routeAll("up"), "")},
-		[]string{staticCluster("up", "", up.Addr().String())}), nil)
+		[]string{testutil.StaticClusterYAML("up", "", up.Addr().String())}), nil)
 
 	chunk := bytes.Repeat([]byte("x"), 32<<10)
 	for i := range 20 {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	zmodel "github.com/openzipkin/zipkin-go/model"
 )
 
@@ -84,7 +86,7 @@ use_remote_address: true
 		listenerYAML("external", routes("up")+`internal_address_config:
   cidr_ranges: [{address_prefix: 10.0.0.0, prefix_len: 8}]`, ""),
 		withRouter(listenerYAML("quiet", routes("up2"), ""), "suppress_envoy_headers: true\ndynamic_stats: false"),
-	}, []string{staticCluster("up", "", up.Addr), staticCluster("up2", "", up.Addr)}), nil)
+	}, []string{testutil.StaticClusterYAML("up", "", up.Addr), testutil.StaticClusterYAML("up2", "", up.Addr)}), nil)
 
 	c := newClient()
 	send := func(listener, path string, h ...string) (*http.Response, string, time.Duration) {
@@ -261,7 +263,7 @@ access_log:
 	l := startLegate(t, bootstrapYAML([]string{
 		listenerYAML("trusted", hcm(true), ""),
 		listenerYAML("untrusted", hcm(false), ""),
-	}, []string{staticCluster("up", "", up.Addr)}), nil)
+	}, []string{testutil.StaticClusterYAML("up", "", up.Addr)}), nil)
 	c := newClient()
 	send := func(listener string, h ...string) (*http.Response, string) {
 		req := mustReq(t, "GET", l.URL(listener, "/"), nil)
@@ -303,7 +305,7 @@ func TestTracingEgressSpanKind(t *testing.T) {
 	egress := listenerYAML("egress", zipkinTracing("", "")+decoratedRoutes, "")
 	egress = strings.Replace(egress, "\n", "\n  traffic_direction: OUTBOUND\n", 1)
 	l := startLegate(t, nodeYAML+bootstrapYAML([]string{egress},
-		[]string{staticCluster("svc", "", up.Addr), staticCluster("zipkin", "", col.Addr)}), nil)
+		[]string{testutil.StaticClusterYAML("svc", "", up.Addr), testutil.StaticClusterYAML("zipkin", "", col.Addr)}), nil)
 	resp, body := do(t, newClient(), mustReq(t, "GET", l.URL("egress", "/out"), nil))
 	if resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -29,7 +31,7 @@ func h2Legate(t *testing.T, h2opts string, runtime string) (*Legate, *Upstream) 
 	if h2opts != "" {
 		hcm += "\nhttp2_protocol_options:\n" + indent(h2opts, 2)
 	}
-	cfg := bootstrapYAML([]string{listenerYAML("h2", hcm, "")}, []string{staticCluster("up", "", up.Addr)})
+	cfg := bootstrapYAML([]string{listenerYAML("h2", hcm, "")}, []string{testutil.StaticClusterYAML("up", "", up.Addr)})
 	if runtime != "" {
 		cfg += "layered_runtime:\n  layers:\n  - name: static\n    static_layer:\n" + indent(runtime, 6) + "\n"
 	}

@@ -3,6 +3,8 @@ package integration
 import (
 	"regexp"
 	"testing"
+
+	"github.com/legate-proxy/legate/internal/testutil"
 )
 
 // TestH2Load is a smoke test under concurrency: h2load sends 1000 requests
@@ -12,7 +14,7 @@ func TestH2Load(t *testing.T) {
 	h2load := needTool(t, "h2load")
 	up := startUpstream(t, "load", nil)
 	l := startLegate(t, bootstrapYAML([]string{listenerYAML("http", routeAll("up"), "")},
-		[]string{staticCluster("up", "", up.Addr)}), nil)
+		[]string{testutil.StaticClusterYAML("up", "", up.Addr)}), nil)
 	out, stderr, err := runCmd(t, h2load, "-n", "1000", "-c", "1", "-m", "10", l.URL("http", "/load"))
 	if err != nil {
 		t.Fatalf("h2load: %v\n%s\n%s", err, out, stderr)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	"golang.org/x/net/http2"
 )
 
@@ -22,7 +24,7 @@ func TestH2SlowHeaders(t *testing.T) {
 	)
 	up := startUpstream(t, "up", nil)
 	hcm := "request_headers_timeout: 2s\n" + routeAll("up")
-	l := startLegate(t, bootstrapYAML([]string{listenerYAML("slow", hcm, "")}, []string{staticCluster("up", "", up.Addr)}), nil)
+	l := startLegate(t, bootstrapYAML([]string{listenerYAML("slow", hcm, "")}, []string{testutil.StaticClusterYAML("up", "", up.Addr)}), nil)
 	addr := l.Addr("slow")
 
 	var wg sync.WaitGroup

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/legate-proxy/legate/internal/testutil"
 )
 
 // TestHashPolicyStickiness: RING_HASH and MAGLEV clusters with the route's
@@ -35,8 +37,8 @@ func TestHashPolicyStickiness(t *testing.T) {
 	l := startLegate(t, bootstrapYAML(
 		[]string{listenerYAML("http", routes, "")},
 		[]string{
-			staticCluster("ring", "lb_policy: RING_HASH\nring_hash_lb_config: {minimum_ring_size: 512}", addrs...),
-			staticCluster("maglev", "lb_policy: MAGLEV", addrs...),
+			testutil.StaticClusterYAML("ring", "lb_policy: RING_HASH\nring_hash_lb_config: {minimum_ring_size: 512}", addrs...),
+			testutil.StaticClusterYAML("maglev", "lb_policy: MAGLEV", addrs...),
 		}), nil)
 	upstreamOf := func(path string, hdr ...string) (string, *http.Response) {
 		t.Helper()

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/legate-proxy/legate/internal/testutil"
 )
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -164,12 +166,12 @@ func TestHCM(t *testing.T) {
 		listenerYAML("mtls", routes, tlsCert(true, "  validation_context:\n    trusted_ca:\n      inline_string: "+
 			inlineYAML(pki.CAPEM, "        ")+"\nrequire_client_certificate: true")),
 	}, []string{
-		staticCluster("echo", "", echo.Addr),
-		staticCluster("h2up", "typed_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"+
+		testutil.StaticClusterYAML("echo", "", echo.Addr),
+		testutil.StaticClusterYAML("h2up", "typed_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"+
 			"    \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n"+
 			"    explicit_http_config: {http2_protocol_options: {}}", h2up.Addr),
-		staticCluster("upg", "", upg.Addr),
-		staticCluster("stream", "", stream.Addr),
+		testutil.StaticClusterYAML("upg", "", upg.Addr),
+		testutil.StaticClusterYAML("stream", "", stream.Addr),
 	})
 	l := startLegate(t, cfg, nil)
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -90,7 +92,7 @@ static_resources:
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
   clusters:
-`+indent(staticCluster("body", "", up.Addr), 2)+`
+`+indent(testutil.StaticClusterYAML("body", "", up.Addr), 2)+`
 `, nil)
 
 	// Within the virtual host's limit: buffered, so it goes with a length.
@@ -167,7 +169,7 @@ static_resources:
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
   clusters:
-`+indent(staticCluster("body", "", up.Addr), 2)+`
+`+indent(testutil.StaticClusterYAML("body", "", up.Addr), 2)+`
 `, nil)
 	if resp, body := chunkedPost(t, l.URL("web", "/"), "hello"); resp.StatusCode != 200 || body != "hello" {
 		t.Fatalf("disabled filter ran: %d %q", resp.StatusCode, body)
@@ -224,8 +226,8 @@ static_resources:
           - name: envoy.filters.http.router
             typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
   clusters:
-`+indent(staticCluster("ok", "", up.Addr), 2)+`
-`+indent(staticCluster("dead", "", "127.0.0.1:"+strconv.Itoa(closedPort(t))), 2)+`
+`+indent(testutil.StaticClusterYAML("ok", "", up.Addr), 2)+`
+`+indent(testutil.StaticClusterYAML("dead", "", "127.0.0.1:"+strconv.Itoa(closedPort(t))), 2)+`
 `, nil)
 }
 

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	"github.com/legate-proxy/legate/internal/testutil/loopback"
 )
 
@@ -135,7 +137,7 @@ func TestSNIChainsAndPassthrough(t *testing.T) {
 			{Name: "b", Match: `server_names: ["*.b.test"]`, Filters: []string{hcmFilter("b", "b", "")}, TLS: certTLS(certB)},
 			{Name: "pass", Match: "server_names: [pass.test]", Filters: []string{tcpProxyFilter("pass", "pass", "")}},
 		}, "")},
-		[]string{staticCluster("a", "", upA.Addr), staticCluster("b", "", upB.Addr), staticCluster("pass", "", upPass.Addr)})
+		[]string{testutil.StaticClusterYAML("a", "", upA.Addr), testutil.StaticClusterYAML("b", "", upB.Addr), testutil.StaticClusterYAML("pass", "", upPass.Addr)})
 	l := startLegate(t, cfg, nil)
 
 	get := func(name string) (Echo, *x509Name) {
@@ -194,7 +196,7 @@ func TestALPNAndHTTPInspectorChains(t *testing.T) {
 				{Match: "application_protocols: [h2c]", Filters: []string{hcmFilter("plain_h2", "h2", "")}},
 				{Match: "application_protocols: [http/1.1]", Filters: []string{hcmFilter("plain_h1", "h1", "")}},
 			}, ""),
-	}, []string{staticCluster("h2", "", upH2.Addr), staticCluster("h1", "", upH1.Addr)})
+	}, []string{testutil.StaticClusterYAML("h2", "", upH2.Addr), testutil.StaticClusterYAML("h1", "", upH1.Addr)})
 	l := startLegate(t, cfg, nil)
 
 	fetch := func(c *http.Client, url string) (string, string) {
@@ -244,7 +246,7 @@ rules:
 		{Name: "two", Match: "source_prefix_ranges: [{address_prefix: 127.0.0.2, prefix_len: 32}]", Filters: []string{hcmFilter("two", "a", "")}},
 		{Name: "wide", Match: "source_prefix_ranges: [{address_prefix: 127.0.0.0, prefix_len: 29}]", Filters: []string{deny, hcmFilter("wide", "b", "")}},
 	}, "default_filter_chain:\n  filters:\n"+indent(hcmFilter("dflt", "default", ""), 2))},
-		[]string{staticCluster("a", "", upA.Addr), staticCluster("b", "", upB.Addr), staticCluster("default", "", upD.Addr)})
+		[]string{testutil.StaticClusterYAML("a", "", upA.Addr), testutil.StaticClusterYAML("b", "", upB.Addr), testutil.StaticClusterYAML("default", "", upD.Addr)})
 	l := startLegate(t, cfg, nil)
 	for src, want := range map[string]string{"127.0.0.2": "a", "127.0.0.3": "b", "127.0.0.9": "default"} {
 		resp, err := clientFrom(src).Get(l.URL("src", "/"))
@@ -276,7 +278,7 @@ func TestProxyProtocolFromHAProxy(t *testing.T) {
 	cfg := bootstrapYAML([]string{multiChainListener("pp", []string{pp}, []chain{
 		{Match: "source_prefix_ranges: [{address_prefix: 127.0.0.2, prefix_len: 32}]", Filters: []string{hcmFilter("pp", "up", "use_remote_address: true")}},
 		{Filters: []string{hcmFilter("pp_other", "other", "use_remote_address: true")}},
-	}, "")}, []string{staticCluster("up", "", up.Addr), staticCluster("other", "", other.Addr)})
+	}, "")}, []string{testutil.StaticClusterYAML("up", "", up.Addr), testutil.StaticClusterYAML("other", "", other.Addr)})
 	l := startLegate(t, cfg, nil)
 
 	v1, v2 := freeListenPort(t), freeListenPort(t)
@@ -370,7 +372,7 @@ func TestFilterChainOnlyUpdateUnderLoad(t *testing.T) {
 	}
 	writeLDS("1")
 	cfg := "dynamic_resources:\n  lds_config:\n    path_config_source: {path: " + lds + "}\nstatic_resources:\n  clusters:\n" +
-		indent(staticCluster("up", "", up.Addr), 2) + "\n"
+		indent(testutil.StaticClusterYAML("up", "", up.Addr), 2) + "\n"
 	l := startLegate(t, cfg, nil)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	eventually(t, 10*time.Second, "the LDS listener", func() bool {
@@ -466,7 +468,7 @@ func TestListenerFiltersTimeout(t *testing.T) {
 	cfg := bootstrapYAML([]string{
 		multiChainListener("close", inspector, chains, "listener_filters_timeout: 0.5s\n"+dflt),
 		multiChainListener("cont", inspector, chains, "listener_filters_timeout: 0.5s\ncontinue_on_listener_filters_timeout: true\n"+dflt),
-	}, []string{staticCluster("banner", "", banner)})
+	}, []string{testutil.StaticClusterYAML("banner", "", banner)})
 	l := startLegate(t, cfg, nil)
 
 	read := func(name string) (string, time.Duration) {

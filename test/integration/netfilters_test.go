@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	"github.com/legate-proxy/legate/internal/testutil/loopback"
 	"github.com/legate-proxy/legate/test/legatetest"
 )
@@ -187,7 +189,7 @@ func TestNetworkRBACBeforeTCPProxy(t *testing.T) {
       permissions: [{destination_port_range: {start: 1, end: 65536}}]
       principals: [{direct_remote_ip: {address_prefix: 127.0.0.1, prefix_len: 32}}]`)),
 			tcpProxyFilter("shadow", "spy", fileAccessLog(tcpLog, shadowFormat))}, "", fileAccessLog(listenerLog, shadowFormat)),
-	}, []string{staticCluster("spy", "", spy.Addr), staticCluster("firstbytespy", "", firstByteSpy.Addr)})
+	}, []string{testutil.StaticClusterYAML("spy", "", spy.Addr), testutil.StaticClusterYAML("firstbytespy", "", firstByteSpy.Addr)})
 	l := startLegate(t, cfg, nil)
 
 	if got := try(t, dialer(l.Addr("allow")), "hello"); got != "hello" {
@@ -244,7 +246,7 @@ shadow_rules:
       permissions: [{destination_port: 1}]
       principals: [{any: true}]`)), hcmFilter("shadow", "web",
 			fileAccessLog(hcmLog, "%RESPONSE_CODE% %DYNAMIC_METADATA(envoy.filters.network.rbac:shadow_engine_result)% %DYNAMIC_METADATA(envoy.filters.network.rbac)%\n"))}, "", ""),
-	}, []string{staticCluster("web", "", web.Addr)})
+	}, []string{testutil.StaticClusterYAML("web", "", web.Addr)})
 	l := startLegate(t, cfg, nil)
 
 	if _, err := newClient().Get(l.URL("deny", "/")); err == nil {
@@ -287,7 +289,7 @@ func TestNetworkRBACAuthenticated(t *testing.T) {
       principals:
       - authenticated: {principal_name: {exact: frontend.svc.test}}
       - authenticated: {principal_name: {exact: CN=batch-job}}`)), tcpProxyFilter("mtls", "spy", "")}, tlsCtx, ""),
-	}, []string{staticCluster("spy", "", spy.Addr)})
+	}, []string{testutil.StaticClusterYAML("spy", "", spy.Addr)})
 	l := startLegate(t, cfg, nil)
 	dialAs := func(cert Issued) func() (net.Conn, error) {
 		return func() (net.Conn, error) {
@@ -368,7 +370,7 @@ func TestNetworkLocalRateLimit(t *testing.T) {
 				"stat_prefix: disabled\ntoken_bucket: {max_tokens: 1, fill_interval: 3600s}\nruntime_enabled: {default_value: true, runtime_key: netfilters.lrl_enabled}"),
 			tcpProxyFilter("disabled", "spy", ""),
 		}, "", ""),
-	}, []string{staticCluster("spy", "", spy.Addr)}) + `
+	}, []string{testutil.StaticClusterYAML("spy", "", spy.Addr)}) + `
 layered_runtime:
   layers:
   - name: static
@@ -420,7 +422,7 @@ func TestNetworkConnectionLimit(t *testing.T) {
 			netFilter("envoy.filters.network.connection_limit", connectionLimitType, "stat_prefix: slow\nmax_connections: 1\ndelay: 0.2s"),
 			tcpProxyFilter("delayed", "spy", ""),
 		}, "", ""),
-	}, []string{staticCluster("spy", "", spy.Addr)})
+	}, []string{testutil.StaticClusterYAML("spy", "", spy.Addr)})
 	l := startLegate(t, cfg, nil)
 
 	release := make(chan struct{})
@@ -472,9 +474,9 @@ func TestSNICluster(t *testing.T) {
 		netFilter("envoy.filters.network.sni_cluster", sniClusterType, ""),
 		tcpProxyFilter("sni", "fallback", fileAccessLog(logPath, "%REQUESTED_SERVER_NAME% %FILTER_STATE(envoy.tcp_proxy.cluster:PLAIN)% %FILTER_STATE(envoy.tcp_proxy.cluster)% %UPSTREAM_CLUSTER% %RESPONSE_FLAGS%\n")),
 	})}, []string{
-		staticCluster("alpha.test", "", namedTCP(t, "alpha")),
-		staticCluster("beta.test", "", namedTCP(t, "beta")),
-		staticCluster("fallback", "", namedTCP(t, "fallback")),
+		testutil.StaticClusterYAML("alpha.test", "", namedTCP(t, "alpha")),
+		testutil.StaticClusterYAML("beta.test", "", namedTCP(t, "beta")),
+		testutil.StaticClusterYAML("fallback", "", namedTCP(t, "fallback")),
 	})
 	l := startLegate(t, cfg, nil)
 	dialSNI := func(sni string) func() (net.Conn, error) {
@@ -521,7 +523,7 @@ func TestNetworkFilterChainValidation(t *testing.T) {
 		{[]string{netFilter("envoy.filters.network.rbac", rbacType, "stat_prefix: r\nrules: {policies: {p: {permissions: [{header: {name: x, present_match: true}}], principals: [{any: true}]}}}"), tcpProxyFilter("a", "c", "")},
 			"header: field is not supported"},
 	} {
-		cfg, _ := renderConfig(t, bootstrapYAML([]string{chainListener("l", tt.filters, "", "")}, []string{staticCluster("c", "", "127.0.0.1:1")}), nil)
+		cfg, _ := renderConfig(t, bootstrapYAML([]string{chainListener("l", tt.filters, "", "")}, []string{testutil.StaticClusterYAML("c", "", "127.0.0.1:1")}), nil)
 		out, err := runLegateValidate(t, cfg)
 		if err == nil || !strings.Contains(out, tt.want) {
 			t.Errorf("validate: %v\n%s\nwant it to contain %q", err, out, tt.want)

@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	zmodel "github.com/openzipkin/zipkin-go/model"
 	"github.com/openzipkin/zipkin-go/proto/zipkin_proto3"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -331,7 +333,7 @@ func TestTracingZipkin(t *testing.T) {
 		listenerYAML("forced", "use_remote_address: true\n"+zipkinTracing("random_sampling: {value: 0}", "")+decoratedRoutes, ""),
 		listenerYAML("proto", zipkinTracing("", "collector_endpoint: /api/v2/spans.proto\ncollector_endpoint_version: HTTP_PROTO\ntrace_context_option: USE_B3_WITH_W3C_PROPAGATION")+decoratedRoutes, ""),
 	}
-	clusters := []string{staticCluster("svc", "", up.Addr), staticCluster("zipkin", "", col.Addr)}
+	clusters := []string{testutil.StaticClusterYAML("svc", "", up.Addr), testutil.StaticClusterYAML("zipkin", "", col.Addr)}
 	l := startLegate(t, nodeYAML+bootstrapYAML(listeners, clusters), nil)
 	fill := func(listener string) func() { return filler(l, listener) }
 
@@ -588,9 +590,9 @@ func TestTracingOpenTelemetry(t *testing.T) {
   - header: {key: x-collector-token, value: it-secret}`)+routeAll("svc"), ""),
 	}
 	clusters := []string{
-		staticCluster("svc", "", up.Addr),
-		staticCluster("otlp", h2Options, grpcAddr),
-		staticCluster("otlp_http", "", httpUp.Addr),
+		testutil.StaticClusterYAML("svc", "", up.Addr),
+		testutil.StaticClusterYAML("otlp", h2Options, grpcAddr),
+		testutil.StaticClusterYAML("otlp_http", "", httpUp.Addr),
 	}
 	l := startLegate(t, nodeYAML+bootstrapYAML(listeners, clusters), nil)
 	fill := func(listener string) func() { return filler(l, listener) }
@@ -706,7 +708,7 @@ func TestTracingDeadCollector(t *testing.T) {
 	dead := closedPort(t)
 	cfg := nodeYAML + bootstrapYAML(
 		[]string{listenerYAML("main", zipkinTracing("", "")+routeAll("svc"), "")},
-		[]string{staticCluster("svc", "", up.Addr), staticCluster("zipkin", "", "127.0.0.1:"+itoa(dead))})
+		[]string{testutil.StaticClusterYAML("svc", "", up.Addr), testutil.StaticClusterYAML("zipkin", "", "127.0.0.1:"+itoa(dead))})
 	l := startLegate(t, cfg, nil)
 	// Five spans fill a report (min_flush_spans).
 	for i := range 6 {
@@ -731,7 +733,7 @@ func benchProxy(b *testing.B, hcm string, clusters ...string) {
 	up := startUpstream(b, "svc", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	}))
-	clusters = append(clusters, staticCluster("svc", "", up.Addr))
+	clusters = append(clusters, testutil.StaticClusterYAML("svc", "", up.Addr))
 	l := startLegate(b, nodeYAML+bootstrapYAML([]string{listenerYAML("main", hcm+routeAll("svc"), "")}, clusters), nil)
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
 	defer c.CloseIdleConnections()
@@ -762,7 +764,7 @@ func BenchmarkProxyNoTracing(b *testing.B) { benchProxy(b, "") }
 // that refuses connections; compare with BenchmarkProxyLiveCollector (the
 // cost of tracing itself) and BenchmarkProxyNoTracing.
 func BenchmarkProxyDeadCollector(b *testing.B) {
-	benchProxy(b, zipkinTracing("", ""), staticCluster("zipkin", "", "127.0.0.1:"+itoa(closedPort(b))))
+	benchProxy(b, zipkinTracing("", ""), testutil.StaticClusterYAML("zipkin", "", "127.0.0.1:"+itoa(closedPort(b))))
 }
 
 // BenchmarkProxyHungCollector traces to a collector that accepts
@@ -785,13 +787,13 @@ func BenchmarkProxyHungCollector(b *testing.B) {
 			go func() { defer conns.Done(); _, _ = io.Copy(io.Discard, c); c.Close() }()
 		}
 	}()
-	benchProxy(b, zipkinTracing("", ""), staticCluster("zipkin", "", ln.Addr().String()))
+	benchProxy(b, zipkinTracing("", ""), testutil.StaticClusterYAML("zipkin", "", ln.Addr().String()))
 }
 
 // BenchmarkProxyLiveCollector traces every request to a working collector.
 func BenchmarkProxyLiveCollector(b *testing.B) {
 	col := startZipkin(b)
-	benchProxy(b, zipkinTracing("", ""), staticCluster("zipkin", "", col.Addr))
+	benchProxy(b, zipkinTracing("", ""), testutil.StaticClusterYAML("zipkin", "", col.Addr))
 }
 
 // ---------------------------------------------------------------------------
@@ -868,7 +870,7 @@ func TestAccessLogs(t *testing.T) {
       match: {prefix: "/app"}
       route: {cluster: svc}`
 	l := startLegate(t, bootstrapYAML([]string{listenerYAML("main", hcm, "")},
-		[]string{staticCluster("svc", h2Options, up.Addr)}), nil)
+		[]string{testutil.StaticClusterYAML("svc", h2Options, up.Addr)}), nil)
 
 	year := strconv.Itoa(time.Now().Year())
 	c := newClient()
@@ -1035,7 +1037,7 @@ func TestAccessLogUnwritable(t *testing.T) {
 	logPath := filepath.Join(sub, "access.log")
 	const f = `text_format_source: {inline_string: "%REQ(:PATH)%\n"}`
 	hcm := "access_log:\n" + fileLogger("/dev/full", f, "") + fileLogger(logPath, f, "") + routeAll("svc")
-	l := startLegate(t, bootstrapYAML([]string{listenerYAML("main", hcm, "")}, []string{staticCluster("svc", "", up.Addr)}), nil)
+	l := startLegate(t, bootstrapYAML([]string{listenerYAML("main", hcm, "")}, []string{testutil.StaticClusterYAML("svc", "", up.Addr)}), nil)
 
 	get := func(path string) {
 		t.Helper()
@@ -1185,7 +1187,7 @@ stats_config:
       - prefix: cluster.svc.upstream_cx_connect_ms
 `
 	cfg += bootstrapYAML([]string{listenerYAML("main", "stat_prefix: ingress\n"+routeAll("svc"), "")},
-		[]string{staticCluster("svc", "", up.Addr)})
+		[]string{testutil.StaticClusterYAML("svc", "", up.Addr)})
 	l := startLegate(t, cfg, nil)
 	const n = 7
 	for i := range n {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/legate-proxy/legate/internal/testutil"
 )
 
 // rawRoundTrip sends one raw HTTP/1.1 request and returns the response
@@ -60,7 +62,7 @@ path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT
 strip_matching_host_port: true`, ""),
 		listenerYAML("forward", routes+`normalize_path: true
 path_with_escaped_slashes_action: UNESCAPE_AND_FORWARD`, ""),
-	}, []string{staticCluster("up", "", up.Addr)}), nil)
+	}, []string{testutil.StaticClusterYAML("up", "", up.Addr)}), nil)
 
 	get := func(listener, target, host string) (*http.Response, string) {
 		return rawRoundTrip(t, l.Addr(listener), "GET "+target+" HTTP/1.1\r\nHost: "+host+"\r\n\r\n")

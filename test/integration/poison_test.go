@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -100,7 +102,7 @@ func TestUpstreamResponsePoisoning(t *testing.T) {
 	up := startHostileUpstream(t, evil, late)
 	l := startLegate(t, bootstrapYAML(
 		[]string{listenerYAML("http", routeAll("hostile"), "")},
-		[]string{staticCluster("hostile", "", up.addr)}), nil)
+		[]string{testutil.StaticClusterYAML("hostile", "", up.addr)}), nil)
 
 	cases := []struct{ name, method, status string }{
 		{"pipelined", "GET", "200"},
@@ -256,7 +258,7 @@ func TestUpstreamH2ResponsePoisoning(t *testing.T) {
 			up := startHostileH2Upstream(t)
 			l := startLegate(t, bootstrapYAML(
 				[]string{listenerYAML("http", routeAll("hostile"), "")},
-				[]string{staticCluster("hostile", "typed_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"+
+				[]string{testutil.StaticClusterYAML("hostile", "typed_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"+
 					"    \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n"+
 					"    explicit_http_config: {http2_protocol_options: {}}", up.addr)}), nil)
 			resp, body := do(t, newClient(), mustReq(t, "GET", l.URL("http", "/evil/"+mode), nil))

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/legate-proxy/legate/internal/testutil"
 )
 
 const routingRoutes = `
@@ -128,11 +130,11 @@ func TestRouting(t *testing.T) {
 	dns := startDNS(t)
 	dns.Set("auto.test", "127.0.0.1")
 	l := startLegate(t, bootstrapYAML([]string{listenerYAML("http", routingRoutes, "")}, []string{
-		staticCluster("a", "", a.Addr),
-		staticCluster("b", "", b.Addr),
+		testutil.StaticClusterYAML("a", "", a.Addr),
+		testutil.StaticClusterYAML("b", "", b.Addr),
 		dnsCluster("dnsa", dns, "", "auto.test", a.Port),
 		dnsCluster("empty", dns, "", "nothing.test", 80),
-		staticCluster("refused", "", "127.0.0.1:"+itoa(closedPort(t))),
+		testutil.StaticClusterYAML("refused", "", "127.0.0.1:"+itoa(closedPort(t))),
 	}), nil)
 
 	get := func(t *testing.T, host, path string, hdr ...string) (*http.Response, string) {

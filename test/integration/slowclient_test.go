@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/legate-proxy/legate/internal/testutil"
 )
 
 // Slow and idle clients (issue 9, item 3): header blocks trickled byte by
@@ -27,7 +29,7 @@ func TestSlowloris(t *testing.T) {
 	)
 	up := startUpstream(t, "up", nil)
 	cfg := bootstrapYAML([]string{chainListener("edge", []string{hcmFilter("edge", "up", "request_headers_timeout: 2s")}, "", "")},
-		[]string{staticCluster("up", "", up.Addr)})
+		[]string{testutil.StaticClusterYAML("up", "", up.Addr)})
 	l := startLegate(t, cfg, nil)
 	addr := l.Addr("edge")
 
@@ -141,7 +143,7 @@ func TestConnectionLimits(t *testing.T) {
 	cfg := bootstrapYAML([]string{
 		chainListener("one", []string{hcmFilter("one", "up", "")}, "", ""),
 		chainListener("two", []string{hcmFilter("two", "up", "")}, "", ""),
-	}, []string{staticCluster("up", "", up.Addr)}) + `
+	}, []string{testutil.StaticClusterYAML("up", "", up.Addr)}) + `
 layered_runtime:
   layers:
   - name: static
@@ -189,7 +191,7 @@ layered_runtime:
 func TestOverloadStopAcceptingRequests(t *testing.T) {
 	up := startUpstream(t, "up", nil)
 	cfg := bootstrapYAML([]string{chainListener("edge", []string{hcmFilter("edge", "up", "")}, "", "")},
-		[]string{staticCluster("up", "", up.Addr)}) + `
+		[]string{testutil.StaticClusterYAML("up", "", up.Addr)}) + `
 overload_manager:
   refresh_interval: 0.1s
   resource_monitors:

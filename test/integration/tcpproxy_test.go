@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	"github.com/legate-proxy/legate/internal/testutil/loopback"
 	"github.com/legate-proxy/legate/test/legatetest"
 )
@@ -100,11 +102,11 @@ weighted_clusters:
   - {name: wb, weight: 1}`, ""),
 	}
 	clusters := []string{
-		staticCluster("echo", "", echo.Addr),
-		staticCluster("flaky", "", "127.0.0.1:"+itoa(dead), echo.Addr),
-		staticCluster("dead", "", "127.0.0.1:"+itoa(dead)),
-		staticCluster("wa", "", echo.Addr),
-		staticCluster("wb", "", echo.Addr),
+		testutil.StaticClusterYAML("echo", "", echo.Addr),
+		testutil.StaticClusterYAML("flaky", "", "127.0.0.1:"+itoa(dead), echo.Addr),
+		testutil.StaticClusterYAML("dead", "", "127.0.0.1:"+itoa(dead)),
+		testutil.StaticClusterYAML("wa", "", echo.Addr),
+		testutil.StaticClusterYAML("wb", "", echo.Addr),
 	}
 	l := startLegate(t, bootstrapYAML(listeners, clusters), nil)
 
@@ -205,7 +207,7 @@ func TestTCPProxyTLSPassthrough(t *testing.T) {
 	}()
 	cfg := bootstrapYAML(
 		[]string{tcpProxyListener("pass", "stat_prefix: pass\ncluster: backend", "")},
-		[]string{staticCluster("backend", "", ln.Addr().String())},
+		[]string{testutil.StaticClusterYAML("backend", "", ln.Addr().String())},
 	)
 	l := startLegate(t, cfg, nil)
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", l.Addr("pass"),
@@ -274,9 +276,9 @@ func TestTCPProxyAccessLogs(t *testing.T) {
 			indent(fileAccessLog(httpConnLog, "conn %CONNECTION_ID% %BYTES_RECEIVED% %BYTES_SENT%\n"), 2)+"\n  filter_chains:", 1),
 	}
 	clusters := []string{
-		staticCluster("echo", "", echo.Addr),
-		staticCluster("dead", "", "127.0.0.1:"+itoa(dead)),
-		staticCluster("web", "", httpUp.Addr),
+		testutil.StaticClusterYAML("echo", "", echo.Addr),
+		testutil.StaticClusterYAML("dead", "", "127.0.0.1:"+itoa(dead)),
+		testutil.StaticClusterYAML("web", "", httpUp.Addr),
 	}
 	l := startLegate(t, bootstrapYAML(listeners, clusters), nil)
 

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/legate-proxy/legate/internal/testutil"
 )
 
 // TestStaticSecretsAndSANs: a listener takes its certificate and its
@@ -23,7 +25,7 @@ func TestStaticSecretsAndSANs(t *testing.T) {
 common_tls_context:
   tls_certificate_sds_secret_configs: [{name: server_cert}]
   validation_context_sds_secret_config: {name: clients}`),
-	}, []string{staticCluster("echo", "", echo.Addr)}) + `
+	}, []string{testutil.StaticClusterYAML("echo", "", echo.Addr)}) + `
   secrets:
   - name: server_cert
     tls_certificate:

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/legate-proxy/legate/internal/testutil"
 )
 
 func TestUntrustedDownstream(t *testing.T) {
@@ -41,7 +43,7 @@ common_http_protocol_options:
 	l := startLegate(t, bootstrapYAML([]string{
 		listenerYAML("reject", hcm("REJECT_REQUEST"), ""),
 		listenerYAML("drop", hcm("DROP_HEADER"), ""),
-	}, []string{staticCluster("up", "", up.Addr)}), nil)
+	}, []string{testutil.StaticClusterYAML("up", "", up.Addr)}), nil)
 
 	manyHeaders := ""
 	for i := 0; i < 25; i++ {

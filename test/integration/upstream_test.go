@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legate-proxy/legate/internal/testutil"
+
 	"github.com/legate-proxy/legate/internal/testutil/loopback"
 )
 
@@ -99,21 +101,21 @@ func TestUpstreams(t *testing.T) {
 `
 	l := startLegate(t, bootstrapYAML([]string{listenerYAML("http", routes, "")}, []string{
 		dnsCluster("rr", dns, "lb_policy: ROUND_ROBIN\ndns_refresh_rate: 0.2s", "svc.test", svcPort),
-		staticCluster("lr", "lb_policy: LEAST_REQUEST", lbAddrs...),
-		staticCluster("random", "lb_policy: RANDOM", lbAddrs...),
-		staticCluster("flaky", "", good.Addr, bad.Addr),
-		staticCluster("halfdead", "", dead, good.Addr),
-		staticCluster("sleepy", "", sleepy.Addr),
-		staticCluster("h2explicit", "typed_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"+
+		testutil.StaticClusterYAML("lr", "lb_policy: LEAST_REQUEST", lbAddrs...),
+		testutil.StaticClusterYAML("random", "lb_policy: RANDOM", lbAddrs...),
+		testutil.StaticClusterYAML("flaky", "", good.Addr, bad.Addr),
+		testutil.StaticClusterYAML("halfdead", "", dead, good.Addr),
+		testutil.StaticClusterYAML("sleepy", "", sleepy.Addr),
+		testutil.StaticClusterYAML("h2explicit", "typed_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n"+
 			"    \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n"+
 			"    explicit_http_config: {http2_protocol_options: {}}", h2up.Addr),
-		staticCluster("h2legacy", "http2_protocol_options: {}", h2up.Addr),
-		staticCluster("tls", "transport_socket:\n  name: envoy.transport_sockets.tls\n  typed_config:\n"+
+		testutil.StaticClusterYAML("h2legacy", "http2_protocol_options: {}", h2up.Addr),
+		testutil.StaticClusterYAML("tls", "transport_socket:\n  name: envoy.transport_sockets.tls\n  typed_config:\n"+
 			"    \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n"+
 			"    sni: upstream.test\n    common_tls_context:\n      validation_context:\n        trusted_ca:\n          inline_string: "+
 			inlineYAML(pki.CAPEM, "            "), tlsUp.Addr),
-		staticCluster("reuse", "", reuse.Addr),
-		staticCluster("mute", "transport_socket:\n  name: envoy.transport_sockets.tls\n  typed_config:\n"+
+		testutil.StaticClusterYAML("reuse", "", reuse.Addr),
+		testutil.StaticClusterYAML("mute", "transport_socket:\n  name: envoy.transport_sockets.tls\n  typed_config:\n"+
 			"    \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", mute),
 	}), nil)
 

@@ -170,6 +170,7 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 	if cfg.UseRemoteAddress {
 		c.peerIP = nc.RemoteAddr.Addr().String()
 	}
+	c.initPark()
 	c.stopWatch = c.watchDrain()
 	useH2, err := c.detectH2()
 	if err != nil {
@@ -191,7 +192,7 @@ func (cfg *Config) ServeConn(ctx context.Context, nc *networkfilter.Conn) {
 		h2cfg.OnPrematureResets = st.RqTooManyPrematureResets.Inc
 		h2cfg.OnProtocolError = st.CxProtocolError.Inc
 		c.http2 = true
-		if c.canPark() {
+		if !c.noPark {
 			h2cfg.IdleGrace = parkAfter
 		}
 		c.h2 = h2.NewServerConn(c, h2cfg, func(sctx context.Context, req *message.Request, w message.ResponseWriter) {

@@ -23,34 +23,40 @@ import (
 	"github.com/legate-proxy/legate/internal/stats"
 )
 
-// serveDirect serves HTTP/1 connections on loopback with an HCM whose only
-// route answers 200 "ok" without reading the request body.
-func serveDirect(t *testing.T) string {
+// directOKConfig compiles pb (stat prefix, codec, protocol options) with
+// a route table whose only route answers 200 "ok" without reading the
+// request body, and the router filter.
+func directOKConfig(t testing.TB, pb *hcmv3.HttpConnectionManager) *Config {
 	t.Helper()
 	router, err := anypb.New(&routerv3.Router{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := New(&hcmv3.HttpConnectionManager{
-		StatPrefix: "discard",
-		CodecType:  hcmv3.HttpConnectionManager_HTTP1,
-		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
-			VirtualHosts: []*routev3.VirtualHost{{
-				Name: "all", Domains: []string{"*"},
-				Routes: []*routev3.Route{{
-					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-					Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
-						Status: 200,
-						Body:   &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: "ok"}},
-					}},
+	pb.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
+		VirtualHosts: []*routev3.VirtualHost{{
+			Name: "all", Domains: []string{"*"},
+			Routes: []*routev3.Route{{
+				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
+					Status: 200,
+					Body:   &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: "ok"}},
 				}},
 			}},
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{{Name: "router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router}}},
-	}, Deps{Stats: stats.NewStore(), Logger: slog.New(slog.DiscardHandler)})
+	}}
+	pb.HttpFilters = []*hcmv3.HttpFilter{{Name: "router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router}}}
+	cfg, err := New(pb, Deps{Stats: stats.NewStore(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// serveDirect serves HTTP/1 connections on loopback with an HCM whose only
+// route answers 200 "ok" without reading the request body.
+func serveDirect(t *testing.T) string {
+	t.Helper()
+	cfg := directOKConfig(t, &hcmv3.HttpConnectionManager{StatPrefix: "discard", CodecType: hcmv3.HttpConnectionManager_HTTP1})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,9 @@ type idling struct {
 	idleDeadline time.Time
 	// resumed: the loop continues the idle period it parked in.
 	resumed bool
-	// noPark: this connection cannot park (parking failed once).
+	// noPark: this connection cannot park (its owner cannot detach it,
+	// the platform has no netpoll, or parking failed once). Set when the
+	// connection starts, so requests only read it.
 	noPark bool
 	// idleExpired: the idle timer resumed the parked connection.
 	idleExpired bool
@@ -44,13 +46,10 @@ type parking struct {
 	timer *time.Timer
 }
 
-// canPark reports whether this connection may park at all.
-func (c *conn) canPark() bool {
-	if c.noPark || !c.nc.CanDetach() {
-		return false
-	}
+// initPark decides once whether this connection may ever park.
+func (c *conn) initPark() {
 	_, err := netpoll.Default()
-	return err == nil
+	c.noPark = err != nil || !c.nc.CanDetach()
 }
 
 // serveH2 runs the HTTP/2 connection until it ends (false) or parks
@@ -84,7 +83,7 @@ func (c *conn) serveH2(ctx context.Context) bool {
 // readDeadline is the deadline of a read between requests: the end of the
 // idle period, or parkAfter from now when the connection would park then.
 func (c *conn) readDeadline() time.Time {
-	if c.noPark || !c.nc.CanDetach() {
+	if c.noPark {
 		return c.idleDeadline
 	}
 	d := time.Now().Add(parkAfter)
@@ -97,7 +96,7 @@ func (c *conn) readDeadline() time.Time {
 // graceOver reports whether a failed read between requests only means that
 // parkAfter has passed: nothing arrived, and the idle period goes on.
 func (c *conn) graceOver(err error) bool {
-	if c.noPark || !c.nc.CanDetach() || c.state.Load() != stateIdle || !errors.Is(err, os.ErrDeadlineExceeded) {
+	if c.noPark || c.state.Load() != stateIdle || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return false
 	}
 	return c.idleDeadline.IsZero() || time.Now().Before(c.idleDeadline)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -13,15 +12,11 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/legate-proxy/legate/internal/netpoll"
 	"github.com/legate-proxy/legate/internal/networkfilter"
-	"github.com/legate-proxy/legate/internal/stats"
 	"github.com/legate-proxy/legate/internal/testutil"
 )
 
@@ -40,31 +35,11 @@ func newParkServer(t *testing.T, idle time.Duration, tlsCfg *tls.Config) *parkSe
 	old := parkAfter
 	parkAfter = 20 * time.Millisecond
 	t.Cleanup(func() { parkAfter = old })
-	router, err := anypb.New(&routerv3.Router{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := New(&hcmv3.HttpConnectionManager{
+	cfg := directOKConfig(t, &hcmv3.HttpConnectionManager{
 		StatPrefix:                "park",
 		CodecType:                 hcmv3.HttpConnectionManager_AUTO,
 		CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(idle)},
-		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
-			VirtualHosts: []*routev3.VirtualHost{{
-				Name: "all", Domains: []string{"*"},
-				Routes: []*routev3.Route{{
-					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-					Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
-						Status: 200,
-						Body:   &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: "ok"}},
-					}},
-				}},
-			}},
-		}},
-		HttpFilters: []*hcmv3.HttpFilter{{Name: "router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router}}},
-	}, Deps{Stats: stats.NewStore(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
