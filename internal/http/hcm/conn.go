@@ -296,10 +296,14 @@ func (cfg *Config) serveHTTP1(ctx context.Context, c *conn) (parked bool) {
 			if ctx.Err() == nil || c.gentleDrain() {
 				// A parked connection resumes in the idle period it
 				// parked in.
+				now := time.Now()
 				if !c.resumed {
-					c.idleDeadline = deadline(cfg.IdleTimeout)
+					c.idleDeadline = time.Time{}
+					if cfg.IdleTimeout > 0 {
+						c.idleDeadline = now.Add(cfg.IdleTimeout)
+					}
 				}
-				c.Conn.SetReadDeadline(c.readDeadline())
+				c.Conn.SetReadDeadline(c.readDeadline(now))
 			}
 			c.resumed = false
 			// Checked after setting the deadline: a drain that started in

@@ -82,11 +82,11 @@ func (c *conn) serveH2(ctx context.Context) bool {
 
 // readDeadline is the deadline of a read between requests: the end of the
 // idle period, or parkAfter from now when the connection would park then.
-func (c *conn) readDeadline() time.Time {
+func (c *conn) readDeadline(now time.Time) time.Time {
 	if c.noPark {
 		return c.idleDeadline
 	}
-	d := time.Now().Add(parkAfter)
+	d := now.Add(parkAfter)
 	if !c.idleDeadline.IsZero() && c.idleDeadline.Before(d) {
 		return c.idleDeadline
 	}
